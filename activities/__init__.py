@@ -1,0 +1,1 @@
+"""Temporal activities: all of the reactor's I/O (PostgreSQL, reducers)."""

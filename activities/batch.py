@@ -1,0 +1,84 @@
+"""Activities of the batch workflow."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from reactor.application.apply import JobApplier
+from reactor.domain.batch import PlanEntry, PlannedJob
+from reactor.domain.jobs import JobOutcome
+from reactor.domain.scheduling import dependency_failed
+from reactor.storage.job_ledger import JobLedger
+
+
+class ApplyJobsInput(BaseModel):
+    batch_id: str
+    indices: list[int]
+
+
+class LoadPlanInput(BaseModel):
+    batch_id: str
+    offset: int
+    limit: int
+
+
+class BatchActivities:
+    """Bound to one applier (database pool, models, write cache) per worker."""
+
+    def __init__(self, applier: JobApplier, ledger: JobLedger, *, max_parallel: int = 8):
+        self.applier = applier
+        self.ledger = ledger
+        self.max_parallel = max_parallel
+
+    @activity.defn(name="apply_jobs")
+    async def apply_jobs(self, inp: ApplyJobsInput) -> list[JobOutcome]:
+        """Applies a chunk of jobs, each in its own transaction, respecting the
+        chunk's internal DAG; independent lanes run concurrently."""
+        jobs = await self.ledger.load_jobs(inp.batch_id, inp.indices)
+        if len(jobs) != len(inp.indices):
+            raise RuntimeError(f"batch {inp.batch_id}: jobs {inp.indices} not all stored")
+        by_index = {j.index: j for j in jobs}
+        done: dict[int, asyncio.Event] = {j.index: asyncio.Event() for j in jobs}
+        outcomes: dict[int, JobOutcome] = {}
+        gate = asyncio.Semaphore(self.max_parallel)
+
+        async def run(job: PlannedJob) -> None:
+            try:
+                preds = [d for d in job.deps if d in by_index]
+                if job.after is not None and job.after in by_index:
+                    preds.append(job.after)
+                for p in preds:
+                    await done[p].wait()
+                failed = next(
+                    (d for d in job.deps if d in outcomes and not outcomes[d].ok), None
+                )
+                if failed is not None:
+                    outcomes[job.index] = JobOutcome(
+                        index=job.index, ok=False, error=dependency_failed(by_index[failed].key)
+                    )
+                    return
+                async with gate:
+                    outcomes[job.index] = await self.applier.apply(inp.batch_id, job)
+            finally:
+                done[job.index].set()
+
+        heartbeat = asyncio.create_task(_heartbeat(outcomes))
+        try:
+            await asyncio.gather(*(run(j) for j in jobs))
+        finally:
+            heartbeat.cancel()
+        return [outcomes[i] for i in inp.indices]
+
+    @activity.defn(name="load_plan")
+    async def load_plan(self, inp: LoadPlanInput) -> list[PlanEntry]:
+        return await self.ledger.load_entries(inp.batch_id, inp.offset, inp.limit)
+
+
+async def _heartbeat(outcomes: dict[int, JobOutcome]) -> None:
+    """Lets Temporal notice a dead worker within the heartbeat timeout."""
+    while True:
+        activity.heartbeat(len(outcomes))
+        await asyncio.sleep(1.0)

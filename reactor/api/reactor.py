@@ -1,0 +1,408 @@
+"""The reactor: writes start batch workflows and return JobInfo as soon as
+Temporal durably accepted them; reads go to the document view."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from reactor.domain.actions import Action, ActionSpec
+from reactor.domain.batch import BatchPlan, BatchRequest, ExistingDocument, JobRequest, plan_batch
+from reactor.domain.document import Document, PagedResults
+from reactor.domain.errors import (
+    AmbiguousIdentifierError,
+    DocumentNotFoundError,
+    ReactorError,
+    ShutdownError,
+    ValidationError,
+)
+from reactor.domain.jobs import (
+    ConsistencyToken,
+    Coordinate,
+    JobError,
+    JobInfo,
+    JobStatus,
+    job_id_for,
+    parse_job_id,
+    workflow_id_for,
+)
+from reactor.domain.model import ModelRegistry
+from reactor.storage.database import Database
+from reactor.storage.document_view import DocumentView
+from reactor.storage.job_ledger import JobLedger
+from reactor.storage.operation_store import OperationStore
+from reactor.storage.relationship_index import RelationshipIndex
+from workflows.batch import BatchConfig, BatchInput, BatchSummary, BatchWorkflow, JobView
+
+INLINE_PLAN_LIMIT = 1000
+
+ActionLike = Action | ActionSpec | Mapping[str, Any]
+
+
+class BatchResult(pydantic.BaseModel):
+    batch_id: str
+    jobs: dict[str, JobInfo]
+
+
+@dataclass
+class ShutdownHandle:
+    is_shutdown: bool
+    completed: asyncio.Future[None]
+
+
+@dataclass
+class ReactorConfig:
+    task_queue: str = "reactor"
+    batch: BatchConfig = field(default_factory=BatchConfig)
+
+
+class Reactor:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        client: Client,
+        registry: ModelRegistry,
+        config: ReactorConfig | None = None,
+    ):
+        self.db = db
+        self.client = client
+        self.registry = registry
+        self.config = config or ReactorConfig()
+        self.document_view = DocumentView(db)
+        self.operation_store = OperationStore(db)
+        self.relationships = RelationshipIndex(db)
+        self.ledger = JobLedger(db)
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._shutdown: ShutdownHandle | None = None
+
+    # -- writes ---------------------------------------------------------------
+
+    async def execute_batch(self, request: BatchRequest | Mapping[str, Any]) -> BatchResult:
+        """Validates the whole request, stores it, and starts its workflow.
+        A rejected request raises ValidationError and starts nothing."""
+        self._check_open()
+        req = _parse_request(request)
+        ids = sorted({j.document_id for j in req.jobs if j.document_id})
+        found = await self.document_view.existing(ids)
+        existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
+        plan = plan_batch(req, self.registry, existing)
+        await self.ledger.store_batch(plan)
+        handle = await self._start(plan)
+        self._track(handle)
+        return BatchResult(
+            batch_id=plan.batch_id,
+            jobs={
+                j.key: JobInfo(
+                    id=job_id_for(plan.batch_id, j.index),
+                    key=j.key,
+                    batch_id=plan.batch_id,
+                    document_id=j.document_id,
+                )
+                for j in plan.jobs
+            },
+        )
+
+    async def _start(self, plan: BatchPlan) -> WorkflowHandle[Any, Any]:
+        entries = plan.entries()
+        doc_types = sorted({j.document_type for j in plan.jobs if j.document_type})
+        docs = sorted({j.document_id for j in plan.jobs})
+        summary = (
+            f"{len(plan.jobs)} job{'s' if len(plan.jobs) != 1 else ''} on "
+            f"{len(docs)} document{'s' if len(docs) != 1 else ''}"
+            + (f" ({', '.join(doc_types)})" if doc_types else "")
+        )
+        inp = BatchInput(
+            batch_id=plan.batch_id,
+            job_count=len(plan.jobs),
+            plan=entries if len(entries) <= INLINE_PLAN_LIMIT else None,
+            config=self.config.batch,
+        )
+        wf_id = workflow_id_for(plan.batch_id)
+        try:
+            return await self.client.start_workflow(
+                BatchWorkflow.run,
+                inp,
+                id=wf_id,
+                task_queue=self.config.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=summary,
+                static_details=f"documents: {', '.join(docs[:20])}"
+                + (" …" if len(docs) > 20 else ""),
+            )
+        except WorkflowAlreadyStartedError:
+            # Resubmission of a batch whose workflow already closed: same jobs.
+            return self.client.get_workflow_handle(wf_id)
+
+    async def execute(
+        self,
+        document_id: str,
+        branch: str,
+        actions: Sequence[ActionLike],
+        *,
+        scope: str | None = None,
+    ) -> JobInfo:
+        """One job: `actions` on one document. The scope defaults to the
+        actions' own scope (they must agree)."""
+        specs = [_spec(a) for a in actions]
+        job_scope = scope or next((s.scope for s in specs if s.scope), "global")
+        result = await self.execute_batch(
+            BatchRequest(
+                jobs=[
+                    JobRequest(
+                        key="job",
+                        document_id=document_id,
+                        branch=branch,
+                        scope=job_scope,
+                        actions=specs,
+                    )
+                ]
+            )
+        )
+        return result.jobs["job"]
+
+    async def create(
+        self,
+        document_type: str,
+        *,
+        document_id: str | None = None,
+        slug: str | None = None,
+        name: str = "",
+        branch: str = "main",
+    ) -> JobInfo:
+        create_input: dict[str, Any] = {"document_type": document_type, "name": name}
+        if slug is not None:
+            create_input["slug"] = slug
+        return await self.execute(
+            document_id or str(uuid.uuid4()),
+            branch,
+            [ActionSpec(type="CREATE_DOCUMENT", input=create_input, scope="document")],
+        )
+
+    async def delete_document(self, document_id: str, branch: str = "main") -> JobInfo:
+        return await self.execute(
+            document_id, branch, [ActionSpec(type="DELETE_DOCUMENT", scope="document")]
+        )
+
+    async def add_children(
+        self, parent_id: str, child_ids: Iterable[str], branch: str = "main"
+    ) -> JobInfo:
+        return await self._relationships(parent_id, child_ids, branch, "ADD_RELATIONSHIP")
+
+    async def remove_children(
+        self, parent_id: str, child_ids: Iterable[str], branch: str = "main"
+    ) -> JobInfo:
+        return await self._relationships(parent_id, child_ids, branch, "REMOVE_RELATIONSHIP")
+
+    async def _relationships(
+        self, parent_id: str, child_ids: Iterable[str], branch: str, kind: str
+    ) -> JobInfo:
+        actions = [
+            ActionSpec(type=kind, input={"target_id": c}, scope="document") for c in child_ids
+        ]
+        return await self.execute(parent_id, branch, actions)
+
+    # -- jobs -----------------------------------------------------------------
+
+    async def get_job_status(self, job_id: str) -> JobInfo:
+        """From the batch workflow's state (a query: works while it runs and
+        after it closed, from any process). A RUNNING job whose write already
+        committed reports WRITE_READY."""
+        batch_id, index = parse_job_id(job_id)
+        handle = self.client.get_workflow_handle(workflow_id_for(batch_id))
+        try:
+            view = await handle.query(BatchWorkflow.job, index)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ReactorError(f"job {job_id!r} not found (no batch {batch_id!r})") from None
+            raise
+        info = _job_info(batch_id, view)
+        if info.status is JobStatus.RUNNING:
+            outcome = await self.ledger.outcome(job_id)
+            if outcome is not None and outcome["status"] == "applied":
+                info.status = JobStatus.WRITE_READY
+                info.consistency_token = _token(
+                    [Coordinate.model_validate(c) for c in outcome["coordinates"]]
+                )
+        return info
+
+    async def batch_summary(self, batch_id: str) -> BatchSummary:
+        handle = self.client.get_workflow_handle(workflow_id_for(batch_id))
+        return await handle.query(BatchWorkflow.summary)
+
+    async def batch_jobs(self, batch_id: str, page_size: int = 500) -> list[JobInfo]:
+        handle = self.client.get_workflow_handle(workflow_id_for(batch_id))
+        out: list[JobInfo] = []
+        while True:
+            views = await handle.query(BatchWorkflow.jobs, args=[len(out), page_size])
+            out.extend(_job_info(batch_id, v) for v in views)
+            if len(views) < page_size:
+                return out
+
+    async def wait_for_batch(self, batch_id: str) -> list[JobInfo]:
+        handle = self.client.get_workflow_handle(workflow_id_for(batch_id))
+        await handle.result()
+        return await self.batch_jobs(batch_id)
+
+    async def wait_for_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
+        """Polls until the job is READ_READY or FAILED."""
+        async def poll() -> JobInfo:
+            delay = 0.02
+            while True:
+                info = await self.get_job_status(job_id)
+                if info.status.done:
+                    return info
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 0.5)
+
+        return await asyncio.wait_for(poll(), timeout)
+
+    # -- reads ----------------------------------------------------------------
+
+    async def get(self, document_id: str, view: Any = None, branch: str = "main") -> Document:
+        doc = await self.document_view.get(document_id, branch=branch)
+        if doc is None:
+            raise DocumentNotFoundError(f"document {document_id!r} not found")
+        return doc
+
+    async def get_by_slug(self, slug: str, view: Any = None, branch: str = "main") -> Document:
+        doc = await self.document_view.get_by_slug(slug, branch=branch)
+        if doc is None:
+            raise DocumentNotFoundError(f"no document with slug {slug!r}")
+        return doc
+
+    async def get_by_id_or_slug(
+        self, identifier: str, view: Any = None, branch: str = "main"
+    ) -> Document:
+        by_id = await self.document_view.get(identifier, branch=branch)
+        by_slug = await self.document_view.get_by_slug(identifier, branch=branch)
+        if by_id is not None and by_slug is not None and by_id.id != by_slug.id:
+            raise AmbiguousIdentifierError(
+                f"{identifier!r} is the id of document {by_id.id!r} and the slug of document "
+                f"{by_slug.id!r}; use get() or get_by_slug()"
+            )
+        doc = by_id or by_slug
+        if doc is None:
+            raise DocumentNotFoundError(f"no document with id or slug {identifier!r}")
+        return doc
+
+    async def get_children(self, document_id: str) -> list[str]:
+        return await self.relationships.children(document_id)
+
+    async def get_parents(self, document_id: str) -> list[str]:
+        return await self.relationships.parents(document_id)
+
+    async def find(
+        self,
+        *,
+        type: str | None = None,
+        parent_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+        branch: str = "main",
+    ) -> PagedResults:
+        return await self.document_view.find(
+            document_type=type, parent_id=parent_id, cursor=cursor, limit=limit, branch=branch
+        )
+
+    async def get_operations(
+        self,
+        document_id: str,
+        *,
+        scope: str | None = None,
+        branch: str = "main",
+        cursor: int = 0,
+        limit: int = 100,
+    ) -> PagedResults:
+        return await self.operation_store.get_operations(
+            document_id, scope=scope, branch=branch, cursor=cursor, limit=limit
+        )
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def kill(self) -> ShutdownHandle:
+        """Stops accepting writes at once; `completed` resolves when every
+        batch this reactor started has finished."""
+        if self._shutdown is None:
+            pending = list(self._in_flight)
+
+            async def drain() -> None:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+            self._shutdown = ShutdownHandle(
+                is_shutdown=True, completed=asyncio.ensure_future(drain())
+            )
+        return self._shutdown
+
+    async def close(self) -> None:
+        for task in self._in_flight:
+            task.cancel()
+        await self.db.close()
+
+    def _check_open(self) -> None:
+        if self._shutdown is not None:
+            raise ShutdownError("the reactor was killed and accepts no more writes")
+
+    def _track(self, handle: WorkflowHandle[Any, Any]) -> None:
+        task = asyncio.ensure_future(handle.result())
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+
+def _spec(action: ActionLike) -> ActionSpec:
+    if isinstance(action, ActionSpec):
+        return action
+    if isinstance(action, Action):
+        return ActionSpec(
+            type=action.type,
+            input=action.input,
+            scope=action.scope,
+            id=action.id,
+            timestamp=action.timestamp,
+            context=action.context,
+        )
+    return ActionSpec.model_validate(action)
+
+
+def _parse_request(request: BatchRequest | Mapping[str, Any]) -> BatchRequest:
+    if isinstance(request, BatchRequest):
+        return request
+    try:
+        return BatchRequest.model_validate(request)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        job: str | None = None
+        if len(loc) >= 2 and loc[0] == "jobs" and isinstance(loc[1], int):
+            jobs = request.get("jobs") or []
+            raw = jobs[loc[1]] if loc[1] < len(jobs) else {}
+            job = str(raw.get("key")) if isinstance(raw, Mapping) and raw.get("key") else f"#{loc[1]}"
+            loc = loc[2:]
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        raise ValidationError(err["msg"], job=job, field=path or None) from None
+
+
+def _token(coords: list[Coordinate]) -> ConsistencyToken | None:
+    return ConsistencyToken(coordinates=coords) if coords else None
+
+
+def _job_info(batch_id: str, view: JobView) -> JobInfo:
+    error: JobError | None = view.error
+    return JobInfo(
+        id=job_id_for(batch_id, view.index),
+        key=view.key,
+        batch_id=batch_id,
+        document_id=view.document_id,
+        status=view.status,
+        error=error,
+        consistency_token=_token(view.coordinates),
+    )

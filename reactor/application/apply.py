@@ -1,0 +1,277 @@
+"""Applying one job: one PostgreSQL transaction that takes the lane lock,
+loads head state, reduces, appends operations, updates the document view and
+records the job, so a retried activity never applies a job twice and a failed
+job writes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from reactor.application.write_cache import CachedState, WriteCache
+from reactor.domain.actions import Action
+from reactor.domain.batch import PlannedJob
+from reactor.domain.document import Operation
+from reactor.domain.document_scope import initial_document_state, reduce_document_scope
+from reactor.domain.errors import ReactorError, ReducerError
+from reactor.domain.hashing import state_hash
+from reactor.domain.jobs import Coordinate, JobError, JobOutcome, job_id_for
+from reactor.domain.model import DocumentModel, ModelRegistry
+from reactor.storage.database import Database
+from reactor.storage.document_view import DocumentView
+from reactor.storage.job_ledger import JobLedger
+from reactor.storage.keyframe_store import KeyframeStore
+from reactor.storage.operation_store import OperationStore
+from reactor.storage.relationship_index import RelationshipIndex
+
+OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
+
+LANE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
+
+class JobRejected(ReactorError):
+    """The job cannot be applied (reducer error, missing document...): it fails
+    and writes nothing. Anything else raised while applying is an
+    infrastructure error and makes the activity retry."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+
+
+@dataclass
+class _Head:
+    revision: int
+    hash: str
+    state: dict[str, Any]
+
+
+def operation_id(job_id: str, action: Action, position: int) -> str:
+    """Deterministic, so a retried job yields identical operations."""
+    return str(uuid.uuid5(OPERATION_NAMESPACE, f"{job_id}/{position}/{action.id}"))
+
+
+class JobApplier:
+    def __init__(
+        self,
+        db: Database,
+        registry: ModelRegistry,
+        *,
+        cache: WriteCache | None = None,
+        keyframe_interval: int = 100,
+    ):
+        self.db = db
+        self.registry = registry
+        self.cache = cache if cache is not None else WriteCache()
+        self.keyframe_interval = keyframe_interval
+
+    async def apply(self, batch_id: str, job: PlannedJob) -> JobOutcome:
+        job_id = job_id_for(batch_id, job.index)
+        lane = (job.document_id, job.scope, job.branch)
+        async with self.db.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await conn.execute(LANE_LOCK, f"{job.document_id}/{job.branch}")
+                    await OperationStore.force_xid(conn)
+                    decided = await JobLedger.decided(conn, job_id)
+                    if decided is not None:
+                        return _outcome_from_ledger(job.index, decided)
+                    head, ops = await self._apply_locked(conn, job, job_id)
+                    coords = [
+                        Coordinate(
+                            document_id=o.document_id,
+                            scope=o.scope,
+                            branch=o.branch,
+                            operation_index=o.index,
+                        )
+                        for o in ops
+                    ]
+                    await JobLedger.record(
+                        conn, job_id, "applied", [c.model_dump() for c in coords], None
+                    )
+            except JobRejected as rejected:
+                self.cache.invalidate(lane)
+                return await self._record_failure(conn, job, job_id, rejected)
+            except BaseException:
+                self.cache.invalidate(lane)
+                raise
+        self.cache.put(lane, CachedState(head.revision, head.hash, head.state))
+        return JobOutcome(index=job.index, ok=True, coordinates=coords)
+
+    async def _record_failure(
+        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, rejected: JobRejected
+    ) -> JobOutcome:
+        error = JobError(type=rejected.error_type, message=str(rejected))
+        async with conn.transaction():
+            if not await JobLedger.record(conn, job_id, "failed", [], error.model_dump()):
+                decided = await JobLedger.decided(conn, job_id)
+                assert decided is not None
+                return _outcome_from_ledger(job.index, decided)
+        return JobOutcome(index=job.index, ok=False, error=error)
+
+    async def _apply_locked(
+        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str
+    ) -> tuple[_Head, list[Operation]]:
+        header = await DocumentView.header_row(conn, job.document_id)
+        model: DocumentModel | None = None
+        if job.scope != "document":
+            if header is None:
+                raise JobRejected("DocumentNotFound", f"document {job.document_id!r} does not exist")
+            if header["deleted"]:
+                raise JobRejected("DocumentDeleted", f"document {job.document_id!r} is deleted")
+            model = self._model(header["document_type"])
+        elif header is not None:
+            model = self._model(header["document_type"])
+
+        head = await self._load_head(conn, job, model)
+        ops: list[Operation] = []
+        state = head.state
+        keyframes: list[tuple[int, str, dict[str, Any]]] = []
+        for position, action in enumerate(job.actions):
+            index = head.revision + position
+            try:
+                if job.scope == "document":
+                    state = reduce_document_scope(state, action)
+                else:
+                    assert model is not None
+                    model.validate_input(job.scope, action.type, action.input)
+                    state = model.reduce(job.scope, state, action)
+            except ReactorError as exc:
+                raise JobRejected(
+                    "ReducerError" if isinstance(exc, ReducerError) else type(exc).__name__,
+                    f"actions[{position}] {action.type}: {exc}",
+                ) from exc
+            except Exception as exc:  # a user reducer's bug fails the job, not the worker
+                raise JobRejected(
+                    type(exc).__name__, f"actions[{position}] {action.type}: {exc!r}"
+                ) from exc
+            digest = state_hash(state)
+            ops.append(
+                Operation(
+                    id=operation_id(job_id, action, position),
+                    index=index,
+                    timestamp=action.timestamp,
+                    hash=digest,
+                    action=action,
+                    document_id=job.document_id,
+                    scope=job.scope,
+                    branch=job.branch,
+                    job_id=job_id,
+                )
+            )
+            if (index + 1) % self.keyframe_interval == 0:
+                keyframes.append((index, digest, state))
+            model = await self._document_side_effects(conn, job, action, state, model)
+
+        await OperationStore.append(conn, ops)
+        new_head = _Head(head.revision + len(ops), ops[-1].hash, state)
+        await DocumentView.put_state(
+            conn, job.document_id, job.scope, job.branch, new_head.revision, new_head.hash, state
+        )
+        for index, digest, snapshot in keyframes:
+            await KeyframeStore.put(
+                conn, job.document_id, job.scope, job.branch, index, digest, snapshot
+            )
+        last = job.actions[-1]
+        if job.scope == "document":
+            await RelationshipIndex.replace_source(
+                conn, job.document_id, "document", state.get("children", [])
+            )
+        else:
+            assert model is not None
+            rename = [a for a in job.actions if a.type == "SET_NAME"]
+            name = rename[-1].input["name"] if rename else None
+            await DocumentView.update_header(conn, job.document_id, last.timestamp, name=name)
+            if job.scope == "global":
+                children = model.children(state)
+                if children is not None:
+                    await RelationshipIndex.replace_source(
+                        conn, job.document_id, "model", children
+                    )
+        return new_head, ops
+
+    async def _document_side_effects(
+        self,
+        conn: asyncpg.Connection,
+        job: PlannedJob,
+        action: Action,
+        state: dict[str, Any],
+        model: DocumentModel | None,
+    ) -> DocumentModel | None:
+        """Document-scope actions also change the header (and CREATE sets up
+        the other scopes' initial states)."""
+        if job.scope != "document":
+            return model
+        if action.type == "CREATE_DOCUMENT":
+            model = self._model(state["document_type"])
+            try:
+                await DocumentView.create_header(
+                    conn,
+                    job.document_id,
+                    state["document_type"],
+                    state["slug"],
+                    state["name"],
+                    action.timestamp,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if "slug" in (exc.constraint_name or ""):
+                    raise JobRejected(
+                        "SlugTaken", f"slug {state['slug']!r} is already used by another document"
+                    ) from exc
+                raise
+            for scope in ("global", "local"):
+                initial = model.initial_state(scope)
+                await DocumentView.put_state(
+                    conn, job.document_id, scope, job.branch, 0, state_hash(initial), initial
+                )
+        else:
+            await DocumentView.update_header(
+                conn,
+                job.document_id,
+                action.timestamp,
+                name=state["name"] if action.type == "SET_NAME" else None,
+                deleted=True if action.type == "DELETE_DOCUMENT" else None,
+            )
+        return model
+
+    async def _load_head(
+        self, conn: asyncpg.Connection, job: PlannedJob, model: DocumentModel | None
+    ) -> _Head:
+        """Head state under the lock: the write cache if it is at the current
+        revision, else the document view (written in the same transaction as
+        the operations, so it is the newest keyframe there is)."""
+        head = await DocumentView.head(conn, job.document_id, job.scope, job.branch)
+        if head is None:
+            if job.scope == "document":
+                initial = initial_document_state()
+            else:
+                assert model is not None
+                initial = model.initial_state(job.scope)
+            return _Head(0, state_hash(initial), initial)
+        revision, digest = head
+        cached = self.cache.get((job.document_id, job.scope, job.branch), revision)
+        if cached is not None:
+            return _Head(revision, cached.hash, cached.state)
+        state = await DocumentView.head_state(conn, job.document_id, job.scope, job.branch)
+        return _Head(revision, digest, state)
+
+    def _model(self, document_type: str) -> DocumentModel:
+        if document_type not in self.registry:
+            raise JobRejected(
+                "UnknownDocumentType",
+                f"no document model registered for {document_type!r} on this worker",
+            )
+        return self.registry.get(document_type)
+
+
+def _outcome_from_ledger(index: int, row: asyncpg.Record) -> JobOutcome:
+    if row["status"] == "applied":
+        return JobOutcome(
+            index=index,
+            ok=True,
+            coordinates=[Coordinate.model_validate(c) for c in row["coordinates"]],
+        )
+    return JobOutcome(index=index, ok=False, error=JobError.model_validate(row["error"]))

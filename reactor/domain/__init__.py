@@ -1,0 +1,1 @@
+"""Pure domain: actions, operations, documents, models, batches. No I/O here."""

@@ -1,0 +1,51 @@
+"""Errors users see. Each names what was wrong so a caller can fix the input."""
+
+from __future__ import annotations
+
+
+class ReactorError(Exception):
+    """Base of every error the reactor raises on purpose."""
+
+
+class ValidationError(ReactorError):
+    """A request was rejected before anything started.
+
+    `job` is the key of the offending job (None for batch-level problems) and
+    `field` the dotted path of the offending value, so tools can point at it.
+    """
+
+    def __init__(self, message: str, *, job: str | None = None, field: str | None = None):
+        self.job = job
+        self.field = field
+        where = []
+        if job is not None:
+            where.append(f"job {job!r}")
+        if field is not None:
+            where.append(field)
+        prefix = ": ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.reason = message
+
+
+class ReducerError(ReactorError):
+    """Raised by reducers for an action that is invalid for the current state."""
+
+
+class DocumentNotFoundError(ReactorError):
+    pass
+
+
+class AmbiguousIdentifierError(ReactorError):
+    pass
+
+
+class JobFailedError(ReactorError):
+    """A job ended FAILED; raised by helpers that wait for success."""
+
+
+class ConsistencyTimeoutError(ReactorError):
+    pass
+
+
+class ShutdownError(ReactorError):
+    """The reactor was killed and accepts no more writes."""

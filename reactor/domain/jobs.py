@@ -1,0 +1,74 @@
+"""Jobs, their statuses and the consistency tokens writes hand back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    WRITE_READY = "WRITE_READY"
+    READ_READY = "READ_READY"
+    FAILED = "FAILED"
+
+    @property
+    def done(self) -> bool:
+        return self in (JobStatus.READ_READY, JobStatus.FAILED)
+
+
+class Coordinate(BaseModel):
+    document_id: str
+    scope: str
+    branch: str
+    operation_index: int
+
+
+class ConsistencyToken(BaseModel):
+    version: int = 1
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    coordinates: list[Coordinate] = Field(default_factory=list)
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+    dependency: str | None = None  # key of the failed dependency, for dependents
+
+
+class JobInfo(BaseModel):
+    id: str
+    key: str
+    batch_id: str
+    document_id: str
+    status: JobStatus = JobStatus.PENDING
+    error: JobError | None = None
+    consistency_token: ConsistencyToken | None = None
+
+
+def job_id_for(batch_id: str, index: int) -> str:
+    """A job id names its batch (hence its workflow) so any process can find it."""
+    return f"{batch_id}:{index}"
+
+
+def parse_job_id(job_id: str) -> tuple[str, int]:
+    batch_id, sep, index = job_id.rpartition(":")
+    if not sep or not batch_id or not index.isdigit():
+        raise ValueError(f"malformed job id {job_id!r} (expected '<batch_id>:<index>')")
+    return batch_id, int(index)
+
+
+def workflow_id_for(batch_id: str) -> str:
+    return f"batch-{batch_id}"
+
+
+class JobOutcome(BaseModel):
+    """What applying one job decided; returned by the apply activity."""
+
+    index: int
+    ok: bool
+    error: JobError | None = None
+    coordinates: list[Coordinate] = Field(default_factory=list)

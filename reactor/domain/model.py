@@ -1,0 +1,164 @@
+"""Document models: a plain module (state schema, action input schemas, pure
+reducer) wrapped into one object the reactor can validate and reduce with.
+
+A model module defines:
+
+    document_type = "acme/invoice"
+    GlobalState = InvoiceState               # pydantic model; GlobalState() is the initial state
+    actions = {"ADD_LINE": AddLineInput}      # global-scope action inputs (pydantic models)
+    def reducer(state: InvoiceState, action: Action) -> InvoiceState: ...
+
+and optionally `LocalState`, `local_actions`, `local_reducer`, `initial_state()`
+and `children(state) -> set[str]` (child document ids implied by the state,
+which the reactor keeps in the relationship index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict
+
+from reactor.domain.actions import Action
+from reactor.domain.errors import ValidationError
+
+
+class EmptyState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SetNameInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+# Actions every model accepts in its global scope; the reactor reduces them
+# itself (they change the header, not the model's state).
+BASE_ACTIONS: dict[str, type[BaseModel]] = {"SET_NAME": SetNameInput}
+
+Reducer = Callable[[Any, Action], Any]
+
+
+def _identity(state: Any, action: Action) -> Any:
+    return state
+
+
+@dataclass(frozen=True)
+class DocumentModel:
+    document_type: str
+    state_schemas: Mapping[str, type[BaseModel]]
+    action_schemas: Mapping[str, Mapping[str, type[BaseModel]]]
+    reducers: Mapping[str, Reducer]
+    initial: Mapping[str, Callable[[], BaseModel]] = field(default_factory=dict)
+    children_of: Callable[[Any], set[str]] | None = None
+    module: ModuleType | None = None
+
+    @classmethod
+    def from_module(cls, module: ModuleType | DocumentModel) -> DocumentModel:
+        if isinstance(module, DocumentModel):
+            return module
+        name = getattr(module, "__name__", repr(module))
+        for attr in ("document_type", "GlobalState", "actions", "reducer"):
+            if not hasattr(module, attr):
+                raise TypeError(f"document model module {name} lacks required attribute {attr!r}")
+        global_state: type[BaseModel] = module.GlobalState
+        local_state: type[BaseModel] = getattr(module, "LocalState", EmptyState)
+        initial_global = getattr(module, "initial_state", global_state)
+        return cls(
+            document_type=module.document_type,
+            state_schemas={"global": global_state, "local": local_state},
+            action_schemas={
+                "global": dict(module.actions),
+                "local": dict(getattr(module, "local_actions", {})),
+            },
+            reducers={
+                "global": module.reducer,
+                "local": getattr(module, "local_reducer", _identity),
+            },
+            initial={"global": initial_global, "local": local_state},
+            children_of=getattr(module, "children", None),
+            module=module if isinstance(module, ModuleType) else None,
+        )
+
+    def initial_state(self, scope: str) -> dict[str, Any]:
+        factory = self.initial.get(scope) or self.state_schemas[scope]
+        return factory().model_dump(mode="json")
+
+    def schema_for(self, scope: str, action_type: str) -> type[BaseModel] | None:
+        if scope == "global" and action_type in BASE_ACTIONS:
+            return BASE_ACTIONS[action_type]
+        return self.action_schemas.get(scope, {}).get(action_type)
+
+    def known_actions(self, scope: str) -> list[str]:
+        names = list(self.action_schemas.get(scope, {}))
+        if scope == "global":
+            names += list(BASE_ACTIONS)
+        return sorted(names)
+
+    def validate_input(self, scope: str, action_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Returns the normalized input or raises ValidationError naming the field."""
+        schema = self.schema_for(scope, action_type)
+        if schema is None:
+            raise ValidationError(
+                f"unknown action type {action_type!r} for {self.document_type} in scope "
+                f"{scope!r} (known: {', '.join(self.known_actions(scope)) or 'none'})",
+                field="type",
+            )
+        return validate_with(schema, data)
+
+    def reduce(self, scope: str, state: dict[str, Any], action: Action) -> dict[str, Any]:
+        """Applies one action to a JSON state. Base actions leave state unchanged."""
+        if scope == "global" and action.type in BASE_ACTIONS:
+            return state
+        schema = self.state_schemas[scope]
+        current = schema.model_validate(state)
+        result = self.reducers[scope](current, action)
+        if not isinstance(result, schema):
+            result = schema.model_validate(result)
+        return result.model_dump(mode="json")
+
+    def children(self, global_state: dict[str, Any]) -> set[str] | None:
+        if self.children_of is None:
+            return None
+        return set(self.children_of(self.state_schemas["global"].model_validate(global_state)))
+
+
+def validate_with(schema: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return schema.model_validate(data).model_dump(mode="json")
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        field_path = f"input.{loc}" if loc else "input"
+        raise ValidationError(first["msg"], field=field_path) from None
+
+
+class ModelRegistry:
+    """Looks models up by document type, with an error that lists what exists."""
+
+    def __init__(self, models: list[DocumentModel]):
+        self._models: dict[str, DocumentModel] = {}
+        for m in models:
+            if m.document_type in self._models:
+                raise ValueError(f"document model {m.document_type!r} registered twice")
+            self._models[m.document_type] = m
+
+    def get(self, document_type: str) -> DocumentModel:
+        try:
+            return self._models[document_type]
+        except KeyError:
+            raise ValidationError(
+                f"unknown document type {document_type!r} "
+                f"(registered: {', '.join(sorted(self._models)) or 'none'})",
+                field="input.document_type",
+            ) from None
+
+    def __contains__(self, document_type: str) -> bool:
+        return document_type in self._models
+
+    def types(self) -> list[str]:
+        return sorted(self._models)

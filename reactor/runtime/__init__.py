@@ -1,0 +1,1 @@
+"""Running the reactor: settings, the embedded dev stack, the worker."""

@@ -1,0 +1,64 @@
+"""Where the stack is: environment variables first, else the stack file that
+`reactor dev` writes under .reactor/ in the current folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from reactor.domain.errors import ReactorError
+
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "ReactorBatchId": "Keyword",
+    "ReactorDocumentIds": "KeywordList",
+    "ReactorDocumentTypes": "KeywordList",
+    "ReactorJobCount": "Int",
+    "ReactorFailedJobCount": "Int",
+    "ReactorStatus": "Keyword",
+}
+
+# Per-hop latency on the dev server is bounded by this poll rate (default 20/s).
+DEV_SERVER_DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "1000"}
+
+
+class Settings(BaseModel):
+    database_url: str
+    temporal_address: str
+    namespace: str = "default"
+    task_queue: str = "reactor"
+    ui_url: str | None = None
+
+
+def home() -> Path:
+    return Path(os.environ.get("REACTOR_HOME", ".reactor")).resolve()
+
+
+def stack_file(base: Path | None = None) -> Path:
+    return (base or home()) / "stack.json"
+
+
+def load_settings() -> Settings:
+    """Settings for a client or worker joining a running stack."""
+    data: dict[str, str | None] = {}
+    path = stack_file()
+    if path.exists():
+        data.update(json.loads(path.read_text()))
+    env = {
+        "database_url": os.environ.get("REACTOR_DATABASE_URL"),
+        "temporal_address": os.environ.get("REACTOR_TEMPORAL_ADDRESS"),
+        "namespace": os.environ.get("REACTOR_TEMPORAL_NAMESPACE"),
+        "task_queue": os.environ.get("REACTOR_TASK_QUEUE"),
+    }
+    data.update({k: v for k, v in env.items() if v})
+    missing = [k for k in ("database_url", "temporal_address") if not data.get(k)]
+    if missing:
+        raise ReactorError(
+            f"no running reactor found ({path} does not exist and "
+            f"{', '.join('REACTOR_' + m.upper() for m in missing)} not set): "
+            "start `reactor dev` in this folder, or set REACTOR_DATABASE_URL and "
+            "REACTOR_TEMPORAL_ADDRESS"
+        )
+    return Settings.model_validate({k: v for k, v in data.items() if v is not None})

@@ -1,0 +1,1 @@
+"""PostgreSQL persistence: one store class per table family."""

@@ -1,0 +1,47 @@
+"""The asyncpg pool, with jsonb decoded to Python values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("jsonb", "json"):
+        await conn.set_type_codec(
+            typ, encoder=_dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+class Database:
+    """Owns (or borrows) a pool. Everything that talks SQL goes through one."""
+
+    def __init__(self, pool: asyncpg.Pool, *, owned: bool, url: str | None = None):
+        self.pool = pool
+        self.url = url
+        self._owned = owned
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection
+        )
+        assert pool is not None
+        return cls(pool, owned=True, url=url)
+
+    @classmethod
+    def from_pool(cls, pool: asyncpg.Pool) -> Database:
+        """Borrowed pools must have been created with `init=Database.init`."""
+        return cls(pool, owned=False)
+
+    init = staticmethod(_init_connection)
+
+    async def close(self) -> None:
+        if self._owned:
+            await self.pool.close()

@@ -1,0 +1,204 @@
+"""The document view: one row per document (header) plus one per
+(document, scope, branch) with the latest state. Serves get/find."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from reactor.domain.document import Document, DocumentHeader, PagedResults
+from reactor.storage.database import Database
+
+UPSERT_STATE = """
+INSERT INTO reactor_document_states (document_id, scope, branch, revision, hash, state)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (document_id, scope, branch)
+DO UPDATE SET revision = EXCLUDED.revision, hash = EXCLUDED.hash, state = EXCLUDED.state
+"""
+
+
+class DocumentView:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- writes, inside the applying transaction ---------------------------
+
+    @staticmethod
+    async def create_header(
+        conn: asyncpg.Connection,
+        document_id: str,
+        document_type: str,
+        slug: str | None,
+        name: str,
+        at: datetime,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO reactor_documents (id, document_type, slug, name, created_at, modified_at) "
+            "VALUES ($1, $2, $3, $4, $5, $5)",
+            document_id,
+            document_type,
+            slug,
+            name,
+            at,
+        )
+
+    @staticmethod
+    async def update_header(
+        conn: asyncpg.Connection,
+        document_id: str,
+        at: datetime,
+        *,
+        name: str | None = None,
+        deleted: bool | None = None,
+    ) -> None:
+        await conn.execute(
+            "UPDATE reactor_documents SET modified_at = greatest(modified_at, $2), "
+            "name = coalesce($3, name), deleted = coalesce($4, deleted) WHERE id = $1",
+            document_id,
+            at,
+            name,
+            deleted,
+        )
+
+    @staticmethod
+    async def header_row(conn: asyncpg.Connection, document_id: str) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            "SELECT id, document_type, deleted FROM reactor_documents WHERE id = $1", document_id
+        )
+
+    @staticmethod
+    async def head(
+        conn: asyncpg.Connection, document_id: str, scope: str, branch: str
+    ) -> tuple[int, str] | None:
+        row = await conn.fetchrow(
+            "SELECT revision, hash FROM reactor_document_states "
+            "WHERE document_id = $1 AND scope = $2 AND branch = $3",
+            document_id,
+            scope,
+            branch,
+        )
+        return None if row is None else (row["revision"], row["hash"])
+
+    @staticmethod
+    async def head_state(
+        conn: asyncpg.Connection, document_id: str, scope: str, branch: str
+    ) -> dict[str, Any]:
+        state: dict[str, Any] = await conn.fetchval(
+            "SELECT state FROM reactor_document_states "
+            "WHERE document_id = $1 AND scope = $2 AND branch = $3",
+            document_id,
+            scope,
+            branch,
+        )
+        return state
+
+    @staticmethod
+    async def put_state(
+        conn: asyncpg.Connection,
+        document_id: str,
+        scope: str,
+        branch: str,
+        revision: int,
+        hash_: str,
+        state: dict[str, Any],
+    ) -> None:
+        await conn.execute(UPSERT_STATE, document_id, scope, branch, revision, hash_, state)
+
+    # -- reads --------------------------------------------------------------
+
+    async def existing(self, document_ids: list[str]) -> dict[str, tuple[str, bool]]:
+        """document_id -> (document_type, deleted) for those that exist."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, document_type, deleted FROM reactor_documents WHERE id = ANY($1)",
+                document_ids,
+            )
+        return {r["id"]: (r["document_type"], r["deleted"]) for r in rows}
+
+    async def get(
+        self, document_id: str, *, branch: str = "main", include_deleted: bool = False
+    ) -> Document | None:
+        return await self._get_where("d.id = $1", document_id, branch, include_deleted)
+
+    async def get_by_slug(
+        self, slug: str, *, branch: str = "main", include_deleted: bool = False
+    ) -> Document | None:
+        return await self._get_where("d.slug = $1", slug, branch, include_deleted)
+
+    async def _get_where(
+        self, where: str, value: str, branch: str, include_deleted: bool
+    ) -> Document | None:
+        async with self.db.pool.acquire() as conn:
+            header = await conn.fetchrow(
+                "SELECT id, document_type, slug, name, created_at, modified_at, deleted "
+                f"FROM reactor_documents d WHERE {where}",
+                value,
+            )
+            if header is None or (header["deleted"] and not include_deleted):
+                return None
+            states = await conn.fetch(
+                "SELECT scope, revision, state FROM reactor_document_states "
+                "WHERE document_id = $1 AND branch = $2",
+                header["id"],
+                branch,
+            )
+        return _document(header, states, branch)
+
+    async def find(
+        self,
+        *,
+        document_type: str | None = None,
+        parent_id: str | None = None,
+        branch: str = "main",
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> PagedResults:
+        """Documents by type and/or parent, ordered by id; `cursor` is the last
+        id of the previous page."""
+        async with self.db.pool.acquire() as conn:
+            headers = await conn.fetch(
+                "SELECT id, document_type, slug, name, created_at, modified_at, deleted "
+                "FROM reactor_documents d WHERE NOT d.deleted "
+                "AND ($1::text IS NULL OR d.document_type = $1) "
+                "AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM reactor_relationships r "
+                "     WHERE r.parent_id = $2 AND r.child_id = d.id)) "
+                "AND ($3::text IS NULL OR d.id > $3) ORDER BY d.id LIMIT $4",
+                document_type,
+                parent_id,
+                cursor,
+                limit,
+            )
+            ids = [h["id"] for h in headers]
+            states = await conn.fetch(
+                "SELECT document_id, scope, revision, state FROM reactor_document_states "
+                "WHERE document_id = ANY($1) AND branch = $2",
+                ids,
+                branch,
+            )
+        by_doc: dict[str, list[asyncpg.Record]] = {}
+        for s in states:
+            by_doc.setdefault(s["document_id"], []).append(s)
+        docs = [_document(h, by_doc.get(h["id"], []), branch) for h in headers]
+        nxt = ids[-1] if len(ids) == limit else None
+        return PagedResults(results=docs, next_cursor=nxt)
+
+
+def _document(header: asyncpg.Record, states: list[asyncpg.Record], branch: str) -> Document:
+    revision = {s["scope"]: s["revision"] for s in states}
+    state = {s["scope"]: s["state"] for s in states if s["scope"] != "document"}
+    return Document(
+        header=DocumentHeader(
+            id=header["id"],
+            slug=header["slug"],
+            name=header["name"],
+            document_type=header["document_type"],
+            created_at=header["created_at"],
+            last_modified_at=header["modified_at"],
+            revision=revision,
+            branch=branch,
+            deleted=header["deleted"],
+        ),
+        state=state,
+    )

@@ -1,0 +1,151 @@
+"""Batch payloads (stored by reference) and the ledger of decided jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import asyncpg
+
+from reactor.domain.actions import Action
+from reactor.domain.batch import BatchPlan, PlanEntry, PlannedJob
+from reactor.domain.errors import ValidationError
+from reactor.domain.hashing import canonical_json
+from reactor.storage.database import Database
+
+INSERT_JOBS = """
+INSERT INTO reactor_batch_jobs
+    (batch_id, idx, key, document_id, document_type, scope, branch, deps, after_idx, actions)
+SELECT $1, j.idx, j.key, j.document_id, j.document_type, j.scope, j.branch,
+       (SELECT coalesce(array_agg(x::int), '{}') FROM jsonb_array_elements_text(j.deps::jsonb) x),
+       j.after_idx, j.actions::jsonb
+FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::int[], $10::text[])
+     AS j(idx, key, document_id, document_type, scope, branch, deps, after_idx, actions)
+"""
+
+
+def plan_hash(plan: BatchPlan) -> str:
+    """Identity of a request, ignoring the ids/timestamps we generated."""
+    body = [
+        [j.key, j.document_id, j.scope, j.branch, j.deps,
+         [[a.type, a.input, a.scope] for a in j.actions]]
+        for j in plan.jobs
+    ]
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+class JobLedger:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def store_batch(self, plan: BatchPlan) -> bool:
+        """Stores the batch; False if the same batch was stored before. A
+        different request under a used batch_id is rejected."""
+        digest = plan_hash(plan)
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO reactor_batches (batch_id, request_hash, job_count) "
+                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+                plan.batch_id,
+                digest,
+                len(plan.jobs),
+            )
+            if not inserted:
+                existing = await conn.fetchval(
+                    "SELECT request_hash FROM reactor_batches WHERE batch_id = $1", plan.batch_id
+                )
+                if existing != digest:
+                    raise ValidationError(
+                        f"batch_id {plan.batch_id!r} was already used for a different request",
+                        field="batch_id",
+                    )
+                return False
+            cols: list[list[Any]] = [[] for _ in range(9)]
+            for j in plan.jobs:
+                row = (
+                    j.index, j.key, j.document_id, j.document_type, j.scope, j.branch,
+                    json.dumps(j.deps), j.after,
+                    json.dumps([a.model_dump(mode="json") for a in j.actions]),
+                )
+                for col, v in zip(cols, row, strict=True):
+                    col.append(v)
+            await conn.execute(INSERT_JOBS, plan.batch_id, *cols)
+        return True
+
+    async def load_jobs(self, batch_id: str, indices: list[int]) -> list[PlannedJob]:
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT idx, key, document_id, document_type, scope, branch, deps, after_idx, "
+                "actions FROM reactor_batch_jobs WHERE batch_id = $1 AND idx = ANY($2) "
+                "ORDER BY idx",
+                batch_id,
+                indices,
+            )
+        return [
+            PlannedJob(
+                index=r["idx"],
+                key=r["key"],
+                document_id=r["document_id"],
+                document_type=r["document_type"],
+                scope=r["scope"],
+                branch=r["branch"],
+                deps=list(r["deps"]),
+                after=r["after_idx"],
+                actions=[Action.model_validate(a) for a in r["actions"]],
+            )
+            for r in rows
+        ]
+
+    async def load_entries(self, batch_id: str, offset: int, limit: int) -> list[PlanEntry]:
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT key, document_id, document_type, deps, after_idx, "
+                "jsonb_array_length(actions) AS n FROM reactor_batch_jobs "
+                "WHERE batch_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
+                batch_id,
+                offset,
+                limit,
+            )
+        return [
+            PlanEntry(
+                key=r["key"],
+                document_id=r["document_id"],
+                document_type=r["document_type"],
+                deps=list(r["deps"]),
+                after=r["after_idx"],
+                actions=r["n"],
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    async def decided(conn: asyncpg.Connection, job_id: str) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            "SELECT status, coordinates, error FROM reactor_applied_jobs WHERE job_id = $1", job_id
+        )
+
+    @staticmethod
+    async def record(
+        conn: asyncpg.Connection,
+        job_id: str,
+        status: str,
+        coordinates: list[dict[str, Any]],
+        error: dict[str, Any] | None,
+    ) -> bool:
+        """False if another attempt already recorded this job."""
+        return bool(
+            await conn.fetchval(
+                "INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+                job_id,
+                status,
+                coordinates,
+                error,
+            )
+        )
+
+    async def outcome(self, job_id: str) -> asyncpg.Record | None:
+        async with self.db.pool.acquire() as conn:
+            return await self.decided(conn, job_id)

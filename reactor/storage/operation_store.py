@@ -1,0 +1,183 @@
+"""The append-only operation log.
+
+Global order and the commit-visibility gap: ordinals come from an identity
+column, so a transaction can draw ordinal 5, stay open, while another draws 6
+and commits. A reader that trusted "max ordinal seen" would skip 5 forever.
+Every writer therefore forces its transaction id (xid8) *before* drawing an
+ordinal and stores it on the row. Readers only take rows whose tx_id is below
+the snapshot's xmin (every transaction that could still add such rows has
+ended) and track their position as (tx_id, ordinal). See `read_visible`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from reactor.domain.actions import Action
+from reactor.domain.document import Operation, PagedResults
+from reactor.storage.database import Database
+
+_COLUMNS = "ordinal, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id"
+
+INSERT_OPERATIONS = """
+INSERT INTO reactor_operations
+    (tx_id, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
+SELECT pg_current_xact_id(), o.id, o.document_id, o.scope, o.branch, o.idx, o.skip, o.ts,
+       o.hash, o.action, o.job_id
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
+            $7::timestamptz[], $8::text[], $9::jsonb[], $10::text[])
+     AS o(id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
+ORDER BY o.idx
+"""
+
+
+@dataclass(frozen=True)
+class Position:
+    """A reader's place in the global log: (transaction id, ordinal)."""
+
+    tx_id: int = 0
+    ordinal: int = 0
+
+
+def row_to_operation(row: asyncpg.Record) -> Operation:
+    return Operation(
+        id=row["id"],
+        index=row["idx"],
+        skip=row["skip"],
+        timestamp=row["ts"],
+        hash=row["hash"],
+        action=Action.model_validate(row["action"]),
+        document_id=row["document_id"],
+        scope=row["scope"],
+        branch=row["branch"],
+        ordinal=row["ordinal"],
+        job_id=row["job_id"],
+    )
+
+
+class OperationStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    @staticmethod
+    async def append(conn: asyncpg.Connection, operations: Sequence[Operation]) -> None:
+        """Inside the caller's transaction, which must already hold an xid
+        (see `force_xid`)."""
+        if not operations:
+            return
+        cols: list[list[Any]] = [[] for _ in range(10)]
+        for op in operations:
+            values = (
+                op.id,
+                op.document_id,
+                op.scope,
+                op.branch,
+                op.index,
+                op.skip,
+                op.timestamp,
+                op.hash,
+                op.action.model_dump(mode="json"),
+                op.job_id,
+            )
+            for col, value in zip(cols, values, strict=True):
+                col.append(value)
+        await conn.execute(INSERT_OPERATIONS, *cols)
+
+    @staticmethod
+    async def force_xid(conn: asyncpg.Connection) -> None:
+        """Assigns the transaction its xid before any ordinal is drawn."""
+        await conn.execute("SELECT pg_current_xact_id()")
+
+    @staticmethod
+    async def load_range(
+        conn: asyncpg.Connection, document_id: str, scope: str, branch: str, start: int, end: int
+    ) -> list[Operation]:
+        """Operations with start <= index < end, in index order."""
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM reactor_operations WHERE document_id = $1 AND scope = $2 "
+            "AND branch = $3 AND idx >= $4 AND idx < $5 ORDER BY idx",
+            document_id,
+            scope,
+            branch,
+            start,
+            end,
+        )
+        return [row_to_operation(r) for r in rows]
+
+    async def get_since(
+        self, document_id: str, scope: str, branch: str, revision: int, limit: int | None = None
+    ) -> PagedResults:
+        """Operations with index >= revision."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM reactor_operations WHERE document_id = $1 AND scope = $2 "
+                "AND branch = $3 AND idx >= $4 ORDER BY idx LIMIT $5",
+                document_id,
+                scope,
+                branch,
+                revision,
+                limit,
+            )
+        ops = [row_to_operation(r) for r in rows]
+        nxt = ops[-1].index + 1 if limit is not None and len(ops) == limit else None
+        return PagedResults(results=ops, next_cursor=nxt)
+
+    async def get_revisions(self, document_id: str, branch: str = "main") -> dict[str, int]:
+        """Number of operations per scope."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT scope, max(idx) + 1 AS revision FROM reactor_operations "
+                "WHERE document_id = $1 AND branch = $2 GROUP BY scope",
+                document_id,
+                branch,
+            )
+        return {r["scope"]: r["revision"] for r in rows}
+
+    async def get_operations(
+        self,
+        document_id: str,
+        *,
+        scope: str | None = None,
+        branch: str = "main",
+        cursor: int = 0,
+        limit: int = 100,
+    ) -> PagedResults:
+        """A page of a document's operations, ordered by global ordinal;
+        `cursor` is the ordinal to continue after."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM reactor_operations WHERE document_id = $1 "
+                "AND branch = $2 AND ($3::text IS NULL OR scope = $3) AND ordinal > $4 "
+                "ORDER BY ordinal LIMIT $5",
+                document_id,
+                branch,
+                scope,
+                cursor,
+                limit,
+            )
+        ops = [row_to_operation(r) for r in rows]
+        nxt = ops[-1].ordinal if len(ops) == limit and ops else None
+        return PagedResults(results=ops, next_cursor=nxt)
+
+    @staticmethod
+    async def read_visible(
+        conn: asyncpg.Connection, after: Position, limit: int
+    ) -> list[tuple[Position, Operation]]:
+        """Operations after `after` that no open transaction can precede.
+
+        Must run before the caller's transaction takes an xid of its own,
+        otherwise its own xid holds the horizon back."""
+        rows = await conn.fetch(
+            f"SELECT tx_id::text::bigint AS tx, {_COLUMNS} FROM reactor_operations "
+            "WHERE (tx_id, ordinal) > ($1::text::xid8, $2) "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY tx_id, ordinal LIMIT $3",
+            str(after.tx_id),
+            after.ordinal,
+            limit,
+        )
+        return [(Position(r["tx"], r["ordinal"]), row_to_operation(r)) for r in rows]

@@ -1,0 +1,59 @@
+"""Parent/child edges between documents (drives and their files, and
+explicit ADD_RELATIONSHIP edges)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+
+from reactor.storage.database import Database
+
+
+class RelationshipIndex:
+    def __init__(self, db: Database):
+        self.db = db
+
+    @staticmethod
+    async def replace_source(
+        conn: asyncpg.Connection, parent_id: str, source: str, children: Iterable[str]
+    ) -> None:
+        """Makes `children` the exact set of child edges owned by `source`."""
+        wanted = sorted(set(children))
+        await conn.execute(
+            "DELETE FROM reactor_relationships WHERE parent_id = $1 AND source = $2 "
+            "AND NOT (child_id = ANY($3::text[]))",
+            parent_id,
+            source,
+            wanted,
+        )
+        if wanted:
+            await conn.execute(
+                "INSERT INTO reactor_relationships (parent_id, child_id, source) "
+                "SELECT $1, c, $2 FROM unnest($3::text[]) AS c ON CONFLICT DO NOTHING",
+                parent_id,
+                source,
+                wanted,
+            )
+
+    async def children(self, parent_id: str, *, include_deleted: bool = False) -> list[str]:
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT DISTINCT r.child_id FROM reactor_relationships r "
+                "LEFT JOIN reactor_documents d ON d.id = r.child_id "
+                "WHERE r.parent_id = $1 AND ($2 OR d.deleted IS NOT TRUE) ORDER BY r.child_id",
+                parent_id,
+                include_deleted,
+            )
+        return [r["child_id"] for r in rows]
+
+    async def parents(self, child_id: str, *, include_deleted: bool = False) -> list[str]:
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT DISTINCT r.parent_id FROM reactor_relationships r "
+                "LEFT JOIN reactor_documents d ON d.id = r.parent_id "
+                "WHERE r.child_id = $1 AND ($2 OR d.deleted IS NOT TRUE) ORDER BY r.parent_id",
+                child_id,
+                include_deleted,
+            )
+        return [r["parent_id"] for r in rows]

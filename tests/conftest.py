@@ -1,0 +1,129 @@
+"""Real services for the suite: one embedded PostgreSQL and one Temporal dev
+server per session (started and stopped here), and a fresh database and task
+queue per test so tests cannot see each other's documents or workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from reactor.api.builder import ReactorBuilder
+from reactor.api.reactor import Reactor
+from reactor.models import BUILTIN_MODELS
+from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal
+from reactor.runtime.temporal import connect
+from reactor.runtime.worker import build_worker, registry_of
+from reactor.storage.database import Database
+from reactor.storage.migrate import migrate
+from workflows.batch import BatchConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Stack:
+    database_url: str  # the server's maintenance database
+    temporal_address: str
+    folder: Path
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    folder = Path(tempfile.mkdtemp(prefix="rxt"))
+    pg = EmbeddedPostgres(folder / "pg")
+    temporal = EmbeddedTemporal(folder / "temporal", ui=False)
+    try:
+        url = pg.start()
+        address = temporal.start()
+        yield Stack(url, address, folder)
+    finally:
+        temporal.stop()
+        pg.stop()
+        if not os.environ.get("REACTOR_KEEP_TEST_STATE"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture
+async def database_url(stack: Stack) -> str:
+    """A fresh, migrated database for this test."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = with_database(stack.database_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return "tq-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.connect(database_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def reactor(stack: Stack, database_url: str, task_queue: str) -> AsyncIterator[Reactor]:
+    """A reactor with no worker: tests add one with `in_process_worker`."""
+    r = await (
+        ReactorBuilder()
+        .with_document_models(BUILTIN_MODELS)
+        .with_database(database_url)
+        .with_temporal(stack.temporal_address, task_queue=task_queue)
+        .with_batch_config(BatchConfig(heartbeat_timeout_s=5))
+        .build()
+    )
+    yield r
+    await r.close()
+
+
+@pytest.fixture
+async def worker(stack: Stack, database_url: str, task_queue: str) -> AsyncIterator[None]:
+    """An in-process worker on the test's task queue."""
+    client = await connect(stack.temporal_address)
+    database = await Database.connect(database_url)
+    w = build_worker(client, database, registry_of(), task_queue)
+    task = asyncio.create_task(w.run())
+    yield
+    await w.shutdown()
+    await asyncio.gather(task, return_exceptions=True)
+    await database.close()
+
+
+def worker_env(stack: Stack, database_url: str, task_queue: str) -> dict[str, str]:
+    """Environment for a worker subprocess (`python worker.py`) joining the test."""
+    env = dict(os.environ)
+    env.update(
+        REACTOR_DATABASE_URL=database_url,
+        REACTOR_TEMPORAL_ADDRESS=stack.temporal_address,
+        REACTOR_TASK_QUEUE=task_queue,
+        REACTOR_HOME=str(stack.folder / "home"),
+        PYTHONPATH=str(ROOT),
+    )
+    return env

@@ -1,0 +1,153 @@
+"""End to end through Temporal into PostgreSQL: documents, operations,
+ordering and failure semantics of batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reactor.api.reactor import Reactor
+from reactor.application.replay import rebuild_state
+from reactor.domain.jobs import JobStatus
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def create(key: str, doc: str, doc_type: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "document_id": doc,
+        "scope": "document",
+        "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": doc_type, **extra}}],
+    }
+
+
+def todo(key: str, doc: str, actions: list[tuple[str, dict[str, Any]]], deps: list[str] = []) -> dict[str, Any]:  # noqa: B006
+    return {
+        "key": key,
+        "document_id": doc,
+        "actions": [{"type": t, "input": i} for t, i in actions],
+        "depends_on": deps,
+    }
+
+
+async def run(reactor: Reactor, jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    result = await reactor.execute_batch({"jobs": jobs})
+    infos = await reactor.wait_for_batch(result.batch_id)
+    return {i.key: i for i in infos}
+
+
+async def test_batch_creates_documents_and_applies_actions(reactor: Reactor) -> None:
+    jobs = await run(
+        reactor,
+        [
+            create("drive", "d1", "powerhouse/document-drive", slug="my-drive", name="Drive"),
+            create("list", "l1", "powerhouse/todo-list", name="Groceries"),
+            {
+                "key": "file",
+                "document_id": "d1",
+                "actions": [
+                    {
+                        "type": "ADD_FILE",
+                        "input": {"id": "l1", "name": "Groceries", "document_type": "powerhouse/todo-list"},
+                    }
+                ],
+                "depends_on": ["drive", "list"],
+            },
+            todo("a", "l1", [("ADD_TODO_ITEM", {"id": "1", "text": "milk"})], ["list"]),
+            todo("b", "l1", [("ADD_TODO_ITEM", {"id": "2", "text": "eggs"}),
+                             ("UPDATE_TODO_ITEM", {"id": "1", "checked": True})], ["a"]),
+        ],
+    )
+    assert {k: j.status for k, j in jobs.items()} == dict.fromkeys(jobs, JobStatus.READ_READY)
+    doc = await reactor.get("l1")
+    assert doc.header.document_type == "powerhouse/todo-list"
+    assert doc.header.name == "Groceries"
+    assert doc.header.revision["global"] == 3
+    assert doc.state["global"]["stats"] == {"total": 2, "checked": 1, "unchecked": 1}
+    assert [i["text"] for i in doc.state["global"]["items"]] == ["milk", "eggs"]
+    drive = await reactor.get_by_slug("my-drive")
+    assert drive.id == "d1"
+    assert await reactor.get_children("d1") == ["l1"]
+    assert await reactor.get_parents("l1") == ["d1"]
+    found = await reactor.find(type="powerhouse/todo-list", parent_id="d1")
+    assert [d.id for d in found.results] == ["l1"]
+    token = jobs["b"].consistency_token
+    assert token is not None
+    assert [(c.scope, c.operation_index) for c in token.coordinates] == [("global", 1), ("global", 2)]
+
+
+async def test_operations_are_contiguous_hashed_and_replay_to_the_stored_state(reactor: Reactor) -> None:
+    await run(reactor, [create("c", "l2", "powerhouse/todo-list")])
+    jobs = [
+        todo(f"j{n}", "l2", [("ADD_TODO_ITEM", {"id": str(n), "text": f"item {n}"})])
+        for n in range(30)
+    ]
+    jobs.append(todo("del", "l2", [("DELETE_TODO_ITEM", {"id": "3"})]))
+    await run(reactor, jobs)
+    page = await reactor.get_operations("l2", scope="global", limit=1000)
+    ops = page.results
+    assert [o.index for o in ops] == list(range(31))
+    assert len({o.id for o in ops}) == 31
+    # submission order on one document is kept
+    assert [o.action.input["id"] for o in ops[:30]] == [str(n) for n in range(30)]
+    doc = await reactor.get("l2")
+    assert ops[-1].hash == (await rebuild_state(reactor.db, reactor.registry, "l2", "global"))[1]
+    for use_keyframes in (True, False):
+        revision, digest, state = await rebuild_state(
+            reactor.db, reactor.registry, "l2", "global", use_keyframes=use_keyframes
+        )
+        assert revision == 31
+        assert state == doc.state["global"]
+        assert digest == ops[-1].hash
+
+
+async def test_failed_job_fails_its_dependents_and_the_rest_continue(reactor: Reactor) -> None:
+    await run(reactor, [create("c", "l3", "powerhouse/todo-list"), create("c2", "l4", "powerhouse/todo-list")])
+    jobs = await run(
+        reactor,
+        [
+            todo("bad", "l3", [("DELETE_TODO_ITEM", {"id": "nope"})]),
+            todo("child", "l4", [("ADD_TODO_ITEM", {"id": "x", "text": "never"})], ["bad"]),
+            todo("grandchild", "l4", [("ADD_TODO_ITEM", {"id": "y", "text": "never"})], ["child"]),
+            todo("after-bad", "l3", [("ADD_TODO_ITEM", {"id": "ok", "text": "still runs"})]),
+            todo("independent", "l4", [("ADD_TODO_ITEM", {"id": "z", "text": "runs"})]),
+        ],
+    )
+    assert jobs["bad"].status is JobStatus.FAILED
+    assert jobs["bad"].error is not None and "nope" in jobs["bad"].error.message
+    assert jobs["child"].status is JobStatus.FAILED
+    assert jobs["child"].error is not None and jobs["child"].error.dependency == "bad"
+    assert jobs["grandchild"].error is not None and jobs["grandchild"].error.dependency == "child"
+    assert jobs["after-bad"].status is JobStatus.READ_READY
+    assert jobs["independent"].status is JobStatus.READ_READY
+    l3 = await reactor.get("l3")
+    assert [i["id"] for i in l3.state["global"]["items"]] == ["ok"]
+    assert l3.header.revision["global"] == 1  # the failed job wrote nothing
+    l4 = await reactor.get("l4")
+    assert [i["id"] for i in l4.state["global"]["items"]] == ["z"]
+
+
+async def test_reducer_error_midway_through_a_job_writes_nothing(reactor: Reactor) -> None:
+    await run(reactor, [create("c", "l5", "powerhouse/todo-list")])
+    jobs = await run(
+        reactor,
+        [todo("j", "l5", [("ADD_TODO_ITEM", {"id": "1", "text": "a"}),
+                          ("ADD_TODO_ITEM", {"id": "1", "text": "duplicate"})])],
+    )
+    assert jobs["j"].status is JobStatus.FAILED
+    assert jobs["j"].error is not None
+    assert "actions[1]" in jobs["j"].error.message
+    assert (await reactor.get_operations("l5", scope="global")).results == []
+    assert (await reactor.get("l5")).state["global"]["items"] == []
+
+
+async def test_job_status_is_readable_after_the_workflow_closed(reactor: Reactor) -> None:
+    result = await reactor.execute_batch({"jobs": [create("c", "l6", "powerhouse/todo-list")]})
+    await reactor.wait_for_batch(result.batch_id)
+    info = await reactor.get_job_status(result.jobs["c"].id)
+    assert info.status is JobStatus.READ_READY
+    assert info.key == "c"
+    assert info.consistency_token is not None
+    assert info.consistency_token.coordinates[0].scope == "document"

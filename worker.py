@@ -1,0 +1,22 @@
+"""Entry point: run one reactor worker against the stack named by
+REACTOR_DATABASE_URL / REACTOR_TEMPORAL_ADDRESS (or a running `reactor dev`).
+
+    python worker.py        # same as `reactor worker`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from reactor.runtime.settings import load_settings
+from reactor.runtime.worker import run_worker
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(run_worker(load_settings()))
+
+
+if __name__ == "__main__":
+    main()
