@@ -183,9 +183,8 @@ def plan_batch(
             except ValidationError as exc:
                 sub = exc.field or ""
                 path = sub if sub == "document_id" else f"{field}.{sub}" if sub else field
-                raise ValidationError(
-                    f"{spec.type}: {exc.reason}", job=key, field=path
-                ) from None
+                reason = exc.reason if path == "document_id" else f"{spec.type}: {exc.reason}"
+                raise ValidationError(reason, job=key, field=path) from None
             action = spec.to_action(job.scope).model_copy(update={"input": normalized})
             actions.append(action)
 

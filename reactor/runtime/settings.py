@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
+from types import ModuleType
 
 from pydantic import BaseModel
 
@@ -62,3 +64,14 @@ def load_settings() -> Settings:
             "REACTOR_TEMPORAL_ADDRESS"
         )
     return Settings.model_validate({k: v for k, v in data.items() if v is not None})
+
+
+def model_modules() -> list[ModuleType]:
+    """The built-in models plus any named in REACTOR_MODELS (comma-separated
+    importable module names), so workers and the CLI load a user's models."""
+    from reactor.models import BUILTIN_MODELS
+
+    modules: list[ModuleType] = list(BUILTIN_MODELS)
+    for name in filter(None, (n.strip() for n in os.environ.get("REACTOR_MODELS", "").split(","))):
+        modules.append(importlib.import_module(name))
+    return modules

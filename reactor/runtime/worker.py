@@ -17,8 +17,7 @@ from activities.batch import BatchActivities
 from reactor.application.apply import JobApplier
 from reactor.application.write_cache import WriteCache
 from reactor.domain.model import DocumentModel, ModelRegistry
-from reactor.models import BUILTIN_MODELS
-from reactor.runtime.settings import Settings
+from reactor.runtime.settings import Settings, model_modules
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
 from reactor.storage.job_ledger import JobLedger
@@ -51,7 +50,7 @@ def build_worker(
 
 
 def registry_of(models: Sequence[ModuleType | DocumentModel] | None = None) -> ModelRegistry:
-    return ModelRegistry([DocumentModel.from_module(m) for m in (models or BUILTIN_MODELS)])
+    return ModelRegistry([DocumentModel.from_module(m) for m in (models or model_modules())])
 
 
 async def run_worker(

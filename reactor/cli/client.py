@@ -1,0 +1,185 @@
+"""Commands that talk to a running stack (found through .reactor/ or the
+REACTOR_* environment variables)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from reactor.api.builder import ReactorBuilder
+from reactor.api.reactor import Reactor
+from reactor.cli import render
+from reactor.domain.errors import ValidationError
+from reactor.domain.jobs import JobInfo, JobStatus
+from reactor.runtime.settings import load_settings, model_modules
+
+EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@asynccontextmanager
+async def open_reactor() -> AsyncIterator[Reactor]:
+    settings = load_settings()
+    reactor = await (
+        ReactorBuilder()
+        .with_document_models(model_modules())
+        .with_database(settings.database_url)
+        .with_temporal(settings.temporal_address, settings.namespace, settings.task_queue)
+        .with_migration_strategy("none")
+        .build()
+    )
+    try:
+        yield reactor
+    finally:
+        await reactor.close()
+
+
+def read_batch_file(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path}: expected a JSON object with a 'jobs' list")
+    return data
+
+
+async def submit(reactor: Reactor, request: dict[str, Any], *, wait: bool, as_json: bool) -> int:
+    try:
+        result = await reactor.execute_batch(request)
+    except ValidationError as exc:
+        if as_json:
+            console.print_json(
+                json.dumps({"error": str(exc), "job": exc.job, "field": exc.field})
+            )
+        else:
+            err_console.print(f"[bold red]rejected[/bold red] (nothing started): {exc}")
+        return EXIT_REJECTED
+    jobs: list[JobInfo] = list(result.jobs.values())
+    if wait:
+        jobs = await wait_with_progress(reactor, result.batch_id, len(jobs), quiet=as_json)
+    if as_json:
+        print(render.jobs_json(result.batch_id, jobs))
+    elif wait:
+        console.print(render.job_table(jobs, title=f"batch {result.batch_id}"))
+    else:
+        console.print(f"batch {result.batch_id} accepted")
+        for job in jobs:
+            console.print(f"{job.key}\t{job.id}")
+    if wait and any(j.status is JobStatus.FAILED for j in jobs):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def wait_with_progress(
+    reactor: Reactor, batch_id: str, total: int, *, quiet: bool = False
+) -> list[JobInfo]:
+    done_task = asyncio.ensure_future(reactor.wait_for_batch(batch_id))
+    with Progress(
+        TextColumn("[bold]batch {task.fields[batch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=total, batch=batch_id[:12], detail="")
+        while not done_task.done():
+            try:
+                summary = await reactor.batch_summary(batch_id)
+                finished = summary.counts["READ_READY"] + summary.counts["FAILED"]
+                detail = ", ".join(f"{k.lower()} {v}" for k, v in summary.counts.items() if v)
+                progress.update(task, completed=finished, detail=detail)
+            except Exception:  # the first workflow task may not have run yet
+                pass
+            await asyncio.wait({done_task}, timeout=0.2)
+    return await done_task
+
+
+async def status(reactor: Reactor, job_id: str, as_json: bool) -> int:
+    info = await reactor.get_job_status(job_id)
+    if as_json:
+        print(info.model_dump_json())
+    else:
+        console.print(render.job_table([info]))
+    return EXIT_OK
+
+
+async def get(reactor: Reactor, identifier: str, as_json: bool) -> int:
+    doc = await reactor.get_by_id_or_slug(identifier)
+    if as_json:
+        print(doc.model_dump_json())
+    else:
+        console.print(render.document_panel(doc))
+    return EXIT_OK
+
+
+async def ops(reactor: Reactor, doc_id: str, scope: str | None, branch: str, as_json: bool) -> int:
+    collected = []
+    cursor = 0
+    while True:
+        page = await reactor.get_operations(
+            doc_id, scope=scope, branch=branch, cursor=cursor, limit=500
+        )
+        collected.extend(page.results)
+        if page.next_cursor is None:
+            break
+        cursor = int(page.next_cursor)
+    if as_json:
+        print(json.dumps([o.model_dump(mode="json") for o in collected]))
+    else:
+        console.print(render.operations_table(collected))
+    return EXIT_OK
+
+
+async def children(reactor: Reactor, doc_id: str, as_json: bool) -> int:
+    ids = await reactor.get_children(doc_id)
+    if as_json:
+        print(json.dumps(ids))
+    else:
+        for child in ids:
+            console.print(child)
+    return EXIT_OK
+
+
+async def find(reactor: Reactor, doc_type: str | None, parent: str | None, as_json: bool) -> int:
+    docs = []
+    cursor: str | None = None
+    while True:
+        page = await reactor.find(type=doc_type, parent_id=parent, cursor=cursor, limit=200)
+        docs.extend(page.results)
+        if page.next_cursor is None:
+            break
+        cursor = str(page.next_cursor)
+    if as_json:
+        print(json.dumps([d.model_dump(mode="json") for d in docs]))
+    else:
+        table = render.Table()
+        for col in ("id", "type", "name", "slug", "revision"):
+            table.add_column(col)
+        for d in docs:
+            h = d.header
+            table.add_row(
+                h.id, h.document_type, h.name, h.slug or "",
+                ", ".join(f"{k}={v}" for k, v in sorted(h.revision.items())),
+            )
+        console.print(table)
+    return EXIT_OK

@@ -1,0 +1,126 @@
+"""`reactor`: run the stack, submit batches, inspect jobs and documents."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+
+from reactor.domain.errors import ReactorError, ValidationError
+
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reactor", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run PostgreSQL, Temporal and a worker (embedded by default)")
+    dev.add_argument("--demo", action="store_true", help="also submit a demo batch and show it")
+    dev.add_argument("--no-ui", action="store_true", help="start the Temporal dev server headless")
+    dev.add_argument("--task-queue", default="reactor")
+    dev.add_argument("--namespace", default="default")
+
+    sub.add_parser("worker", help="run a worker against REACTOR_DATABASE_URL / REACTOR_TEMPORAL_ADDRESS")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+
+    submit = sub.add_parser("submit", help="submit a batch file (JSON; '-' for stdin)")
+    submit.add_argument("file")
+    submit.add_argument("--wait", action="store_true", help="wait for every job, show progress")
+    submit.add_argument("--json", action="store_true", help="print one JSON object")
+
+    status = sub.add_parser("status", help="a job's status")
+    status.add_argument("job_id")
+    status.add_argument("--json", action="store_true")
+
+    get = sub.add_parser("get", help="a document: header and state per scope")
+    get.add_argument("id_or_slug")
+    get.add_argument("--json", action="store_true")
+
+    ops = sub.add_parser("ops", help="a document's operations")
+    ops.add_argument("doc_id")
+    ops.add_argument("--scope")
+    ops.add_argument("--branch", default="main")
+    ops.add_argument("--json", action="store_true")
+
+    children = sub.add_parser("children", help="ids of a document's children")
+    children.add_argument("doc_id")
+    children.add_argument("--json", action="store_true")
+
+    find = sub.add_parser("find", help="documents by type and/or parent")
+    find.add_argument("--type", dest="doc_type")
+    find.add_argument("--parent")
+    find.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        sys.exit(_dispatch(args))
+    except ValidationError as exc:
+        print(f"reactor: rejected: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except ReactorError as exc:
+        print(f"reactor: {exc}", file=sys.stderr)
+        sys.exit(EXIT_ENVIRONMENT)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "dev":
+        from reactor.cli.dev import dev
+
+        return dev(
+            demo=args.demo, ui=not args.no_ui, task_queue=args.task_queue, namespace=args.namespace
+        )
+    if args.command == "worker":
+        from reactor.runtime.settings import load_settings
+        from reactor.runtime.worker import run_worker
+
+        logging.getLogger().setLevel(logging.INFO)
+        asyncio.run(run_worker(load_settings()))
+        return 0
+    if args.command == "migrate":
+        return asyncio.run(_migrate())
+    return asyncio.run(_client_command(args))
+
+
+async def _migrate() -> int:
+    from reactor.runtime.settings import load_settings
+    from reactor.storage.database import Database
+    from reactor.storage.migrate import migrate
+
+    db = await Database.connect(load_settings().database_url, max_size=1)
+    try:
+        async with db.pool.acquire() as conn:
+            ran = await migrate(conn)
+        print(f"applied {len(ran)} migration(s){': ' + ', '.join(ran) if ran else ''}")
+        return 0
+    finally:
+        await db.close()
+
+
+async def _client_command(args: argparse.Namespace) -> int:
+    from reactor.cli import client
+
+    commands: dict[str, Callable[..., Awaitable[int]]] = {}
+    async with client.open_reactor() as reactor:
+        if args.command == "submit":
+            request = client.read_batch_file(args.file)
+            return await client.submit(reactor, request, wait=args.wait, as_json=args.json)
+        commands = {
+            "status": lambda: client.status(reactor, args.job_id, args.json),
+            "get": lambda: client.get(reactor, args.id_or_slug, args.json),
+            "ops": lambda: client.ops(reactor, args.doc_id, args.scope, args.branch, args.json),
+            "children": lambda: client.children(reactor, args.doc_id, args.json),
+            "find": lambda: client.find(reactor, args.doc_type, args.parent, args.json),
+        }
+        return await commands[args.command]()
+
+
+if __name__ == "__main__":
+    main()
