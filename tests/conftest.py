@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -127,3 +129,26 @@ def worker_env(stack: Stack, database_url: str, task_queue: str) -> dict[str, st
         PYTHONPATH=str(ROOT),
     )
     return env
+
+
+def spawn_worker(stack: Stack, database_url: str, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
+    """A real worker process (`python worker.py`), logging to `log`."""
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    try:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "worker.py")],
+            env=worker_env(stack, database_url, task_queue),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(stack.folder),
+        )
+    finally:
+        out.close()
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)

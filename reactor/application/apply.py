@@ -5,6 +5,8 @@ job writes nothing."""
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +64,9 @@ class JobApplier:
         *,
         cache: WriteCache | None = None,
         keyframe_interval: int = 100,
+        identity: str | None = None,
     ):
+        self.identity = identity or f"{socket.gethostname()}:{os.getpid()}"
         self.db = db
         self.registry = registry
         self.cache = cache if cache is not None else WriteCache()
@@ -90,7 +94,12 @@ class JobApplier:
                         for o in ops
                     ]
                     await JobLedger.record(
-                        conn, job_id, "applied", [c.model_dump() for c in coords], None
+                        conn,
+                        job_id,
+                        "applied",
+                        [c.model_dump() for c in coords],
+                        None,
+                        self.identity,
                     )
             except JobRejected as rejected:
                 self.cache.invalidate(lane)
@@ -106,7 +115,9 @@ class JobApplier:
     ) -> JobOutcome:
         error = JobError(type=rejected.error_type, message=str(rejected))
         async with conn.transaction():
-            if not await JobLedger.record(conn, job_id, "failed", [], error.model_dump()):
+            if not await JobLedger.record(
+                conn, job_id, "failed", [], error.model_dump(), self.identity
+            ):
                 decided = await JobLedger.decided(conn, job_id)
                 assert decided is not None
                 return _outcome_from_ledger(job.index, decided)

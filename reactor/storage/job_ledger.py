@@ -133,16 +133,18 @@ class JobLedger:
         status: str,
         coordinates: list[dict[str, Any]],
         error: dict[str, Any] | None,
+        applied_by: str | None = None,
     ) -> bool:
         """False if another attempt already recorded this job."""
         return bool(
             await conn.fetchval(
-                "INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+                "INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error, applied_by) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
                 job_id,
                 status,
                 coordinates,
                 error,
+                applied_by,
             )
         )
 

@@ -7,12 +7,16 @@ import random
 import pytest
 
 from reactor.domain.batch import PlanEntry
-from reactor.domain.jobs import JobError, JobOutcome, JobStatus
+from reactor.domain.jobs import Coordinate, JobError, JobOutcome, JobStatus
 from reactor.domain.scheduling import Scheduler
 
 
 def entry(
-    key: str, document_id: str | None = None, *, deps: tuple[int, ...] = (), after: int | None = None
+    key: str,
+    document_id: str | None = None,
+    *,
+    deps: tuple[int, ...] = (),
+    after: int | None = None,
 ) -> PlanEntry:
     return PlanEntry(
         key=key,
@@ -280,8 +284,6 @@ def test_finished_and_failed_counts() -> None:
 
 
 def test_success_records_coordinates() -> None:
-    from reactor.domain.jobs import Coordinate
-
     coord = Coordinate(document_id="doc-a", scope="global", branch="main", operation_index=4)
     s = Scheduler([entry("a")])
     s.next_chunk(1)

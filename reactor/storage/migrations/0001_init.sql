@@ -97,5 +97,6 @@ CREATE TABLE reactor_applied_jobs (
     status      text        NOT NULL CHECK (status IN ('applied', 'failed')),
     coordinates jsonb       NOT NULL DEFAULT '[]',
     error       jsonb,
+    applied_by  text,           -- worker identity, for operators
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
