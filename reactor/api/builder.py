@@ -3,7 +3,6 @@ snake_case)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -11,6 +10,7 @@ import asyncpg
 
 from reactor.api.reactor import Reactor, ReactorConfig
 from reactor.domain.model import DocumentModel, ModelRegistry
+from reactor.runtime.settings import load_settings
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
 from reactor.storage.migrate import migrate
@@ -59,14 +59,15 @@ class ReactorBuilder:
     async def build(self) -> Reactor:
         if not self._models:
             raise ValueError("no document models: call with_document_models([...]) first")
-        database = self._database or os.environ.get("REACTOR_DATABASE_URL")
-        address = self._temporal_address or os.environ.get("REACTOR_TEMPORAL_ADDRESS")
-        if database is None:
-            raise ValueError("no database: call with_database(url) or set REACTOR_DATABASE_URL")
-        if address is None:
-            raise ValueError(
-                "no Temporal address: call with_temporal(address) or set REACTOR_TEMPORAL_ADDRESS"
-            )
+        database = self._database
+        address = self._temporal_address
+        if database is None or address is None:
+            # Fall back to REACTOR_* variables, then a `reactor dev` running here.
+            settings = load_settings()
+            database = database or settings.database_url
+            if address is None:
+                address = settings.temporal_address
+                self._namespace, self._task_queue = settings.namespace, settings.task_queue
         db = (
             await Database.connect(database)
             if isinstance(database, str)

@@ -1,0 +1,195 @@
+"""The `reactor` command line is a contract: exit codes, JSON shapes, and
+`reactor dev` bringing the whole stack up and down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, Stack, worker_env
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+REACTOR = [sys.executable, "-m", "reactor.cli.main"]
+
+
+async def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *REACTOR,
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def env(stack: Stack, database_url: str, task_queue: str) -> dict[str, str]:
+    return worker_env(stack, database_url, task_queue)
+
+
+def batch(tmp_path: Path, jobs: list[dict[str, Any]]) -> str:
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps({"jobs": jobs}))
+    return str(path)
+
+
+CREATE = {
+    "key": "create",
+    "document_id": "cli-list",
+    "scope": "document",
+    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list", "slug": "groceries"}}],
+}
+
+
+async def test_submit_wait_json_then_status_get_ops_find(env: dict[str, str], tmp_path: Path) -> None:
+    jobs = [
+        CREATE,
+        {"key": "add", "document_id": "cli-list", "depends_on": ["create"],
+         "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "milk"}}]},
+    ]
+    rc, out, err = await cli(env, "submit", batch(tmp_path, jobs), "--wait", "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert set(result["jobs"]) == {"create", "add"}
+    add = result["jobs"]["add"]
+    assert add["status"] == "READ_READY" and add["error"] is None
+    assert add["consistency_token"]["coordinates"] == [
+        {"document_id": "cli-list", "scope": "global", "branch": "main", "operation_index": 0}
+    ]
+
+    rc, out, _ = await cli(env, "status", add["id"], "--json")
+    assert rc == 0 and json.loads(out)["status"] == "READ_READY"
+
+    rc, out, _ = await cli(env, "get", "groceries", "--json")
+    doc = json.loads(out)
+    assert doc["header"]["id"] == "cli-list"
+    assert doc["state"]["global"]["items"] == [{"id": "1", "text": "milk", "checked": False}]
+
+    rc, out, _ = await cli(env, "ops", "cli-list", "--scope", "global", "--json")
+    ops = json.loads(out)
+    assert [(o["index"], o["action"]["type"]) for o in ops] == [(0, "ADD_TODO_ITEM")]
+
+    rc, out, _ = await cli(env, "find", "--type", "powerhouse/todo-list", "--json")
+    assert [d["header"]["id"] for d in json.loads(out)] == ["cli-list"]
+
+
+async def test_submit_without_wait_prints_job_ids_at_once(env: dict[str, str], tmp_path: Path) -> None:
+    rc, out, err = await cli(env, "submit", batch(tmp_path, [CREATE]), "--json")
+    assert rc == 0, err
+    job = json.loads(out)["jobs"]["create"]
+    assert job["status"] == "PENDING"
+    assert job["id"].startswith(json.loads(out)["batch_id"] + ":")
+
+
+async def test_submit_exit_status_is_1_when_a_job_fails(env: dict[str, str], tmp_path: Path) -> None:
+    jobs = [
+        CREATE,
+        {"key": "bad", "document_id": "cli-list", "depends_on": ["create"],
+         "actions": [{"type": "DELETE_TODO_ITEM", "input": {"id": "missing"}}]},
+        {"key": "dependent", "document_id": "cli-list", "depends_on": ["bad"],
+         "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "2", "text": "x"}}]},
+    ]
+    rc, out, _ = await cli(env, "submit", batch(tmp_path, jobs), "--wait", "--json")
+    assert rc == 1
+    result = json.loads(out)["jobs"]
+    assert result["create"]["status"] == "READ_READY"
+    assert result["bad"]["status"] == "FAILED" and "missing" in result["bad"]["error"]["message"]
+    assert result["dependent"]["error"]["dependency"] == "bad"
+
+
+@pytest.mark.parametrize(
+    ("jobs", "expected"),
+    [
+        ([CREATE, {**CREATE, "document_id": "other"}], "job 'create': key: duplicate job key"),
+        ([{**CREATE, "depends_on": ["ghost"]}], "job 'create': depends_on: unknown dependency 'ghost'"),
+        ([{"key": "x", "document_id": "nope", "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}]}],
+         "job 'x': document_id: document 'nope' does not exist"),
+        ([CREATE, {"key": "y", "document_id": "cli-list", "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1"}}]}],
+         "job 'y': actions[0].input.text: ADD_TODO_ITEM: Field required"),
+    ],
+)
+async def test_rejected_request_exits_2_naming_job_and_field_and_starts_nothing(
+    env: dict[str, str], tmp_path: Path, database_url: str, jobs: list[dict[str, Any]], expected: str
+) -> None:
+    rc, _, err = await cli(env, "submit", batch(tmp_path, jobs), "--wait")
+    assert rc == 2
+    assert expected in " ".join(err.split())
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM reactor_batches") == 0
+    finally:
+        await conn.close()
+
+
+async def test_malformed_json_file_is_rejected_with_its_position(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"jobs": [\n  {"key": }\n]}')
+    rc, _, err = await cli(env, "submit", str(path))
+    assert rc == 2
+    assert "not valid JSON" in err and "line 2" in err
+
+
+async def test_cli_without_a_running_stack_says_how_to_start_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
+    env["REACTOR_HOME"] = str(tmp_path / "nowhere")
+    env["PYTHONPATH"] = str(ROOT)
+    rc, _, err = await cli(env, "get", "x")
+    assert rc == 3
+    assert "reactor dev" in err and "REACTOR_DATABASE_URL" in err
+
+
+def test_reactor_dev_demo_starts_everything_and_sigint_stops_it(tmp_path: Path) -> None:
+    """README command 1's core: embedded PostgreSQL + Temporal + worker, the
+    ready line, the demo batch, and a clean stop on SIGINT."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
+    env.update(REACTOR_HOME=str(tmp_path / ".reactor"), PYTHONPATH=str(ROOT), COLUMNS="200")
+    proc = subprocess.Popen(
+        [*REACTOR, "dev", "--demo", "--no-ui"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        assert ready.startswith("reactor ready temporal=127.0.0.1:"), ready
+        assert "database=postgresql://" in ready
+        stack = json.loads((tmp_path / ".reactor" / "stack.json").read_text())
+        lines = []
+        while not any("Launch checklist" in line for line in lines[-40:]) or len(lines) < 12:
+            line = proc.stdout.readline()
+            assert line, "reactor dev exited early: " + "".join(lines)
+            lines.append(line)
+        output = "".join(lines)
+        assert output.count("READ_READY") == 6
+        assert "FAILED" not in output
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (tmp_path / ".reactor" / "stack.json").exists()
+    import psutil
+
+    assert not psutil.pid_exists(stack["temporal_pid"]) or psutil.Process(stack["temporal_pid"]).status() == psutil.STATUS_ZOMBIE
+    pg_pid = int((tmp_path / ".reactor" / "pg" / "postmaster.pid").read_text().split()[0]) if (
+        tmp_path / ".reactor" / "pg" / "postmaster.pid"
+    ).exists() else None
+    assert pg_pid is None, "PostgreSQL still running after SIGINT"
