@@ -9,8 +9,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobStatus
 from reactor.storage.database import Database

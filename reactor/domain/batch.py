@@ -161,7 +161,7 @@ def plan_batch(
                 if job.scope == "document":
                     normalized = _validate_document_action(spec, registry, doc, slugs, job)
                     if spec.type == "CREATE_DOCUMENT":
-                        doc = ExistingDocument(normalized["document_type"])
+                        doc = ExistingDocument(str(normalized["document_type"]))
                         types[job.document_id] = doc
                     elif spec.type == "DELETE_DOCUMENT":
                         types[job.document_id] = ExistingDocument(

@@ -1,0 +1,72 @@
+"""The README's examples run as written (against the test's services)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from reactor.models import BUILTIN_MODELS
+from reactor.runtime.temporal import connect
+from reactor.runtime.worker import build_worker, registry_of
+from reactor.storage.database import Database
+from tests.conftest import ROOT, Stack, worker_env
+
+BLOCK = re.compile(r"<!-- (file: (?P<file>\S+)|run) -->\n```python\n(?P<code>.*?)```", re.S)
+
+
+def readme_blocks() -> tuple[dict[str, str], list[str]]:
+    files: dict[str, str] = {}
+    runs: list[str] = []
+    for m in BLOCK.finditer((ROOT / "README.md").read_text()):
+        if m.group("file"):
+            files[m.group("file")] = m.group("code")
+        else:
+            runs.append(m.group("code"))
+    return files, runs
+
+
+def test_readme_has_the_two_commands_and_ci_runs_the_test_one() -> None:
+    text = (ROOT / "README.md").read_text()
+    bash_blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    assert bash_blocks[0].split("#")[0].strip() == "./bin/reactor dev --demo"
+    assert bash_blocks[1].split("#")[0].strip() == "./bin/test"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "exec ./bin/test" in ci
+
+
+async def test_readme_model_and_api_example_run_as_written(
+    stack: Stack, database_url: str, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files, runs = readme_blocks()
+    assert set(files) == {"counter.py"} and len(runs) == 1
+    for name, code in files.items():
+        (tmp_path / name).write_text(code)
+    (tmp_path / "example.py").write_text(runs[0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import counter  # the README's model, for the in-process worker
+
+    client = await connect(stack.temporal_address)
+    db = await Database.connect(database_url)
+    worker = build_worker(client, db, registry_of([*BUILTIN_MODELS, counter]), task_queue)
+    async with worker:
+        env = worker_env(stack, database_url, task_queue)
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(tmp_path / "example.py"), env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    await db.close()
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("READ_READY")
+    assert "'value': 5" in lines[1]
+    assert lines[2].startswith("a READ_READY None")
+    assert lines[3].startswith("b FAILED") and "must be positive" in lines[3]
+    assert "(0, 'INCREMENT'" in lines[4] and "(1, 'INCREMENT'" in lines[4]
+
