@@ -3,12 +3,14 @@ ordering and failure semantics of batches."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from reactor.api.reactor import Reactor
 from reactor.application.replay import rebuild_state
+from reactor.domain.errors import ShutdownError
 from reactor.domain.jobs import JobStatus
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -151,3 +153,15 @@ async def test_job_status_is_readable_after_the_workflow_closed(reactor: Reactor
     assert info.key == "c"
     assert info.consistency_token is not None
     assert info.consistency_token.coordinates[0].scope == "document"
+
+
+async def test_kill_refuses_new_writes_and_completed_awaits_started_batches(reactor: Reactor) -> None:
+    result = await reactor.execute_batch({"jobs": [create("c", "l7", "powerhouse/todo-list")]})
+    handle = reactor.kill()
+    assert handle.is_shutdown
+    with pytest.raises(ShutdownError):
+        await reactor.execute_batch({"jobs": [create("c", "l8", "powerhouse/todo-list")]})
+    await asyncio.wait_for(handle.completed, 60)
+    status = await reactor.get_job_status(result.jobs["c"].id)
+    assert status.status is JobStatus.READ_READY
+    assert await reactor.document_view.get("l8") is None

@@ -82,7 +82,9 @@ class Reactor:
         self.operation_store = OperationStore(db)
         self.relationships = RelationshipIndex(db)
         self.ledger = JobLedger(db)
-        self._in_flight: set[asyncio.Task[Any]] = set()
+        # Batches this reactor started and has not seen finish; kill() awaits
+        # them. Handles only: no RPC is open until someone waits.
+        self._started: dict[str, WorkflowHandle[Any, Any]] = {}
         self._shutdown: ShutdownHandle | None = None
 
     # -- writes ---------------------------------------------------------------
@@ -97,8 +99,7 @@ class Reactor:
         existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
         plan = plan_batch(req, self.registry, existing)
         await self.ledger.store_batch(plan)
-        handle = await self._start(plan)
-        self._track(handle)
+        self._started[plan.batch_id] = await self._start(plan)
         return BatchResult(
             batch_id=plan.batch_id,
             jobs={
@@ -251,6 +252,7 @@ class Reactor:
     async def wait_for_batch(self, batch_id: str) -> list[JobInfo]:
         handle = self.client.get_workflow_handle(workflow_id_for(batch_id))
         await handle.result()
+        self._started.pop(batch_id, None)
         return await self.batch_jobs(batch_id)
 
     async def wait_for_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
@@ -333,10 +335,11 @@ class Reactor:
         """Stops accepting writes at once; `completed` resolves when every
         batch this reactor started has finished."""
         if self._shutdown is None:
-            pending = list(self._in_flight)
+            handles = list(self._started.values())
 
             async def drain() -> None:
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
+                self._started.clear()
 
             self._shutdown = ShutdownHandle(
                 is_shutdown=True, completed=asyncio.ensure_future(drain())
@@ -344,18 +347,14 @@ class Reactor:
         return self._shutdown
 
     async def close(self) -> None:
-        for task in self._in_flight:
-            task.cancel()
+        if self._shutdown is not None and not self._shutdown.completed.done():
+            self._shutdown.completed.cancel()
+            await asyncio.gather(self._shutdown.completed, return_exceptions=True)
         await self.db.close()
 
     def _check_open(self) -> None:
         if self._shutdown is not None:
             raise ShutdownError("the reactor was killed and accepts no more writes")
-
-    def _track(self, handle: WorkflowHandle[Any, Any]) -> None:
-        task = asyncio.ensure_future(handle.result())
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
 
 
 def _spec(action: ActionLike) -> ActionSpec:
