@@ -8,10 +8,12 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from reactor.application.apply import JobApplier
+from reactor.application.read_models import ReadModelCoordinator
 from reactor.domain.batch import PlanEntry, PlannedJob
 from reactor.domain.jobs import JobOutcome
 from reactor.domain.scheduling import dependency_failed
 from reactor.storage.job_ledger import JobLedger
+from reactor.storage.operation_store import Position
 
 
 class ApplyJobsInput(BaseModel):
@@ -28,9 +30,17 @@ class LoadPlanInput(BaseModel):
 class BatchActivities:
     """Bound to one applier (database pool, models, write cache) per worker."""
 
-    def __init__(self, applier: JobApplier, ledger: JobLedger, *, max_parallel: int = 8):
+    def __init__(
+        self,
+        applier: JobApplier,
+        ledger: JobLedger,
+        *,
+        read_models: ReadModelCoordinator | None = None,
+        max_parallel: int = 8,
+    ):
         self.applier = applier
         self.ledger = ledger
+        self.read_models = read_models
         self.max_parallel = max_parallel
 
     @activity.defn(name="apply_jobs")
@@ -68,6 +78,10 @@ class BatchActivities:
         heartbeat = asyncio.create_task(_heartbeat(outcomes))
         try:
             await asyncio.gather(*(run(j) for j in jobs))
+            # READ_READY means indexed by every read model, not just written.
+            written = [o.last_position for o in outcomes.values() if o.last_position]
+            if self.read_models is not None and written:
+                await self.read_models.catch_up(Position(*max(written)))
         finally:
             heartbeat.cancel()
         return [outcomes[i] for i in inp.indices]

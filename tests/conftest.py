@@ -14,15 +14,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from reactor.api.builder import ReactorBuilder
+from reactor.api.module import ReactorModule
 from reactor.api.reactor import Reactor
 from reactor.models import BUILTIN_MODELS
-from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal
+from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 from reactor.runtime.temporal import connect
 from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
@@ -43,7 +45,7 @@ class Stack:
 def stack() -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(prefix="rxt"))
     pg = EmbeddedPostgres(folder / "pg")
-    temporal = EmbeddedTemporal(folder / "temporal", ui=False)
+    temporal = EmbeddedTemporal(folder / "temporal", port=free_port(), ui=False)
     try:
         url = pg.start()
         address = temporal.start()
@@ -131,13 +133,19 @@ def worker_env(stack: Stack, database_url: str, task_queue: str) -> dict[str, st
     return env
 
 
-def spawn_worker(stack: Stack, database_url: str, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    stack: Stack,
+    database_url: str,
+    task_queue: str,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     """A real worker process (`python worker.py`), logging to `log`."""
     out = open(log, "ab")  # noqa: SIM115 - the child owns it
     try:
         return subprocess.Popen(
             [sys.executable, str(ROOT / "worker.py")],
-            env=worker_env(stack, database_url, task_queue),
+            env={**worker_env(stack, database_url, task_queue), **(extra_env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=str(stack.folder),
@@ -152,3 +160,35 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float, w
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def module_factory(
+    stack: Stack, database_url: str, task_queue: str
+) -> AsyncIterator[Callable[..., Awaitable[ReactorModule]]]:
+    """Builds ReactorModules (each with an in-process worker) for this test.
+    `configure(builder)` may add read models, verifiers, etc."""
+    opened: list[tuple[ReactorModule, Any]] = []
+
+    async def make(
+        configure: Callable[[ReactorBuilder], ReactorBuilder] | None = None, *, worker: bool = True
+    ) -> ReactorModule:
+        builder = (
+            ReactorBuilder()
+            .with_document_models(BUILTIN_MODELS)
+            .with_database(database_url)
+            .with_temporal(stack.temporal_address, task_queue=task_queue)
+            .with_batch_config(BatchConfig(heartbeat_timeout_s=5))
+        )
+        module = await (configure(builder) if configure else builder).build_module()
+        w = module.create_worker() if worker else None
+        if w is not None:
+            await w.__aenter__()
+        opened.append((module, w))
+        return module
+
+    yield make
+    for module, w in reversed(opened):
+        if w is not None:
+            await w.__aexit__(None, None, None)
+        await module.close()

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from reactor.domain.batch import PlanEntry
     from reactor.domain.jobs import Coordinate, JobError, JobOutcome, JobStatus
     from reactor.domain.scheduling import Scheduler
+    from reactor.observability import search_attributes
 
 PLAN_PAGE = 2000
 
@@ -119,6 +120,10 @@ class BatchWorkflow:
             self._changed = False
             await workflow.wait_condition(lambda: self._changed)
         await asyncio.gather(*tasks)
+        # Only batches started with our search attributes upsert them (so the
+        # histories of batches started without them replay unchanged).
+        if workflow.info().typed_search_attributes.get(search_attributes.STATUS) is not None:
+            workflow.upsert_search_attributes(search_attributes.batch_end_updates(sched.failed))
         return self._summary()
 
     @workflow.query

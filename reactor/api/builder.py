@@ -3,34 +3,102 @@ snake_case)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 import asyncpg
 
+from reactor.api.module import ReactorModule, WorkerConfig
 from reactor.api.reactor import Reactor, ReactorConfig
+from reactor.application.consistency import ConsistencyWaiter
+from reactor.application.events import EventBus
+from reactor.application.read_models import ReadModel, ReadModelCoordinator
+from reactor.application.subscriptions import SubscriptionManager
+from reactor.application.wakeup import Wakeup
+from reactor.application.write_cache import WriteCache
 from reactor.domain.model import DocumentModel, ModelRegistry
+from reactor.domain.signing import SignatureVerifier
 from reactor.runtime.settings import load_settings
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
+from reactor.storage.document_view import DocumentView
+from reactor.storage.keyframe_store import KeyframeStore
 from reactor.storage.migrate import migrate
+from reactor.storage.notify import READ_MODEL_CHANNEL, NotifyListener, channel_name
+from reactor.storage.operation_index import OperationIndex
+from reactor.storage.relationship_index import RelationshipIndex
 from workflows.batch import BatchConfig
 
 
 class ReactorBuilder:
     def __init__(self) -> None:
         self._models: list[DocumentModel] = []
+        self._manifests: list[Any] = []
         self._database: str | asyncpg.Pool | None = None
         self._temporal_address: str | None = None
         self._namespace = "default"
         self._task_queue = "reactor"
         self._migration_strategy = "auto"
         self._batch = BatchConfig()
+        self._worker = WorkerConfig()
+        self._cache = WriteCache()
+        self._logger: logging.Logger | None = None
+        self._event_bus: EventBus | None = None
+        self._read_models: list[ReadModel] = []
+        self._verifier: SignatureVerifier | None = None
+        self._features: dict[str, Any] = {}
+        self._signal_handlers = False
+        self._notifications = True
 
     def with_document_models(
         self, models: Sequence[ModuleType | DocumentModel]
     ) -> ReactorBuilder:
         self._models.extend(DocumentModel.from_module(m) for m in models)
+        return self
+
+    def with_upgrade_manifests(self, manifests: Sequence[Any]) -> ReactorBuilder:
+        """Accepted for API parity; build() refuses non-empty manifests because
+        document model upgrades are not implemented yet."""
+        self._manifests.extend(manifests)
+        return self
+
+    def with_logger(self, logger: logging.Logger) -> ReactorBuilder:
+        self._logger = logger
+        return self
+
+    def with_executor_config(
+        self, max_concurrency: int = 4, job_timeout: float = 600.0
+    ) -> ReactorBuilder:
+        """`max_concurrency`: activity calls a batch runs at once (each runs up
+        to `max_parallel_jobs` jobs concurrently); `job_timeout`: seconds one
+        activity call may take before Temporal retries it elsewhere."""
+        if max_concurrency < 1 or job_timeout <= 0:
+            raise ValueError("max_concurrency must be >= 1 and job_timeout > 0")
+        self._batch = self._batch.model_copy(
+            update={"max_parallel_chunks": max_concurrency, "activity_timeout_s": job_timeout}
+        )
+        return self
+
+    def with_write_cache_config(
+        self, max_documents: int = 1000, ring_buffer_size: int = 1, keyframe_interval: int = 100
+    ) -> ReactorBuilder:
+        """Write-path cache of `max_documents` lanes, each keeping its last
+        `ring_buffer_size` revisions; a keyframe every `keyframe_interval`
+        operations bounds the cost of rebuilding a document."""
+        if max_documents < 1 or ring_buffer_size < 1 or keyframe_interval < 1:
+            raise ValueError("cache sizes and keyframe interval must be >= 1")
+        self._cache = WriteCache(max_documents, ring_buffer_size)
+        self._worker.keyframe_interval = keyframe_interval
+        return self
+
+    def with_migration_strategy(self, strategy: str) -> ReactorBuilder:
+        if strategy not in ("auto", "none"):
+            raise ValueError(f"migration strategy must be 'auto' or 'none', not {strategy!r}")
+        self._migration_strategy = strategy
         return self
 
     def with_database(self, database: str | asyncpg.Pool) -> ReactorBuilder:
@@ -46,21 +114,52 @@ class ReactorBuilder:
         self._task_queue = task_queue
         return self
 
-    def with_migration_strategy(self, strategy: str) -> ReactorBuilder:
-        if strategy not in ("auto", "none"):
-            raise ValueError(f"migration strategy must be 'auto' or 'none', not {strategy!r}")
-        self._migration_strategy = strategy
+    def with_event_bus(self, event_bus: EventBus) -> ReactorBuilder:
+        self._event_bus = event_bus
+        return self
+
+    def with_read_model(self, read_model: ReadModel) -> ReactorBuilder:
+        if not isinstance(read_model, ReadModel):
+            raise TypeError("a read model needs a `name` and `async index_operations(operations)`")
+        self._read_models.append(read_model)
+        return self
+
+    def with_signature_verifier(self, verifier: SignatureVerifier) -> ReactorBuilder:
+        self._verifier = verifier
+        return self
+
+    def with_features(self, features: dict[str, Any]) -> ReactorBuilder:
+        self._features.update(features)
+        return self
+
+    def with_signal_handlers(self) -> ReactorBuilder:
+        """SIGINT/SIGTERM call reactor.kill(): no new writes, in-flight batches finish."""
+        self._signal_handlers = True
         return self
 
     def with_batch_config(self, config: BatchConfig) -> ReactorBuilder:
         self._batch = config
         return self
 
+    def with_worker_config(self, config: WorkerConfig) -> ReactorBuilder:
+        self._worker = config
+        return self
+
+    def with_notifications(self, enabled: bool) -> ReactorBuilder:
+        """LISTEN for commits (token reads, subscriptions and job events wake
+        at once; without it they poll). On by default."""
+        self._notifications = enabled
+        return self
+
     async def build(self) -> Reactor:
+        return (await self.build_module()).reactor
+
+    async def build_module(self) -> ReactorModule:
         if not self._models:
             raise ValueError("no document models: call with_document_models([...]) first")
-        database = self._database
-        address = self._temporal_address
+        if self._manifests:
+            raise NotImplementedError("document model upgrade manifests are not supported yet")
+        database, address = self._database, self._temporal_address
         if database is None or address is None:
             # Fall back to REACTOR_* variables, then a `reactor dev` running here.
             settings = load_settings()
@@ -77,9 +176,66 @@ class ReactorBuilder:
             async with db.pool.acquire() as conn:
                 await migrate(conn)
         client = await connect(address, self._namespace)
-        return Reactor(
+        bus = self._event_bus or EventBus()
+        wakeup = Wakeup()
+        coordinator = ReadModelCoordinator(db, self._read_models)
+        await coordinator.setup()
+        reactor = Reactor(
             db=db,
             client=client,
             registry=ModelRegistry(self._models),
             config=ReactorConfig(task_queue=self._task_queue, batch=self._batch),
+            event_bus=bus,
+            consistency=ConsistencyWaiter(db, [rm.name for rm in self._read_models], wakeup),
         )
+        listener = None
+        if self._notifications:
+            listener = NotifyListener(_dsn(database), [channel_name(), READ_MODEL_CHANNEL])
+            commits = channel_name()
+
+            def on_notify(channel: str, payload: dict[str, Any]) -> None:
+                wakeup.set()
+                if channel == commits:
+                    reactor.job_tracker.on_commit(payload)
+
+            listener.add_handler(on_notify)
+            listener.on_reconnect(wakeup.set)
+            await listener.start()
+        if self._signal_handlers:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, reactor.kill)
+        if self._logger is not None:
+            logging.getLogger("reactor").handlers = self._logger.handlers
+            logging.getLogger("reactor").setLevel(self._logger.level)
+        return ReactorModule(
+            reactor=reactor,
+            event_bus=bus,
+            job_tracker=reactor.job_tracker,
+            operation_store=reactor.operation_store,
+            keyframe_store=KeyframeStore(db),
+            write_cache=self._cache,
+            operation_index=OperationIndex(db),
+            document_view=DocumentView(db),
+            document_indexer=RelationshipIndex(db),
+            read_model_coordinator=coordinator,
+            subscription_manager=SubscriptionManager(db, wakeup),
+            database=db,
+            client=client,
+            registry=reactor.registry,
+            listener=listener,
+            worker_config=self._worker,
+            signature_verifier=self._verifier,
+            features=dict(self._features),
+        )
+
+
+def _dsn(database: str | asyncpg.Pool) -> str | dict[str, Any]:
+    if isinstance(database, str):
+        return database
+    # A borrowed pool: LISTEN needs a dedicated connection with the same
+    # parameters (asyncpg keeps them on the pool).
+    return {"args": database._connect_args, "kwargs": database._connect_kwargs}
+
+
+__all__ = ["ReactorBuilder"]

@@ -4,6 +4,7 @@ Temporal durably accepted them; reads go to the document view."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,10 +12,14 @@ from typing import Any
 
 import pydantic
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from reactor.application.consistency import ConsistencyWaiter
+from reactor.application.events import EventBus
+from reactor.application.job_tracker import JobTracker
+from reactor.application.wakeup import Wakeup
 from reactor.domain.actions import Action, ActionSpec
 from reactor.domain.batch import BatchPlan, BatchRequest, ExistingDocument, JobRequest, plan_batch
 from reactor.domain.document import Document, PagedResults
@@ -36,6 +41,8 @@ from reactor.domain.jobs import (
     workflow_id_for,
 )
 from reactor.domain.model import ModelRegistry
+from reactor.observability.search_attributes import batch_start_attributes
+from reactor.observability.tracing import annotate_batch, traced_batch
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
@@ -73,8 +80,12 @@ class Reactor:
         client: Client,
         registry: ModelRegistry,
         config: ReactorConfig | None = None,
+        event_bus: EventBus | None = None,
+        consistency: ConsistencyWaiter | None = None,
     ):
         self.db = db
+        self.event_bus = event_bus or EventBus()
+        self.consistency = consistency or ConsistencyWaiter(db, [], Wakeup())
         self.client = client
         self.registry = registry
         self.config = config or ReactorConfig()
@@ -82,6 +93,7 @@ class Reactor:
         self.operation_store = OperationStore(db)
         self.relationships = RelationshipIndex(db)
         self.ledger = JobLedger(db)
+        self.job_tracker = JobTracker(self.event_bus, self.operation_store)
         # Batches this reactor started and has not seen finish; kill() awaits
         # them. Handles only: no RPC is open until someone waits.
         self._started: dict[str, WorkflowHandle[Any, Any]] = {}
@@ -89,6 +101,7 @@ class Reactor:
 
     # -- writes ---------------------------------------------------------------
 
+    @traced_batch  # the root span of the batch's trace
     async def execute_batch(self, request: BatchRequest | Mapping[str, Any]) -> BatchResult:
         """Validates the whole request, stores it, and starts its workflow.
         A rejected request raises ValidationError and starts nothing."""
@@ -99,8 +112,8 @@ class Reactor:
         existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
         plan = plan_batch(req, self.registry, existing)
         await self.ledger.store_batch(plan)
-        self._started[plan.batch_id] = await self._start(plan)
-        return BatchResult(
+        handle = self._started[plan.batch_id] = await self._start(plan)
+        result = BatchResult(
             batch_id=plan.batch_id,
             jobs={
                 j.key: JobInfo(
@@ -112,8 +125,13 @@ class Reactor:
                 for j in plan.jobs
             },
         )
+        await self.job_tracker.submitted(
+            list(result.jobs.values()), handle, lambda: self.batch_jobs(plan.batch_id)
+        )
+        return result
 
     async def _start(self, plan: BatchPlan) -> WorkflowHandle[Any, Any]:
+        annotate_batch(plan)
         entries = plan.entries()
         doc_types = sorted({j.document_type for j in plan.jobs if j.document_type})
         docs = sorted({j.document_id for j in plan.jobs})
@@ -129,20 +147,41 @@ class Reactor:
             config=self.config.batch,
         )
         wf_id = workflow_id_for(plan.batch_id)
-        try:
-            return await self.client.start_workflow(
-                BatchWorkflow.run,
-                inp,
-                id=wf_id,
-                task_queue=self.config.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                static_summary=summary,
-                static_details=f"documents: {', '.join(docs[:20])}"
-                + (" …" if len(docs) > 20 else ""),
-            )
-        except WorkflowAlreadyStartedError:
-            # Resubmission of a batch whose workflow already closed: same jobs.
-            return self.client.get_workflow_handle(wf_id)
+        attributes: TypedSearchAttributes | None = batch_start_attributes(
+            plan.batch_id,
+            (j.document_id for j in plan.jobs),  # capped: the first 100, in submission order
+            (j.document_type for j in plan.jobs if j.document_type),
+            len(plan.jobs),
+        )
+        while True:
+            try:
+                return await self.client.start_workflow(
+                    BatchWorkflow.run,
+                    inp,
+                    id=wf_id,
+                    task_queue=self.config.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    static_summary=summary,
+                    static_details=f"documents: {', '.join(docs[:20])}"
+                    + (" …" if len(docs) > 20 else ""),
+                    search_attributes=attributes,
+                )
+            except WorkflowAlreadyStartedError:
+                # Resubmission of a batch whose workflow already closed: same jobs.
+                return self.client.get_workflow_handle(wf_id)
+            except RPCError as exc:
+                # A cluster without our search attributes (`reactor
+                # setup-search-attributes` not run): start without them.
+                if (
+                    attributes is None
+                    or exc.status != RPCStatusCode.INVALID_ARGUMENT
+                    or "search attribute" not in exc.message.lower()
+                ):
+                    raise
+                logging.getLogger("reactor").warning(
+                    "starting batch %s without search attributes: %s", plan.batch_id, exc
+                )
+                attributes = None
 
     async def execute(
         self,
@@ -270,21 +309,48 @@ class Reactor:
 
     # -- reads ----------------------------------------------------------------
 
-    async def get(self, document_id: str, view: Any = None, branch: str = "main") -> Document:
+    async def get(
+        self,
+        document_id: str,
+        view: Any = None,
+        consistency_token: ConsistencyToken | None = None,
+        *,
+        branch: str = "main",
+        timeout: float = 10.0,
+    ) -> Document:
+        """The document; with a consistency token, first waits (bounded by
+        `timeout`) until every coordinate is indexed."""
+        await self._consistent(consistency_token, timeout)
         doc = await self.document_view.get(document_id, branch=branch)
         if doc is None:
             raise DocumentNotFoundError(f"document {document_id!r} not found")
         return doc
 
-    async def get_by_slug(self, slug: str, view: Any = None, branch: str = "main") -> Document:
+    async def get_by_slug(
+        self,
+        slug: str,
+        view: Any = None,
+        consistency_token: ConsistencyToken | None = None,
+        *,
+        branch: str = "main",
+        timeout: float = 10.0,
+    ) -> Document:
+        await self._consistent(consistency_token, timeout)
         doc = await self.document_view.get_by_slug(slug, branch=branch)
         if doc is None:
             raise DocumentNotFoundError(f"no document with slug {slug!r}")
         return doc
 
     async def get_by_id_or_slug(
-        self, identifier: str, view: Any = None, branch: str = "main"
+        self,
+        identifier: str,
+        view: Any = None,
+        consistency_token: ConsistencyToken | None = None,
+        *,
+        branch: str = "main",
+        timeout: float = 10.0,
     ) -> Document:
+        await self._consistent(consistency_token, timeout)
         by_id = await self.document_view.get(identifier, branch=branch)
         by_slug = await self.document_view.get_by_slug(identifier, branch=branch)
         if by_id is not None and by_slug is not None and by_id.id != by_slug.id:
@@ -296,6 +362,10 @@ class Reactor:
         if doc is None:
             raise DocumentNotFoundError(f"no document with id or slug {identifier!r}")
         return doc
+
+    async def _consistent(self, token: ConsistencyToken | None, timeout: float) -> None:
+        if token is not None and token.coordinates:
+            await self.consistency.wait(token, timeout)
 
     async def get_children(self, document_id: str) -> list[str]:
         return await self.relationships.children(document_id)
@@ -350,6 +420,7 @@ class Reactor:
         if self._shutdown is not None and not self._shutdown.completed.done():
             self._shutdown.completed.cancel()
             await asyncio.gather(self._shutdown.completed, return_exceptions=True)
+        await self.job_tracker.close()
         await self.db.close()
 
     def _check_open(self) -> None:

@@ -22,11 +22,13 @@ from reactor.domain.errors import ReactorError, ReducerError
 from reactor.domain.hashing import state_hash
 from reactor.domain.jobs import Coordinate, JobError, JobOutcome, job_id_for
 from reactor.domain.model import DocumentModel, ModelRegistry
+from reactor.domain.signing import SignatureError, SignatureVerifier
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.keyframe_store import KeyframeStore
-from reactor.storage.operation_store import OperationStore
+from reactor.storage.notify import commit_payload
+from reactor.storage.operation_store import OperationStore, Position
 from reactor.storage.relationship_index import RelationshipIndex
 
 OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
@@ -65,8 +67,15 @@ class JobApplier:
         cache: WriteCache | None = None,
         keyframe_interval: int = 100,
         identity: str | None = None,
+        notify_channel: str | None = None,
+        instance_id: str | None = None,
+        verifier: SignatureVerifier | None = None,
     ):
+        self.verifier = verifier
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}"
+        # Opt-in: one NOTIFY per committed job on this channel (None: off).
+        self.notify_channel = notify_channel
+        self.instance_id = instance_id or uuid.uuid4().hex
         self.db = db
         self.registry = registry
         self.cache = cache if cache is not None else WriteCache()
@@ -82,8 +91,8 @@ class JobApplier:
                     await OperationStore.force_xid(conn)
                     decided = await JobLedger.decided(conn, job_id)
                     if decided is not None:
-                        return _outcome_from_ledger(job.index, decided)
-                    head, ops = await self._apply_locked(conn, job, job_id)
+                        return await _outcome_from_ledger(conn, job.index, decided)
+                    head, ops, doc_type, last_pos = await self._apply_locked(conn, job, job_id)
                     coords = [
                         Coordinate(
                             document_id=o.document_id,
@@ -101,6 +110,14 @@ class JobApplier:
                         None,
                         self.identity,
                     )
+                    if self.notify_channel is not None:
+                        payload = commit_payload(
+                            self.instance_id, job.document_id, doc_type, job_id, ops
+                        )
+                        if payload is not None:  # oversize: polling covers it
+                            await conn.execute(
+                                "SELECT pg_notify($1, $2)", self.notify_channel, payload
+                            )
             except JobRejected as rejected:
                 self.cache.invalidate(lane)
                 return await self._record_failure(conn, job, job_id, rejected)
@@ -108,7 +125,12 @@ class JobApplier:
                 self.cache.invalidate(lane)
                 raise
         self.cache.put(lane, CachedState(head.revision, head.hash, head.state))
-        return JobOutcome(index=job.index, ok=True, coordinates=coords)
+        return JobOutcome(
+            index=job.index,
+            ok=True,
+            coordinates=coords,
+            last_position=(last_pos.tx_id, last_pos.ordinal),
+        )
 
     async def _record_failure(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, rejected: JobRejected
@@ -120,12 +142,12 @@ class JobApplier:
             ):
                 decided = await JobLedger.decided(conn, job_id)
                 assert decided is not None
-                return _outcome_from_ledger(job.index, decided)
+                return await _outcome_from_ledger(conn, job.index, decided)
         return JobOutcome(index=job.index, ok=False, error=error)
 
     async def _apply_locked(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str
-    ) -> tuple[_Head, list[Operation]]:
+    ) -> tuple[_Head, list[Operation], str, Position]:
         header = await DocumentView.header_row(conn, job.document_id)
         model: DocumentModel | None = None
         if job.scope != "document":
@@ -141,8 +163,14 @@ class JobApplier:
         ops: list[Operation] = []
         state = head.state
         keyframes: list[tuple[int, str, dict[str, Any]]] = []
+        previous_hash = head.hash
         for position, action in enumerate(job.actions):
             index = head.revision + position
+            if self.verifier is not None:
+                try:
+                    self.verifier.verify(action, job.document_id, previous_hash)
+                except SignatureError as exc:
+                    raise JobRejected("SignatureError", f"actions[{position}] {exc}") from exc
             try:
                 if job.scope == "document":
                     state = reduce_document_scope(state, action)
@@ -159,7 +187,7 @@ class JobApplier:
                 raise JobRejected(
                     type(exc).__name__, f"actions[{position}] {action.type}: {exc!r}"
                 ) from exc
-            digest = state_hash(state)
+            digest = previous_hash = state_hash(state)
             ops.append(
                 Operation(
                     id=operation_id(job_id, action, position),
@@ -177,7 +205,7 @@ class JobApplier:
                 keyframes.append((index, digest, state))
             model = await self._document_side_effects(conn, job, action, state, model)
 
-        await OperationStore.append(conn, ops)
+        positions = await OperationStore.append(conn, ops)
         new_head = _Head(head.revision + len(ops), ops[-1].hash, state)
         await DocumentView.put_state(
             conn, job.document_id, job.scope, job.branch, new_head.revision, new_head.hash, state
@@ -202,7 +230,8 @@ class JobApplier:
                     await RelationshipIndex.replace_source(
                         conn, job.document_id, "model", children
                     )
-        return new_head, ops
+        assert model is not None
+        return new_head, ops, model.document_type, positions[-1]
 
     async def _document_side_effects(
         self,
@@ -278,11 +307,19 @@ class JobApplier:
         return self.registry.get(document_type)
 
 
-def _outcome_from_ledger(index: int, row: asyncpg.Record) -> JobOutcome:
+async def _outcome_from_ledger(
+    conn: asyncpg.Connection, index: int, row: asyncpg.Record
+) -> JobOutcome:
     if row["status"] == "applied":
+        coords = [Coordinate.model_validate(c) for c in row["coordinates"]]
+        last = coords[-1]
+        pos = await OperationStore.position_of(
+            conn, last.document_id, last.scope, last.branch, last.operation_index
+        )
         return JobOutcome(
             index=index,
             ok=True,
-            coordinates=[Coordinate.model_validate(c) for c in row["coordinates"]],
+            coordinates=coords,
+            last_position=(pos.tx_id, pos.ordinal) if pos else None,
         )
     return JobOutcome(index=index, ok=False, error=JobError.model_validate(row["error"]))

@@ -20,23 +20,29 @@ class CachedState:
 
 
 class WriteCache:
-    def __init__(self, max_documents: int = 1000):
+    """`max_documents` lanes, least recently used first out; per lane a ring
+    of the last `ring_buffer_size` revisions."""
+
+    def __init__(self, max_documents: int = 1000, ring_buffer_size: int = 1):
         self.max_documents = max_documents
-        self._entries: OrderedDict[LaneKey, CachedState] = OrderedDict()
+        self.ring_buffer_size = ring_buffer_size
+        self._entries: OrderedDict[LaneKey, list[CachedState]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     def get(self, key: LaneKey, revision: int) -> CachedState | None:
-        entry = self._entries.get(key)
-        if entry is None or entry.revision != revision:
-            self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return entry
+        for entry in reversed(self._entries.get(key, [])):
+            if entry.revision == revision:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry
+        self.misses += 1
+        return None
 
     def put(self, key: LaneKey, entry: CachedState) -> None:
-        self._entries[key] = entry
+        ring = [e for e in self._entries.get(key, []) if e.revision < entry.revision]
+        ring.append(entry)
+        self._entries[key] = ring[-self.ring_buffer_size :]
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_documents:
             self._entries.popitem(last=False)

@@ -22,6 +22,7 @@ from reactor.api.builder import ReactorBuilder
 from reactor.cli import render
 from reactor.cli.client import submit, wait_with_progress
 from reactor.cli.demo import demo_batch
+from reactor.observability.tracing import configure_tracing
 from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal
 from reactor.runtime.settings import Settings, home, model_modules, stack_file
 from reactor.runtime.temporal import connect
@@ -32,7 +33,11 @@ from reactor.storage.migrate import migrate
 console = Console(stderr=True)
 
 
-def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str) -> int:
+def dev(
+    *, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = False
+) -> int:
+    # --trace: every span on stderr; OTLP too when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    configure_tracing(console=trace)
     folder = home()
     folder.mkdir(parents=True, exist_ok=True)
     _refuse_if_running(folder)

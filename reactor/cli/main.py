@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,9 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-ui", action="store_true", help="start the Temporal dev server headless")
     dev.add_argument("--task-queue", default="reactor")
     dev.add_argument("--namespace", default="default")
+    dev.add_argument(
+        "--trace", action="store_true", help="print OpenTelemetry spans to stderr (one per line)"
+    )
 
     sub.add_parser("worker", help="run a worker against REACTOR_DATABASE_URL / REACTOR_TEMPORAL_ADDRESS")
     sub.add_parser("migrate", help="apply database migrations and exit")
@@ -54,6 +58,25 @@ def parser() -> argparse.ArgumentParser:
     find.add_argument("--type", dest="doc_type")
     find.add_argument("--parent")
     find.add_argument("--json", action="store_true")
+
+    # reactor.cli.operate: operating a deployment
+    batches = sub.add_parser("batches", help="list batches (Temporal visibility), newest first")
+    batches.add_argument("--document", metavar="ID", help="only batches touching this document")
+    batches.add_argument("--failed", action="store_true", help="only batches with failed jobs")
+    batches.add_argument("--limit", type=int, default=50)
+    batches.add_argument("--json", action="store_true")
+
+    doctor = sub.add_parser("doctor", help="check database, Temporal and workers; say how to fix")
+    doctor.add_argument("--quiet", action="store_true", help="no output when healthy (exit code)")
+    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per check")
+
+    setup = sub.add_parser(
+        "setup-search-attributes",
+        help="register the reactor's search attributes on a Temporal cluster (idempotent)",
+    )
+    setup.add_argument("--address", help="Temporal frontend (default: REACTOR_TEMPORAL_ADDRESS)")
+    setup.add_argument("--namespace", help="default: REACTOR_TEMPORAL_NAMESPACE or 'default'")
     return p
 
 
@@ -75,17 +98,30 @@ def _dispatch(args: argparse.Namespace) -> int:
         from reactor.cli.dev import dev
 
         return dev(
-            demo=args.demo, ui=not args.no_ui, task_queue=args.task_queue, namespace=args.namespace
+            demo=args.demo,
+            ui=not args.no_ui,
+            task_queue=args.task_queue,
+            namespace=args.namespace,
+            trace=args.trace,
         )
     if args.command == "worker":
+        from reactor.observability.tracing import configure_tracing
         from reactor.runtime.settings import load_settings
         from reactor.runtime.worker import run_worker
 
         logging.getLogger().setLevel(logging.INFO)
+        configure_tracing(console=False)  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
         asyncio.run(run_worker(load_settings()))
         return 0
     if args.command == "migrate":
         return asyncio.run(_migrate())
+    if args.command in ("batches", "doctor", "setup-search-attributes"):
+        rc = asyncio.run(_operate_command(args))
+        # Short-lived Temporal clients can abort the interpreter's finalization
+        # (temporalio/sdk-python#300, "PyGILState_Release"): skip it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
     return asyncio.run(_client_command(args))
 
 
@@ -104,8 +140,23 @@ async def _migrate() -> int:
         await db.close()
 
 
+async def _operate_command(args: argparse.Namespace) -> int:
+    from reactor.cli import operate
+
+    if args.command == "batches":
+        return await operate.batches(
+            document=args.document, failed=args.failed, as_json=args.json, limit=args.limit
+        )
+    if args.command == "doctor":
+        return await operate.doctor(quiet=args.quiet, as_json=args.json, timeout=args.timeout)
+    return await operate.setup_search_attributes(address=args.address, namespace=args.namespace)
+
+
 async def _client_command(args: argparse.Namespace) -> int:
     from reactor.cli import client
+    from reactor.observability.tracing import configure_tracing
+
+    configure_tracing(console=False)  # a submitted batch's trace starts here (OTLP if set)
 
     commands: dict[str, Callable[..., Awaitable[int]]] = {}
     async with client.open_reactor() as reactor:

@@ -72,3 +72,6 @@ class JobOutcome(BaseModel):
     ok: bool
     error: JobError | None = None
     coordinates: list[Coordinate] = Field(default_factory=list)
+    # (tx_id, ordinal) of the job's last operation: read models must reach it
+    # before the job is READ_READY.
+    last_position: tuple[int, int] | None = None

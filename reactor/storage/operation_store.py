@@ -32,10 +32,11 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[]
             $7::timestamptz[], $8::text[], $9::jsonb[], $10::text[])
      AS o(id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
 ORDER BY o.idx
+RETURNING tx_id::text::bigint AS tx, ordinal
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Position:
     """A reader's place in the global log: (transaction id, ordinal)."""
 
@@ -64,11 +65,11 @@ class OperationStore:
         self.db = db
 
     @staticmethod
-    async def append(conn: asyncpg.Connection, operations: Sequence[Operation]) -> None:
+    async def append(conn: asyncpg.Connection, operations: Sequence[Operation]) -> list[Position]:
         """Inside the caller's transaction, which must already hold an xid
-        (see `force_xid`)."""
+        (see `force_xid`). Sets each operation's ordinal; returns positions."""
         if not operations:
-            return
+            return []
         cols: list[list[Any]] = [[] for _ in range(10)]
         for op in operations:
             values = (
@@ -85,7 +86,11 @@ class OperationStore:
             )
             for col, value in zip(cols, values, strict=True):
                 col.append(value)
-        await conn.execute(INSERT_OPERATIONS, *cols)
+        rows = await conn.fetch(INSERT_OPERATIONS, *cols)
+        positions = sorted(Position(r["tx"], r["ordinal"]) for r in rows)
+        for op, pos in zip(sorted(operations, key=lambda o: o.index), positions, strict=True):
+            op.ordinal = pos.ordinal
+        return positions
 
     @staticmethod
     async def force_xid(conn: asyncpg.Connection) -> None:
@@ -162,6 +167,28 @@ class OperationStore:
         ops = [row_to_operation(r) for r in rows]
         nxt = ops[-1].ordinal if len(ops) == limit and ops else None
         return PagedResults(results=ops, next_cursor=nxt)
+
+    @staticmethod
+    async def position_of(
+        conn: asyncpg.Connection, document_id: str, scope: str, branch: str, index: int
+    ) -> Position | None:
+        row = await conn.fetchrow(
+            "SELECT tx_id::text::bigint AS tx, ordinal FROM reactor_operations "
+            "WHERE document_id = $1 AND scope = $2 AND branch = $3 AND idx = $4",
+            document_id,
+            scope,
+            branch,
+            index,
+        )
+        return None if row is None else Position(row["tx"], row["ordinal"])
+
+    async def get_by_job(self, job_id: str) -> list[Operation]:
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM reactor_operations WHERE job_id = $1 ORDER BY ordinal",
+                job_id,
+            )
+        return [row_to_operation(r) for r in rows]
 
     @staticmethod
     async def read_visible(

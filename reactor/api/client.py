@@ -1,0 +1,292 @@
+"""ReactorClient: waits for READ_READY and returns documents; signs actions
+when it has a signer; raises when a job fails."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from reactor.api.module import ReactorModule
+from reactor.api.reactor import ActionLike, Reactor, _parse_request, _spec
+from reactor.application.subscriptions import Callback, SearchFilter
+from reactor.domain.actions import ActionSpec
+from reactor.domain.batch import BatchRequest, ExistingDocument, plan_batch
+from reactor.domain.document import Document, PagedResults
+from reactor.domain.document_scope import initial_document_state, reduce_document_scope
+from reactor.domain.errors import JobFailedError
+from reactor.domain.hashing import state_hash
+from reactor.domain.jobs import ConsistencyToken, JobInfo, JobStatus
+from reactor.domain.signing import Signer, sign_action
+
+
+class ReactorClient:
+    def __init__(self, module: ReactorModule, signer: Signer | None = None, timeout: float = 60.0):
+        self.module = module
+        self.reactor: Reactor = module.reactor
+        self.signer = signer
+        self.timeout = timeout
+
+    # -- reads ----------------------------------------------------------------
+
+    async def get(self, identifier: str, view: Any = None) -> Document:
+        return await self.reactor.get_by_id_or_slug(identifier, view)
+
+    async def get_children(self, document_id: str) -> PagedResults:
+        ids = await self.reactor.get_children(document_id)
+        return PagedResults(results=[await self.reactor.get(i) for i in ids], total=len(ids))
+
+    async def get_parents(self, document_id: str) -> PagedResults:
+        ids = await self.reactor.get_parents(document_id)
+        return PagedResults(results=[await self.reactor.get(i) for i in ids], total=len(ids))
+
+    async def subscribe(
+        self, search: SearchFilter | Mapping[str, Any], callback: Callback, view: Any = None
+    ) -> Callable[[], None]:
+        """Calls `callback(change)` for created/updated/deleted/relationship
+        changes of matching documents, whichever process wrote them."""
+        return await self.module.subscription_manager.subscribe(
+            dict(search) if isinstance(search, Mapping) else search, callback
+        )
+
+    # -- writes (each waits for READ_READY) -----------------------------------
+
+    async def create_empty(
+        self,
+        document_type: str,
+        *,
+        document_id: str | None = None,
+        slug: str | None = None,
+        name: str = "",
+    ) -> Document:
+        doc_id = document_id or str(uuid.uuid4())
+        create: dict[str, Any] = {"document_type": document_type, "name": name}
+        if slug is not None:
+            create["slug"] = slug
+        await self.execute_batch({"jobs": [_create_job("create", doc_id, create)]})
+        return await self.reactor.get(doc_id)
+
+    async def create(self, document: Document | Mapping[str, Any]) -> Document:
+        """Creates a document from a header (id, slug, name, document_type)."""
+        header = (
+            document.header.model_dump()
+            if isinstance(document, Document)
+            else dict(document.get("header", document))
+        )
+        return await self.create_empty(
+            header["document_type"],
+            document_id=header.get("id"),
+            slug=header.get("slug"),
+            name=header.get("name") or "",
+        )
+
+    async def create_document_in_drive(
+        self,
+        drive_id: str,
+        document: Document | Mapping[str, Any],
+        parent_folder: str | None = None,
+    ) -> Document:
+        header = (
+            document.header.model_dump()
+            if isinstance(document, Document)
+            else dict(document.get("header", document))
+        )
+        doc_id = header.get("id") or str(uuid.uuid4())
+        create: dict[str, Any] = {
+            "document_type": header["document_type"],
+            "name": header.get("name") or "",
+        }
+        if header.get("slug"):
+            create["slug"] = header["slug"]
+        await self.execute_batch(
+            {
+                "jobs": [
+                    _create_job("create", doc_id, create),
+                    {
+                        "key": "file",
+                        "document_id": drive_id,
+                        "depends_on": ["create"],
+                        "actions": [
+                            {
+                                "type": "ADD_FILE",
+                                "input": {
+                                    "id": doc_id,
+                                    "name": create["name"] or doc_id,
+                                    "document_type": create["document_type"],
+                                    "parent_folder": parent_folder,
+                                },
+                            }
+                        ],
+                    },
+                ]
+            }
+        )
+        return await self.reactor.get(doc_id)
+
+    async def execute(
+        self, document_id: str, branch: str, actions: Sequence[ActionLike]
+    ) -> Document:
+        specs = [_spec(a) for a in actions]
+        scope = next((s.scope for s in specs if s.scope), "global")
+        result = await self.execute_batch(
+            {
+                "jobs": [
+                    {
+                        "key": "job",
+                        "document_id": document_id,
+                        "branch": branch,
+                        "scope": scope,
+                        "actions": [s.model_dump(exclude_none=True) for s in specs],
+                    }
+                ]
+            }
+        )
+        token = result["job"].consistency_token
+        return await self.reactor.get(document_id, consistency_token=token, branch=branch)
+
+    async def execute_batch(self, request: BatchRequest | Mapping[str, Any]) -> dict[str, JobInfo]:
+        """Runs the batch to the end; raises JobFailedError naming every failed
+        job (the error's `.jobs` holds all results)."""
+        req = _parse_request(request)
+        if self.signer is not None:
+            req = await self._signed(req)
+        result = await self.reactor.execute_batch(req)
+        infos = {j.key: j for j in await self.reactor.wait_for_batch(result.batch_id)}
+        failed = [j for j in infos.values() if j.status is JobStatus.FAILED]
+        if failed:
+            detail = "; ".join(
+                f"{j.key}: {j.error.type}: {j.error.message}" if j.error else j.key for j in failed
+            )
+            error = JobFailedError(f"{len(failed)} job(s) failed: {detail}")
+            error.jobs = infos  # type: ignore[attr-defined]
+            raise error
+        return infos
+
+    async def rename(self, document_id: str, name: str, branch: str = "main") -> Document:
+        return await self.execute(
+            document_id, branch, [{"type": "SET_NAME", "input": {"name": name}}]
+        )
+
+    async def move_children(
+        self, source_parent: str, target_parent: str, child_ids: Sequence[str], branch: str = "main"
+    ) -> None:
+        def rel(kind: str, parent: str) -> dict[str, Any]:
+            return {
+                "key": f"{kind}-{parent}",
+                "document_id": parent,
+                "branch": branch,
+                "scope": "document",
+                "actions": [{"type": kind, "input": {"target_id": c}} for c in child_ids],
+            }
+
+        await self.execute_batch(
+            {
+                "jobs": [
+                    rel("REMOVE_RELATIONSHIP", source_parent),
+                    rel("ADD_RELATIONSHIP", target_parent),
+                ]
+            }
+        )
+
+    async def delete_document(self, document_id: str, branch: str = "main") -> None:
+        await self.delete_documents([document_id], branch)
+
+    async def delete_documents(self, document_ids: Sequence[str], branch: str = "main") -> None:
+        await self.execute_batch(
+            {
+                "jobs": [
+                    {
+                        "key": d,
+                        "document_id": d,
+                        "branch": branch,
+                        "scope": "document",
+                        "actions": [{"type": "DELETE_DOCUMENT"}],
+                    }
+                    for d in document_ids
+                ]
+            }
+        )
+
+    async def wait_consistent(self, token: ConsistencyToken) -> None:
+        await self.reactor.consistency.wait(token, self.timeout)
+
+    # -- signing --------------------------------------------------------------
+
+    async def _signed(self, req: BatchRequest) -> BatchRequest:
+        """Signs every action over the state it will apply to, by replaying
+        the batch locally in lane order from the documents' current heads. A
+        concurrent writer makes the signature stale: the job then fails
+        verification rather than applying to a state its signer never saw."""
+        assert self.signer is not None
+        reactor = self.reactor
+        found = await reactor.document_view.existing(sorted({j.document_id for j in req.jobs}))
+        existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
+        plan = plan_batch(req, reactor.registry, existing)
+        states: dict[tuple[str, str, str], dict[str, Any]] = {}
+        jobs = []
+        for job, planned in zip(req.jobs, plan.jobs, strict=True):
+            lane = (planned.document_id, planned.scope, planned.branch)
+            if lane not in states:
+                states[lane] = await self._head_state(
+                    planned.document_id, planned.scope, planned.branch, planned.document_type
+                )
+            signed: list[ActionSpec] = []
+            for action in planned.actions:
+                state = states[lane]
+                signed_action = sign_action(
+                    self.signer, action, planned.document_id, state_hash(state)
+                )
+                signed.append(_spec(signed_action))
+                if planned.scope == "document":
+                    states[lane] = reduce_document_scope(state, action)
+                else:
+                    states[lane] = reactor.registry.get(planned.document_type).reduce(
+                        planned.scope, state, action
+                    )
+            jobs.append(job.model_copy(update={"actions": signed}))
+        return req.model_copy(update={"jobs": jobs, "batch_id": plan.batch_id})
+
+    async def _head_state(
+        self, document_id: str, scope: str, branch: str, document_type: str
+    ) -> dict[str, Any]:
+        async with self.reactor.db.pool.acquire() as conn:
+            state: dict[str, Any] | None = await conn.fetchval(
+                "SELECT state FROM reactor_document_states WHERE document_id = $1 AND scope = $2 "
+                "AND branch = $3",
+                document_id,
+                scope,
+                branch,
+            )
+        if state is not None:
+            return state
+        if scope == "document":
+            return initial_document_state()
+        return self.reactor.registry.get(document_type).initial_state(scope)
+
+
+class ReactorClientBuilder:
+    def __init__(self) -> None:
+        self._module: ReactorModule | None = None
+        self._signer: Signer | None = None
+
+    def with_reactor_module(self, module: ReactorModule) -> ReactorClientBuilder:
+        self._module = module
+        return self
+
+    def with_signer(self, signer: Signer) -> ReactorClientBuilder:
+        self._signer = signer
+        return self
+
+    def build(self) -> ReactorClient:
+        if self._module is None:
+            raise ValueError("call with_reactor_module(module) first")
+        return ReactorClient(self._module, self._signer)
+
+
+def _create_job(key: str, document_id: str, create: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "key": key,
+        "document_id": document_id,
+        "scope": "document",
+        "actions": [{"type": "CREATE_DOCUMENT", "input": create}],
+    }

@@ -1,0 +1,205 @@
+"""`reactor doctor`'s checks: is the stack a reactor can run on healthy, and
+if not, what to do about it. Each check says what it found and, when it
+failed, how to fix it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    DescribeTaskQueueRequest,
+    GetSystemInfoRequest,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from reactor.observability import search_attributes
+from reactor.runtime.settings import Settings
+from reactor.runtime.temporal import connect
+from reactor.storage.migrate import available, pending
+
+# Temporal keeps a poller listed for a few minutes after its last poll; a
+# worker long-polls about once a minute, so older than this means gone.
+POLLER_MAX_AGE_S = 120.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def redact(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def diagnose(settings: Settings, *, timeout: float = 5.0) -> list[Check]:
+    database, temporal = await asyncio.gather(
+        check_database(settings.database_url, timeout=timeout),
+        check_temporal(settings, timeout=timeout),
+    )
+    return [*database, *temporal]
+
+
+async def check_database(url: str, *, timeout: float = 5.0) -> list[Check]:
+    try:
+        conn = await asyncpg.connect(url, timeout=timeout)
+    except Exception as exc:  # refused, unknown host, auth, missing database...
+        return [
+            Check(
+                "database",
+                False,
+                f"cannot connect to {redact(url)}: {_reason(exc)}",
+                "start PostgreSQL, or set REACTOR_DATABASE_URL to a database you can log "
+                "in to (`reactor dev` runs one locally)",
+            )
+        ]
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        todo = await pending(conn)
+    finally:
+        await conn.close()
+    checks = [Check("database", True, f"{redact(url)} (PostgreSQL {version})")]
+    if todo:
+        checks.append(
+            Check(
+                "migrations",
+                False,
+                f"{len(todo)} pending: {', '.join(todo)}",
+                "run `reactor migrate` (a starting `reactor worker` applies them too)",
+            )
+        )
+    else:
+        checks.append(Check("migrations", True, f"all {len(available())} applied"))
+    return checks
+
+
+async def check_temporal(settings: Settings, *, timeout: float = 5.0) -> list[Check]:
+    rpc_timeout = timedelta(seconds=timeout)
+    address, namespace = settings.temporal_address, settings.namespace
+    try:
+        client = await asyncio.wait_for(connect(address, namespace), timeout)
+        info = await client.workflow_service.get_system_info(
+            GetSystemInfoRequest(), timeout=rpc_timeout
+        )
+    except Exception as exc:
+        return [
+            Check(
+                "temporal",
+                False,
+                f"cannot reach Temporal at {address}: {_reason(exc)}",
+                "start the Temporal server, or set REACTOR_TEMPORAL_ADDRESS to its frontend "
+                "(host:7233); `reactor dev` runs a dev server",
+            )
+        ]
+    checks = [Check("temporal", True, f"{address} (server {info.server_version or '?'})")]
+
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace), timeout=rpc_timeout
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        checks.append(
+            Check(
+                "namespace",
+                False,
+                f"namespace {namespace!r} does not exist",
+                f"create it (`temporal operator namespace create --namespace {namespace}`), "
+                "or set REACTOR_TEMPORAL_NAMESPACE to an existing one",
+            )
+        )
+        return checks
+    checks.append(Check("namespace", True, namespace))
+
+    found = await search_attributes.registered(client, namespace)
+    missing, wrong = search_attributes.problems(found)
+    if wrong:
+        checks.append(
+            Check(
+                "search attributes",
+                False,
+                "registered with another type: " + "; ".join(wrong),
+                "a search attribute's type cannot change: remove it (`temporal operator "
+                "search-attribute remove --name NAME`), then run `reactor setup-search-attributes`",
+            )
+        )
+    elif missing:
+        checks.append(
+            Check(
+                "search attributes",
+                False,
+                f"not registered in {namespace!r}: {', '.join(missing)}",
+                "run `reactor setup-search-attributes` (once per namespace)",
+            )
+        )
+    else:
+        checks.append(Check("search attributes", True, f"{len(found)} custom, ours all present"))
+
+    checks.append(await check_pollers(client, namespace, settings.task_queue, rpc_timeout))
+    return checks
+
+
+async def check_pollers(
+    client: Client, namespace: str, task_queue: str, rpc_timeout: timedelta
+) -> Check:
+    counts: dict[str, int] = {}
+    identities: set[str] = set()
+    now = time.time()
+    for label, kind in (
+        ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+    ):
+        resp = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind
+            ),
+            timeout=rpc_timeout,
+        )
+        live = [
+            p
+            for p in resp.pollers
+            if not p.HasField("last_access_time")
+            or now - p.last_access_time.ToDatetime(tzinfo=UTC).timestamp() < POLLER_MAX_AGE_S
+        ]
+        counts[label] = len(live)
+        identities.update(p.identity for p in live)
+    detail = (
+        f"task queue {task_queue!r}: {counts['workflow']} workflow and "
+        f"{counts['activity']} activity pollers"
+        + (f" ({', '.join(sorted(identities))})" if identities else "")
+    )
+    if counts["workflow"] and counts["activity"]:
+        return Check("workers", True, detail)
+    return Check(
+        "workers",
+        False,
+        detail,
+        f"start a worker on this task queue: `reactor worker` with REACTOR_TASK_QUEUE={task_queue}",
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        text = "timed out"
+    return text.splitlines()[0][:300]

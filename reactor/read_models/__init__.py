@@ -1,0 +1,1 @@
+"""Example read models shipped with the reactor."""
