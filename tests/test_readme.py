@@ -16,18 +16,22 @@ from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
 from tests.conftest import ROOT, Stack, worker_env
 
-BLOCK = re.compile(r"<!-- (file: (?P<file>\S+)|run) -->\n```python\n(?P<code>.*?)```", re.S)
+BLOCK = re.compile(r"<!-- (file: (?P<file>\S+)|run(?P<standalone>: standalone)?) -->\n```python\n(?P<code>.*?)```", re.S)
 
 
-def readme_blocks() -> tuple[dict[str, str], list[str]]:
+def readme_blocks() -> tuple[dict[str, str], list[str], list[str]]:
+    """(files, examples needing a worker, standalone examples)"""
     files: dict[str, str] = {}
     runs: list[str] = []
+    standalone: list[str] = []
     for m in BLOCK.finditer((ROOT / "README.md").read_text()):
         if m.group("file"):
             files[m.group("file")] = m.group("code")
+        elif m.group("standalone"):
+            standalone.append(m.group("code"))
         else:
             runs.append(m.group("code"))
-    return files, runs
+    return files, runs, standalone
 
 
 def test_readme_has_the_two_commands_and_ci_runs_the_test_one() -> None:
@@ -42,7 +46,7 @@ def test_readme_has_the_two_commands_and_ci_runs_the_test_one() -> None:
 async def test_readme_model_and_api_example_run_as_written(
     stack: Stack, database_url: str, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files, runs = readme_blocks()
+    files, runs, _ = readme_blocks()
     assert set(files) == {"counter.py"} and len(runs) == 1
     for name, code in files.items():
         (tmp_path / name).write_text(code)
@@ -70,3 +74,22 @@ async def test_readme_model_and_api_example_run_as_written(
     assert lines[3].startswith("b FAILED") and "must be positive" in lines[3]
     assert "(0, 'INCREMENT'" in lines[4] and "(1, 'INCREMENT'" in lines[4]
 
+
+
+async def test_readme_client_example_runs_as_written(
+    stack: Stack, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    _, _, standalone = readme_blocks()
+    assert len(standalone) == 1
+    (tmp_path / "client_example.py").write_text(standalone[0])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(tmp_path / "client_example.py"),
+        env=worker_env(stack, database_url, task_queue), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert lines[0] == "{'total': 1, 'checked': 0, 'unchecked': 1}"
+    assert "'lists': 1" in lines[1] and "'total': 1" in lines[1]
+    assert lines[2] == "['created', 'updated']"
