@@ -131,3 +131,20 @@ async def test_read_model_exactly_once_across_a_killed_worker(
     finally:
         await db.close()
     assert total == distinct == ops == 164
+
+
+async def test_keyframe_interval_is_configurable_and_used_for_rebuilds(module_factory: Any) -> None:
+    from reactor.application.replay import rebuild_state
+
+    module = await module_factory(lambda b: b.with_write_cache_config(50, 2, keyframe_interval=10))
+    result = await module.reactor.execute_batch(todo_batch(25, docs=1, prefix="kf"))
+    await module.reactor.wait_for_batch(result.batch_id)
+    async with module.database.pool.acquire() as conn:
+        frames = [r["idx"] for r in await conn.fetch(
+            "SELECT idx FROM reactor_keyframes WHERE document_id = 'kf0' AND scope = 'global' ORDER BY idx")]
+    assert frames == [9, 19]
+    with_frames = await rebuild_state(module.database, module.registry, "kf0", "global")
+    without = await rebuild_state(module.database, module.registry, "kf0", "global", use_keyframes=False)
+    assert with_frames == without
+    at_15 = await rebuild_state(module.database, module.registry, "kf0", "global", revision=15)
+    assert at_15[0] == 15 and len(at_15[2]["items"]) == 15
