@@ -22,6 +22,8 @@ from reactor.application.wakeup import Wakeup
 from reactor.application.write_cache import WriteCache
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.signing import SignatureVerifier
+from reactor.reactions.manager import ProcessorManager
+from reactor.reactions.processor import Handler, Processor, processor
 from reactor.runtime.settings import load_settings
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
@@ -30,6 +32,7 @@ from reactor.storage.keyframe_store import KeyframeStore
 from reactor.storage.migrate import migrate
 from reactor.storage.notify import READ_MODEL_CHANNEL, NotifyListener, channel_name
 from reactor.storage.operation_index import OperationIndex
+from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
 from workflows.batch import BatchConfig
 
@@ -53,6 +56,8 @@ class ReactorBuilder:
         self._features: dict[str, Any] = {}
         self._signal_handlers = False
         self._notifications = True
+        self._processors: list[Processor] = []
+        self._poll_interval = 1.0
 
     def with_document_models(
         self, models: Sequence[ModuleType | DocumentModel]
@@ -145,6 +150,40 @@ class ReactorBuilder:
         self._worker = config
         return self
 
+    def with_processor(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        action_types: list[str] | None = None,
+        document_types: list[str] | None = None,
+        exactly_once: bool = False,
+        max_attempts: int = 5,
+        lease_seconds: float = 30.0,
+    ) -> ReactorBuilder:
+        """A reaction: `handler(operation, context)` runs after commits of
+        matching operations, on this module's workers, at least once (exactly
+        once for output written through `context.tx` with `exactly_once`)."""
+        if any(p.name == name for p in self._processors):
+            raise ValueError(f"processor {name!r} registered twice")
+        self._processors.append(
+            processor(
+                name,
+                handler,
+                action_types=action_types,
+                document_types=document_types,
+                exactly_once=exactly_once,
+                max_attempts=max_attempts,
+                lease_seconds=lease_seconds,
+            )
+        )
+        return self
+
+    def with_reaction_poll_interval(self, seconds: float) -> ReactorBuilder:
+        """How often reactions poll when no wake-up arrives (the safety net)."""
+        self._poll_interval = seconds
+        return self
+
     def with_notifications(self, enabled: bool) -> ReactorBuilder:
         """LISTEN for commits (token reads, subscriptions and job events wake
         at once; without it they poll). On by default."""
@@ -201,6 +240,8 @@ class ReactorBuilder:
             listener.add_handler(on_notify)
             listener.on_reconnect(wakeup.set)
             await listener.start()
+        manager = ProcessorManager(db, self._processors)
+        await manager.setup()
         if self._signal_handlers:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -212,7 +253,7 @@ class ReactorBuilder:
             reactor=reactor,
             event_bus=bus,
             job_tracker=reactor.job_tracker,
-            operation_store=reactor.operation_store,
+            operation_store=OperationStore(db, notify=listener is not None, listener=listener),
             keyframe_store=KeyframeStore(db),
             write_cache=self._cache,
             operation_index=OperationIndex(db),
@@ -227,6 +268,8 @@ class ReactorBuilder:
             worker_config=self._worker,
             signature_verifier=self._verifier,
             features=dict(self._features),
+            processor_manager=manager,
+            poll_interval=self._poll_interval,
         )
 
 

@@ -4,12 +4,12 @@ tests and in-process workers."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from reactor.api.reactor import Reactor
 from reactor.application.events import EventBus
@@ -19,7 +19,8 @@ from reactor.application.subscriptions import SubscriptionManager
 from reactor.application.write_cache import WriteCache
 from reactor.domain.model import ModelRegistry
 from reactor.domain.signing import SignatureVerifier
-from reactor.runtime.worker import build_worker
+from reactor.reactions.manager import ProcessorManager
+from reactor.runtime.worker import ReactorWorker, build_worker
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.keyframe_store import KeyframeStore
@@ -57,9 +58,10 @@ class ReactorModule:
     worker_config: WorkerConfig = field(default_factory=WorkerConfig)
     signature_verifier: SignatureVerifier | None = None
     features: dict[str, Any] = field(default_factory=dict)
-    processor_manager: Any = None  # reactions: see reactor.reactions (issue 4)
+    processor_manager: ProcessorManager | None = None
+    poll_interval: float = 1.0
 
-    def create_worker(self, task_queue: str | None = None) -> Worker:
+    def create_worker(self, task_queue: str | None = None) -> ReactorWorker:
         """A worker for this module's task queue, sharing its write cache,
         read models and signature verifier. Use as `async with`."""
         cfg = self.worker_config
@@ -76,7 +78,17 @@ class ReactorModule:
             notify=cfg.notify,
             instance_id=self.listener.instance_id if self.listener else None,
             verifier=self.signature_verifier,
+            processors=list(self.processor_manager.processors.values())
+            if self.processor_manager
+            else (),
+            reactor=self.reactor,
+            listener=self.listener,
+            poll_interval=self.poll_interval,
         )
+
+    async def on_notified(self, handler: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Fan commit notifications from other processes out (e.g. to SSE)."""
+        return await self.operation_store.notify(handler)
 
     async def close(self) -> None:
         await asyncio.gather(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +71,12 @@ class JobApplier:
         notify_channel: str | None = None,
         instance_id: str | None = None,
         verifier: SignatureVerifier | None = None,
+        on_commit: Callable[[dict[str, Any]], None] | None = None,
     ):
         self.verifier = verifier
+        # In-process commit hook (the local path to wake reactions; NOTIFY
+        # from this process is filtered out on the listening side).
+        self.on_commit = on_commit
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}"
         # Opt-in: one NOTIFY per committed job on this channel (None: off).
         self.notify_channel = notify_channel
@@ -125,6 +130,15 @@ class JobApplier:
                 self.cache.invalidate(lane)
                 raise
         self.cache.put(lane, CachedState(head.revision, head.hash, head.state))
+        if self.on_commit is not None:
+            self.on_commit(
+                {
+                    "document_id": job.document_id,
+                    "document_type": doc_type,
+                    "job_id": job_id,
+                    "events": [{"ordinal": o.ordinal, "type": o.action.type} for o in ops],
+                }
+            )
         return JobOutcome(
             index=job.index,
             ok=True,

@@ -8,28 +8,80 @@ import importlib
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.batch import BatchActivities
+from activities.reactions import ReactionActivities
 from reactor.application.read_models import ReadModel, ReadModelCoordinator
 from reactor.application.write_cache import WriteCache
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.signing import SignatureVerifier
 from reactor.observability.worker import ActivityAttributesInterceptor, TracedJobApplier
+from reactor.reactions.drain import ReactionDrainer
+from reactor.reactions.processor import Processor
+from reactor.reactions.router import ReactionRouter
 from reactor.runtime.settings import Settings, model_modules
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.migrate import migrate
-from reactor.storage.notify import channel_name
+from reactor.storage.notify import NotifyListener, channel_name
+from reactor.storage.operation_store import OperationStore
 from workflows.batch import BatchWorkflow
+from workflows.reaction import ReactionWorkflow
+
+if TYPE_CHECKING:
+    from reactor.api.reactor import Reactor
 
 log = logging.getLogger("reactor.worker")
+
+
+class ReactorWorker:
+    """A Temporal worker plus, when reactions are registered, the router that
+    wakes their workflows. Use as `async with`, or `run()` / `shutdown()`."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        router: ReactionRouter | None = None,
+        subscribe: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]] | None = None,
+    ):
+        self.worker = worker
+        self.router = router
+        self._subscribe = subscribe
+
+    async def __aenter__(self) -> ReactorWorker:
+        await self.worker.__aenter__()
+        if self.router is not None:
+            await self.router.start(self._subscribe)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.router is not None:
+            await self.router.stop()
+        await self.worker.__aexit__(*exc)
+
+    async def run(self) -> None:
+        """Runs until shutdown() (the router only sends signals, so it can
+        start before the worker polls)."""
+        if self.router is not None:
+            await self.router.start(self._subscribe)
+        try:
+            await self.worker.run()
+        finally:
+            if self.router is not None:
+                await self.router.stop()
+
+    async def shutdown(self) -> None:
+        if self.router is not None:
+            await self.router.stop()
+        await self.worker.shutdown()
 
 
 def build_worker(
@@ -46,8 +98,24 @@ def build_worker(
     notify: bool = True,
     instance_id: str | None = None,
     verifier: SignatureVerifier | None = None,
-) -> Worker:
-    """The one place a reactor worker is assembled (CLI, module, tests)."""
+    processors: Sequence[Processor] = (),
+    reactor: Reactor | None = None,
+    listener: NotifyListener | None = None,
+    poll_interval: float = 1.0,
+    fanout: int = 2,
+) -> ReactorWorker:
+    """The one place a reactor worker is assembled (CLI, module, tests).
+
+    With `processors`, it also hosts their reaction workflows and drains, and
+    routes commits to them: local commits directly, other processes' commits
+    through `listener` (NOTIFY) when given; the poll covers the rest."""
+    router = (
+        ReactionRouter(client, task_queue, list(processors), poll_interval=poll_interval, fanout=fanout)
+        if processors
+        else None
+    )
+    if listener is not None:
+        instance_id = listener.instance_id
     applier = TracedJobApplier(  # a JobApplier with a span per job
         db,
         registry,
@@ -56,18 +124,53 @@ def build_worker(
         notify_channel=channel_name() if notify else None,
         instance_id=instance_id,
         verifier=verifier,
+        on_commit=router.route if router is not None else None,
     )
     acts = BatchActivities(
         applier, JobLedger(db), read_models=read_models, max_parallel=max_parallel_jobs
     )
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[BatchWorkflow],
-        activities=[acts.apply_jobs, acts.load_plan],
-        graceful_shutdown_timeout=graceful_shutdown,
-        interceptors=[ActivityAttributesInterceptor()],
+    workflows: list[type] = [BatchWorkflow]
+    activities: list[Callable[..., Any]] = [acts.apply_jobs, acts.load_plan]
+    subscribe = None
+    if router is not None:
+        drainer = ReactionDrainer(db, list(processors), reactor=reactor)
+        workflows.append(ReactionWorkflow)
+        activities.append(ReactionActivities(drainer).drain_reaction)
+        if listener is not None:
+            store = OperationStore(db, notify=True, listener=listener)
+
+            def subscribe(handler: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+                me = store.instance_id
+
+                def remote(channel: str, payload: dict[str, Any]) -> None:
+                    if channel == store.channel and payload.get("by") != me:
+                        handler(payload)
+
+                return listener.add_handler(remote)
+
+    return ReactorWorker(
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=workflows,
+            activities=activities,
+            graceful_shutdown_timeout=graceful_shutdown,
+            interceptors=[],
+        ),
+        router,
+        subscribe,
     )
+
+
+def processors_from_env() -> list[Processor]:
+    """REACTOR_PROCESSORS: comma-separated `module:attribute`, each a
+    Processor or a list of them."""
+    found: list[Processor] = []
+    for spec in filter(None, (s.strip() for s in os.environ.get("REACTOR_PROCESSORS", "").split(","))):
+        module_name, _, attr = spec.partition(":")
+        obj = getattr(importlib.import_module(module_name), attr)
+        found.extend(obj if isinstance(obj, list | tuple) else [obj])
+    return found
 
 
 def read_models_from_env() -> list[ReadModel]:
@@ -107,17 +210,36 @@ async def run_worker(
         client = await connect(settings.temporal_address, settings.namespace)
         coordinator = ReadModelCoordinator(db, read_models_from_env())
         await coordinator.setup()
+        notify = os.environ.get("REACTOR_NOTIFY", "1") != "0"
+        processors = processors_from_env()
+        listener = reactor = None
+        if processors:
+            from reactor.api.reactor import Reactor
+
+            await ReactionDrainer(db, processors).setup()
+            reactor = Reactor(db=db, client=client, registry=registry_of(models))
+            if notify:
+                listener = NotifyListener(settings.database_url, [channel_name()])
+                await listener.start()
         worker = build_worker(
             client,
             db,
             registry_of(models),
             settings.task_queue,
             read_models=coordinator,
-            notify=os.environ.get("REACTOR_NOTIFY", "1") != "0",
+            notify=notify,
+            processors=processors,
+            reactor=reactor,
+            listener=listener,
+            poll_interval=float(os.environ.get("REACTOR_REACTION_POLL", "1.0")),
         )
-        async with worker:
-            log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
-            await stop.wait()
-            log.info("worker draining in-flight activities")
+        try:
+            async with worker:
+                log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+                await stop.wait()
+                log.info("worker draining in-flight activities")
+        finally:
+            if listener is not None:
+                await listener.stop()
     finally:
         await db.close()

@@ -60,10 +60,12 @@ class NotifyListener:
     notification, the process's own included; `on_reconnect` handlers run
     after a reconnect so waiters can re-check what they may have missed."""
 
-    def __init__(self, url: str | dict[str, Any], channels: list[str]):
+    def __init__(
+        self, url: str | dict[str, Any], channels: list[str], instance_id: str | None = None
+    ):
         self.url = url
         self.channels = channels
-        self.instance_id = uuid.uuid4().hex
+        self.instance_id = instance_id or uuid.uuid4().hex
         self._handlers: list[Handler] = []
         self._reconnect_handlers: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None

@@ -11,7 +11,8 @@ ended) and track their position as (tx_id, ordinal). See `read_visible`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import asyncpg
 from reactor.domain.actions import Action
 from reactor.domain.document import Operation, PagedResults
 from reactor.storage.database import Database
+from reactor.storage.notify import NotifyListener, channel_name
 
 _COLUMNS = "ordinal, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id"
 
@@ -61,8 +63,39 @@ def row_to_operation(row: asyncpg.Record) -> Operation:
 
 
 class OperationStore:
-    def __init__(self, db: Database):
+    """`notify=True` opts in to the `notify(handler)` hook: one NOTIFY per
+    committed job (sent by appliers that share `instance_id`) on a channel per
+    (schema, table), delivered to handlers of *other* store instances only."""
+
+    def __init__(self, db: Database, *, notify: bool = False, listener: NotifyListener | None = None):
         self.db = db
+        self.notify_enabled = notify
+        self._listener = listener
+        self.instance_id = listener.instance_id if listener else uuid.uuid4().hex
+
+    @property
+    def channel(self) -> str:
+        return channel_name()
+
+    async def notify(self, handler: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Calls `handler(payload)` for each commit made by another process
+        (payload: {by, document_id, document_type, job_id, events:[{ordinal, type,
+        scope, index}]}). Returns the disposer. A hint only: it may miss
+        commits (oversize payloads, reconnects); poll for correctness."""
+        if not self.notify_enabled:
+            raise RuntimeError("this operation store was built with notify=False")
+        if self._listener is None:
+            if self.db.url is None:
+                raise RuntimeError("notify needs a database URL for its LISTEN connection")
+            self._listener = NotifyListener(self.db.url, [self.channel], self.instance_id)
+        await self._listener.start()
+        me, channel = self.instance_id, self.channel
+
+        def filtered(ch: str, payload: dict[str, Any]) -> None:
+            if ch == channel and payload.get("by") != me:
+                handler(payload)
+
+        return self._listener.add_handler(filtered)
 
     @staticmethod
     async def append(conn: asyncpg.Connection, operations: Sequence[Operation]) -> list[Position]:

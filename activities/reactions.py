@@ -1,0 +1,33 @@
+"""The reaction drain activity (run as a local activity on the fast path and
+as a regular one for competing drains)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from reactor.reactions.drain import ReactionDrainer
+
+
+class DrainInput(BaseModel):
+    name: str
+    budget_seconds: float = 5.0
+
+
+class DrainOutput(BaseModel):
+    handled: int
+    failed: int
+    blocked: list[str]
+    more: bool
+
+
+class ReactionActivities:
+    def __init__(self, drainer: ReactionDrainer):
+        self.drainer = drainer
+
+    @activity.defn(name="drain_reaction")
+    async def drain_reaction(self, inp: DrainInput) -> DrainOutput:
+        result = await self.drainer.drain(inp.name, budget_seconds=inp.budget_seconds)
+        return DrainOutput(
+            handled=result.handled, failed=result.failed, blocked=result.blocked, more=result.more
+        )

@@ -1,0 +1,1 @@
+"""Reactions (processors): handlers that run after commits, across processes."""

@@ -1,0 +1,316 @@
+"""Reactions across processes: NOTIFY wake-ups with polling as the safety
+net, leases, poison streams, and the commit-visibility gap."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from reactor.reactions.drain import ReactionDrainer
+from reactor.reactions.router import reaction_workflow_id
+from reactor.reactions.store import ReactionStore
+from reactor.runtime.temporal import connect
+from reactor.storage.database import Database
+from reactor.storage.notify import NotifyListener, channel_name
+from reactor.storage.operation_store import OperationStore, Position
+from tests.conftest import Stack, spawn_worker, wait_until
+from tests.support.direct import DirectWriter
+from tests.support.reactions import SETUP, recording
+from workflows.reaction import ReactionWorkflow
+
+
+@pytest.fixture
+async def calls_table(db: Database) -> Database:
+    async with db.pool.acquire() as conn:
+        await conn.execute(SETUP)
+    return db
+
+
+async def handled(db: Database, reaction: str) -> list[asyncpg.Record]:
+    async with db.pool.acquire() as conn:
+        return await conn.fetch(
+            "SELECT op_id, document_id, pid, at FROM test_reaction_calls WHERE reaction = $1", reaction
+        )
+
+
+def reaction_worker(stack: Stack, database_url: str, task_queue: str, log: Path, name: str, **env: str) -> Any:
+    return spawn_worker(
+        stack, database_url, task_queue, log,
+        {"REACTOR_PROCESSORS": f"tests.support.reactions:{name}", **env},
+    )
+
+
+async def reaction_idle(stack: Stack, task_queue: str, name: str) -> None:
+    """Waits until the reaction workflow ran its first drain (now it sleeps)."""
+    client = await connect(stack.temporal_address)
+    handle = client.get_workflow_handle(reaction_workflow_id(task_queue, name))
+
+    async def started() -> bool:
+        try:
+            return (await handle.query(ReactionWorkflow.status)).iterations >= 1
+        except Exception:
+            return False
+
+    await wait_until(started, 60, f"reaction {name} to start")
+
+
+async def test_commit_in_one_process_wakes_the_reaction_in_another(
+    stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    db = calls_table
+    own_store = OperationStore(db, notify=True)
+    writer = DirectWriter(db, instance_id=own_store.instance_id)  # this process's writer
+    await writer.create_list("doc")
+    mine: list[dict[str, Any]] = []
+    dispose = await own_store.notify(mine.append)
+    # Polls every 30 s: only NOTIFY can make it fast.
+    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording",
+                             REACTOR_REACTION_POLL="30")
+    try:
+        await reaction_idle(stack, task_queue, "recording")
+        for n in range(3):
+            await writer.add_items("doc", [f"n{n}"])
+
+            async def woke(n: int = n) -> bool:
+                return len(await handled(db, "recording")) == n + 1
+
+            await wait_until(woke, 10, f"reaction to commit {n}")
+    finally:
+        worker.terminate()
+        worker.wait(60)
+        dispose()
+    assert mine == []  # the writer's own process never hears its own commits
+
+
+async def test_with_notify_off_the_poll_still_delivers(
+    stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    db = calls_table
+    writer = DirectWriter(db, notify=False)
+    await writer.create_list("doc")
+    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording",
+                             REACTOR_NOTIFY="0", REACTOR_REACTION_POLL="0.3")
+    try:
+        await reaction_idle(stack, task_queue, "recording")
+        await writer.add_items("doc", ["a", "b"])
+
+        async def delivered() -> bool:
+            return len(await handled(db, "recording")) == 2
+
+        await wait_until(delivered, 20, "the poll to deliver")
+    finally:
+        worker.terminate()
+        worker.wait(60)
+
+
+async def test_oversize_payload_sends_no_notify_and_polling_delivers(
+    stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    db = calls_table
+    writer = DirectWriter(db)
+    await writer.create_list("big")
+    heard: list[dict[str, Any]] = []
+    listener = NotifyListener(database_url, [channel_name()])
+    listener.add_handler(lambda _ch, payload: heard.append(payload))
+    await listener.start()
+    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording",
+                             REACTOR_REACTION_POLL="0.5")
+    try:
+        await reaction_idle(stack, task_queue, "recording")
+        await writer.add_items("big", [f"item-{i:04d}" for i in range(200)])  # ~12 kB of events
+        await writer.add_items("big", ["small"])
+
+        async def all_delivered() -> bool:
+            return len(await handled(db, "recording")) == 201
+
+        await wait_until(all_delivered, 30, "polling to deliver the oversize commit")
+    finally:
+        worker.terminate()
+        worker.wait(60)
+        await listener.stop()
+    assert [len(p["events"]) for p in heard if p["document_id"] == "big"] == [1]
+
+
+async def test_listener_reconnects_after_its_backend_is_terminated(
+    db: Database, database_url: str
+) -> None:
+    writer = DirectWriter(db)
+    await writer.create_list("doc")
+    heard: list[dict[str, Any]] = []
+    listener = NotifyListener(database_url, [channel_name()])
+    listener.add_handler(lambda _ch, payload: heard.append(payload))
+    await listener.start()
+    try:
+        old_pid = listener.backend_pid
+        async with db.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_terminate_backend($1)", old_pid)
+
+        async def reconnected() -> bool:
+            return listener.reconnects >= 1 and listener.backend_pid != old_pid
+
+        await wait_until(reconnected, 15, "the listener to reconnect")
+        await writer.add_items("doc", ["after"])
+
+        async def woke() -> bool:
+            return any(p["job_id"].startswith("direct-") and p["events"][0]["type"] == "ADD_TODO_ITEM" for p in heard)
+
+        await wait_until(woke, 5, "a notification after the reconnect")
+    finally:
+        await listener.stop()
+
+
+async def test_two_workers_handle_500_operations_exactly_once(
+    stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    db = calls_table
+    writer = DirectWriter(db)
+    docs = [f"d{n}" for n in range(20)]
+    for d in docs:
+        await writer.create_list(d)
+    workers = [reaction_worker(stack, database_url, task_queue, tmp_path / f"w{n}.log", "recording")
+               for n in range(2)]
+    try:
+        await reaction_idle(stack, task_queue, "recording")
+        for batch in range(25):
+            await asyncio.gather(*(writer.add_items(d, [f"b{batch}"]) for d in docs))
+
+        async def all_handled() -> bool:
+            return len(await handled(db, "recording")) >= 500
+
+        await wait_until(all_handled, 90, "500 operations handled")
+        await asyncio.sleep(1.0)  # a duplicate would show up now
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(60)
+    rows = await handled(db, "recording")
+    assert len(rows) == 500
+    assert len({r["op_id"] for r in rows}) == 500
+
+
+async def test_a_killed_workers_lease_expires_and_the_other_redoes_its_work(
+    stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    db = calls_table
+    writer = DirectWriter(db)
+    await writer.create_list("slow-doc")
+    first = reaction_worker(stack, database_url, task_queue, tmp_path / "w1.log", "slow")
+    try:
+        await reaction_idle(stack, task_queue, "slow")
+        await writer.add_items("slow-doc", [f"s{i}" for i in range(40)])  # 0.1 s each
+
+        async def some() -> bool:
+            return len(await handled(db, "slow")) >= 5
+
+        await wait_until(some, 30, "the first worker to start on the stream")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    done_by_first = len(await handled(db, "slow"))
+    assert done_by_first < 40
+    second = reaction_worker(stack, database_url, task_queue, tmp_path / "w2.log", "slow")
+    try:
+        async def finished() -> bool:
+            return len({r["op_id"] for r in await handled(db, "slow")}) == 40
+
+        await wait_until(finished, 60, "the second worker to take the expired lease over")
+    finally:
+        second.terminate()
+        second.wait(60)
+    rows = await handled(db, "slow")
+    assert {r["pid"] for r in rows} == {first.pid, second.pid}
+    # at least once: only the operation in flight at the kill may repeat
+    assert len(rows) - 40 <= 1
+
+
+async def test_a_poison_stream_blocks_alone_and_can_be_unblocked(
+    stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    db = calls_table
+    writer = DirectWriter(db)
+    for d in ("poison", "good-1", "good-2"):
+        await writer.create_list(d)
+    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "failing",
+                             REACTOR_REACTION_POLL="0.2")
+    store = ReactionStore(db)
+    try:
+        await reaction_idle(stack, task_queue, "failing")
+        for d in ("poison", "good-1", "good-2"):
+            await writer.add_items(d, ["1", "2"])
+
+        async def settled() -> bool:
+            blocked = await store.streams("failing", blocked_only=True)
+            return len(await handled(db, "failing")) == 4 and len(blocked) == 1
+
+        await wait_until(settled, 30, "good streams done and the poison stream blocked")
+        [state] = await store.streams("failing", blocked_only=True)
+        assert state.document_id == "poison" and state.attempts == 3
+        assert state.last_error is not None and "cannot handle ADD_TODO_ITEM on poison" in state.last_error
+        await writer.add_items("good-1", ["3"])  # the others keep flowing
+
+        async def flowing() -> bool:
+            return len(await handled(db, "failing")) == 5
+
+        await wait_until(flowing, 15, "a later operation on a good stream")
+        assert await store.unblock("failing", "poison")
+        assert not await store.unblock("failing", "poison")
+
+        async def blocked_again() -> bool:
+            return len(await store.streams("failing", blocked_only=True)) == 1
+
+        await wait_until(blocked_again, 15, "the retried poison stream to block again")
+    finally:
+        worker.terminate()
+        worker.wait(60)
+
+
+async def test_no_reader_passes_an_operation_whose_transaction_is_still_open(
+    calls_table: Database, stack: Stack
+) -> None:
+    """Transaction A draws its ordinal and stays open; B commits later; the
+    reaction must not advance past A's operation while A is open, and must
+    handle both once A commits."""
+    db = calls_table
+    writer = DirectWriter(db)
+    await writer.create_list("x")
+    await writer.create_list("y")
+    from reactor.api.reactor import Reactor
+
+    drainer = ReactionDrainer(db, [recording], reactor=Reactor.__new__(Reactor))
+    drainer.reactor.db = db  # the handler only needs the pool
+    await drainer.setup()
+    await drainer.drain("recording")
+    held = await asyncpg.connect(db.url)
+    try:
+        tx = held.transaction()
+        await tx.start()
+        await OperationStore.force_xid(held)
+        await held.execute(
+            "INSERT INTO reactor_operations (tx_id, id, document_id, scope, branch, idx, ts, hash, action) "
+            "VALUES (pg_current_xact_id(), 'held-op', 'x', 'global', 'main', 0, now(), 'h', $1::jsonb)",
+            '{"id": "a1", "type": "ADD_TODO_ITEM", "input": {"id": "held", "text": "t"}, '
+            '"scope": "global", "timestamp": "2026-11-21T00:00:00Z"}',
+        )
+        later = await writer.add_items("y", ["later"])
+        assert later.last_position is not None
+        result = await drainer.drain("recording")
+        assert result.handled == 0  # B committed, but A is open: nothing may pass A
+        async with db.pool.acquire() as conn:
+            feed = await conn.fetchrow(
+                "SELECT feed_tx::text::bigint AS tx, feed_ordinal FROM reactor_reactions WHERE name = 'recording'")
+        assert Position(feed["tx"], feed["feed_ordinal"]) < Position(*later.last_position)
+        await tx.commit()
+    finally:
+        await held.close()
+    result = await drainer.drain("recording")
+    assert result.handled == 2
+    assert sorted(r["document_id"] for r in await handled(db, "recording")) == ["x", "y"]
