@@ -314,3 +314,38 @@ async def test_no_reader_passes_an_operation_whose_transaction_is_still_open(
     result = await drainer.drain("recording")
     assert result.handled == 2
     assert sorted(r["document_id"] for r in await handled(db, "recording")) == ["x", "y"]
+
+
+async def test_exactly_once_processor_output_commits_with_its_ack(calls_table: Database) -> None:
+    """The handler writes through context.tx; a failure after writing rolls
+    the output back with the ack, so the retry writes it exactly once."""
+    from reactor.reactions.processor import ReactionContext, processor
+
+    db = calls_table
+    async with db.pool.acquire() as conn:
+        await conn.execute("CREATE TABLE eo_output (op_id text PRIMARY KEY)")
+    attempts: list[str] = []
+
+    async def handler(op: Any, ctx: ReactionContext) -> None:
+        assert ctx.tx is not None
+        await ctx.tx.execute("INSERT INTO eo_output VALUES ($1)", op.id)
+        attempts.append(op.id)
+        if len(attempts) == 1:
+            raise RuntimeError("crash after writing, before the ack")
+
+    proc = processor("eo", handler, action_types=["ADD_TODO_ITEM"], exactly_once=True, backoff_base=0.01)
+    drainer = ReactionDrainer(db, [proc])
+    await drainer.setup()
+    writer = DirectWriter(db)
+    await writer.create_list("eo-doc")
+    await writer.add_items("eo-doc", ["a", "b"])
+    first = await drainer.drain("eo")
+    assert first.failed == 1 and first.handled == 0
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM eo_output") == 0  # rolled back
+    await asyncio.sleep(0.05)  # past the backoff
+    second = await drainer.drain("eo")
+    assert second.handled == 2
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM eo_output") == 2
+    assert len(attempts) == 3  # the first op was attempted twice, written once
