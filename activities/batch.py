@@ -75,7 +75,9 @@ class BatchActivities:
             finally:
                 done[job.index].set()
 
-        heartbeat = asyncio.create_task(_heartbeat(outcomes))
+        # Local activities cannot heartbeat (a dead worker's workflow task
+        # times out instead); regular ones do, so a dead worker is noticed.
+        heartbeat = None if activity.info().is_local else asyncio.create_task(_heartbeat(outcomes))
         try:
             await asyncio.gather(*(run(j) for j in jobs))
             # READ_READY means indexed by every read model, not just written.
@@ -83,7 +85,8 @@ class BatchActivities:
             if self.read_models is not None and written:
                 await self.read_models.catch_up(Position(*max(written)))
         finally:
-            heartbeat.cancel()
+            if heartbeat is not None:
+                heartbeat.cancel()
         return [outcomes[i] for i in inp.indices]
 
     @activity.defn(name="load_plan")

@@ -16,6 +16,7 @@ from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from reactor.api.coalescer import ExecuteCoalescer
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
@@ -94,6 +95,7 @@ class Reactor:
         self.relationships = RelationshipIndex(db)
         self.ledger = JobLedger(db)
         self.job_tracker = JobTracker(self.event_bus, self.operation_store)
+        self._coalescer = ExecuteCoalescer(self._submit_jobs)
         # Batches this reactor started and has not seen finish; kill() awaits
         # them. Handles only: no RPC is open until someone waits.
         self._started: dict[str, WorkflowHandle[Any, Any]] = {}
@@ -165,10 +167,13 @@ class Reactor:
                     static_details=f"documents: {', '.join(docs[:20])}"
                     + (" …" if len(docs) > 20 else ""),
                     search_attributes=attributes,
+                    # With a worker in this process, its first task comes back
+                    # in the start response: one round trip less.
+                    request_eager_start=True,
                 )
             except WorkflowAlreadyStartedError:
                 # Resubmission of a batch whose workflow already closed: same jobs.
-                return self.client.get_workflow_handle(wf_id)
+                return self.client.get_workflow_handle_for(BatchWorkflow.run, wf_id)
             except RPCError as exc:
                 # A cluster without our search attributes (`reactor
                 # setup-search-attributes` not run): start without them.
@@ -192,23 +197,19 @@ class Reactor:
         scope: str | None = None,
     ) -> JobInfo:
         """One job: `actions` on one document. The scope defaults to the
-        actions' own scope (they must agree)."""
+        actions' own scope (they must agree). Concurrent calls share batch
+        workflows (see reactor/api/coalescer.py)."""
+        self._check_open()
         specs = [_spec(a) for a in actions]
         job_scope = scope or next((s.scope for s in specs if s.scope), "global")
-        result = await self.execute_batch(
-            BatchRequest(
-                jobs=[
-                    JobRequest(
-                        key="job",
-                        document_id=document_id,
-                        branch=branch,
-                        scope=job_scope,
-                        actions=specs,
-                    )
-                ]
+        return await self._coalescer.execute(
+            JobRequest(
+                key="job", document_id=document_id, branch=branch, scope=job_scope, actions=specs
             )
         )
-        return result.jobs["job"]
+
+    async def _submit_jobs(self, request: BatchRequest) -> dict[str, JobInfo]:
+        return (await self.execute_batch(request)).jobs
 
     async def create(
         self,
@@ -289,9 +290,14 @@ class Reactor:
                 return out
 
     async def wait_for_batch(self, batch_id: str) -> list[JobInfo]:
-        handle = self.client.get_workflow_handle(workflow_id_for(batch_id))
-        await handle.result()
+        """Every job's final JobInfo, once the batch workflow has finished."""
+        handle = self._started.get(batch_id) or self.client.get_workflow_handle_for(
+            BatchWorkflow.run, workflow_id_for(batch_id)
+        )
+        summary: BatchSummary = await handle.result()
         self._started.pop(batch_id, None)
+        if summary.jobs is not None:
+            return [_job_info(batch_id, v) for v in summary.jobs]
         return await self.batch_jobs(batch_id)
 
     async def wait_for_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
