@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from reactor.observability.tracing import configure_tracing
 from reactor.runtime.settings import load_settings
 from reactor.runtime.worker import run_worker
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_tracing(console=False)  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
     asyncio.run(run_worker(load_settings()))
 
 

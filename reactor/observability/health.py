@@ -45,7 +45,7 @@ class Check:
 def redact(url: str) -> str:
     """The URL without its password."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))

@@ -155,7 +155,7 @@ def build_worker(
             workflows=workflows,
             activities=activities,
             graceful_shutdown_timeout=graceful_shutdown,
-            interceptors=[],
+            interceptors=[ActivityAttributesInterceptor()],
         ),
         router,
         subscribe,
