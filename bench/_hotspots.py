@@ -75,7 +75,11 @@ def summarize(stacks: list[tuple[list[str], int]], top: int) -> str:
         for name, pattern in SUBSYSTEMS:
             if re.search(pattern, joined):
                 subsystem[name] += n
-    lines = [f"{total:,} samples on CPU ({idle:,} idle samples left out)", "", f"top {top} by self time:"]
+    lines = [
+        f"{total:,} samples on CPU ({idle:,} idle samples left out)",
+        "",
+        f"top {top} by self time:",
+    ]
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in self_time.most_common(top)]
     lines += ["", f"top {top} by inclusive time (thread/process roots skipped):"]
     shown = 0

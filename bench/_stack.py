@@ -7,7 +7,10 @@
   REACTOR_TEMPORAL_ADDRESS when those are set;
 - a fresh database with the migrations applied, and a fresh task queue;
 - one reactor worker as a separate process (`python worker.py`), whose
-  resident memory (children included) a background thread samples every 50 ms;
+  resident memory (children included) a background thread samples every 50 ms.
+  It runs from a copy of reactor/, workflows/, activities/ and worker.py taken
+  when the run starts (see `snapshot_code`), so edits to the tree during a run
+  cannot reach it; the copy's fingerprint is in every JSON result;
 - a Reactor built with ReactorBuilder on that database and task queue.
 
 Everything is stopped at the end, also on Ctrl-C. Set BENCH_KEEP_STATE=1 to
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
+import hashlib
 import json
 import math
 import os
@@ -211,15 +216,33 @@ class CpuMeter:
 
     def snapshot(self) -> dict[str, float]:
         return {
-            name: tree_cpu(pid, children=name not in self.alone)
-            for name, pid in self.pids.items()
+            name: tree_cpu(pid, children=name not in self.alone) for name, pid in self.pids.items()
         }
+
+    _system: Any = None
+    system: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
         self._start = self.snapshot()
+        self._system = psutil.cpu_times()
 
     def stop(self) -> dict[str, float]:
+        """Per process tree; machine-wide busy and iowait percentages (of all
+        cores) land in `system`."""
         now = self.snapshot()
+        end = psutil.cpu_times()
+        if self._system is not None:
+            delta = {k: getattr(end, k) - getattr(self._system, k) for k in end._fields}
+            total = sum(delta.values()) or 1.0
+            idle = delta.get("idle", 0.0) + delta.get("iowait", 0.0)
+            tracked = sum(now[name] - self._start.get(name, 0.0) for name in now)
+            self.system = {
+                "busy_pct": 100 * (total - idle) / total,
+                "iowait_pct": 100 * delta.get("iowait", 0.0) / total,
+                # CPU seconds nobody in the stack accounts for: other
+                # processes on the machine (a shared box), kernel threads.
+                "other_cpu_s": max(0.0, total - idle - tracked),
+            }
         return {name: now[name] - self._start.get(name, 0.0) for name in now}
 
 
@@ -271,20 +294,81 @@ def _postmaster_pid(pg_folder: Path) -> int | None:
         return None
 
 
-def _spawn_worker(stack_folder: Path, database_url: str, address: str, task_queue: str, log_path: Path) -> subprocess.Popen[bytes]:
+# The worker runs from a copy of these, taken when the run starts.
+CODE = ("reactor", "workflows", "activities", "worker.py")
+_CODE: dict[str, Any] = {}
+
+
+def code_fingerprint(root: Path) -> str:
+    """sha256 over the library's source files (paths and contents)."""
+    digest = hashlib.sha256()
+    for name in CODE:
+        base = root / name
+        files = [base] if base.is_file() else sorted(base.rglob("*"))
+        for f in files:
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix in (".py", ".sql"):
+                digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def snapshot_code(folder: Path) -> Path:
+    """Copies the library for the worker process. The workflow sandbox
+    re-imports workflow modules from disk for every new workflow instance
+    (and for every query on a closed workflow), so edits made while a run is
+    in flight would otherwise reach the worker mid-run (a nondeterminism
+    error at best). Other people edit this tree concurrently."""
+    code = folder / "code"
+    code.mkdir(parents=True)
+    for name in CODE:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, code / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, code / name)
+    # Byte-compile it: with PYTHONDONTWRITEBYTECODE=1 (set here, and in the
+    # Dockerfile) and no .pyc, the sandbox compiles workflows/batch.py from
+    # source for every new workflow instance.
+    compileall.compile_dir(code, quiet=1)
+    _CODE["fingerprint"] = code_fingerprint(code)
+    _CODE["snapshot_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return code
+
+
+def code_info() -> dict[str, Any]:
+    """Which library code the run measured; `changed_during_run` when the
+    tree was edited meanwhile (the worker still ran the snapshot)."""
+    if "fingerprint" in _CODE:
+        now = code_fingerprint(ROOT)
+        _CODE["changed_during_run"] = now != _CODE["fingerprint"]
+        if _CODE["changed_during_run"]:
+            log.print(
+                "[yellow]note: the library was edited during the run; the worker ran the "
+                f"snapshot {_CODE['fingerprint']} taken at {_CODE['snapshot_at']}[/]"
+            )
+    return dict(_CODE)
+
+
+def _spawn_worker(
+    stack_folder: Path,
+    code: Path,
+    database_url: str,
+    address: str,
+    task_queue: str,
+    log_path: Path,
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(
         REACTOR_DATABASE_URL=database_url,
         REACTOR_TEMPORAL_ADDRESS=address,
         REACTOR_TASK_QUEUE=task_queue,
         REACTOR_HOME=str(stack_folder / "home"),
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(code),
     )
     logf = open(log_path, "ab")  # noqa: SIM115 - the child owns it
     try:
         # Own session: Ctrl-C in the terminal reaches only us; we stop it.
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py")],
+            [sys.executable, str(code / "worker.py")],
             env=env,
             stdout=logf,
             stderr=subprocess.STDOUT,
@@ -295,20 +379,30 @@ def _spawn_worker(stack_folder: Path, database_url: str, address: str, task_queu
         logf.close()
 
 
-async def _wait_worker_ready(proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0) -> None:
+async def _wait_worker_ready(
+    proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        text = await asyncio.to_thread(_read_text, log_path)
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"worker exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}"
-            )
-        if log_path.exists() and WORKER_READY in log_path.read_text(errors="replace"):
+            raise RuntimeError(f"worker exited with {proc.returncode}:\n{text[-3000:]}")
+        if WORKER_READY in text:
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"worker not polling after {timeout}s; see {log_path}")
 
 
-def _stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0
+) -> None:
     if proc.poll() is not None:
         return
     try:
@@ -329,8 +423,19 @@ def _start_profiler(pid: int, output: str) -> subprocess.Popen[bytes] | None:
         py_spy = Path(found)
     log.print(f"profiling worker {pid} with py-spy -> {output}")
     return subprocess.Popen(
-        [str(py_spy), "record", "--pid", str(pid), "--rate", "100", "--format", "raw",
-         "--output", output, "--nonblocking"],
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--format",
+            "raw",
+            "--output",
+            output,
+            "--nonblocking",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -340,6 +445,7 @@ def _start_profiler(pid: int, output: str) -> subprocess.Popen[bytes] | None:
 async def _session(
     name: str,
     folder: Path,
+    code: Path,
     server_url: str,
     address: str,
     pids: dict[str, int],
@@ -362,7 +468,7 @@ async def _session(
             await conn.close()
         task_queue = f"bench-{name}-{uuid.uuid4().hex[:8]}"
         worker_log = folder / "worker.log"
-        worker = _spawn_worker(folder, database_url, address, task_queue, worker_log)
+        worker = _spawn_worker(folder, code, database_url, address, task_queue, worker_log)
         rss = RssSampler(worker.pid).start()
         profiler: subprocess.Popen[bytes] | None = None
         reactor: Reactor | None = None
@@ -411,6 +517,8 @@ def run_bench(name: str, main: Callable[[BenchStack], Awaitable[T]]) -> T:
     temporal: EmbeddedTemporal | None = None
     pids: dict[str, int] = {}
     try:
+        code = snapshot_code(folder)
+        background_load()
         server_url = os.environ.get("REACTOR_DATABASE_URL", "")
         if not server_url:
             log.print("starting PostgreSQL (pgserver)…")
@@ -427,7 +535,17 @@ def run_bench(name: str, main: Callable[[BenchStack], Awaitable[T]]) -> T:
             if temporal.pid is not None:
                 pids["temporal"] = temporal.pid
         return asyncio.run(
-            _session(name, folder, server_url, address, pids, pg is not None, temporal is not None, main)
+            _session(
+                name,
+                folder,
+                code,
+                server_url,
+                address,
+                pids,
+                pg is not None,
+                temporal is not None,
+                main,
+            )
         )
     finally:
         if temporal is not None:
@@ -443,12 +561,36 @@ def run_bench(name: str, main: Callable[[BenchStack], Awaitable[T]]) -> T:
 # -- command line and output ---------------------------------------------------
 
 
-def parse_args(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+def parse_args(
+    description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
     if extra is not None:
         extra(parser)
     return parser.parse_args()
+
+
+_BACKGROUND: dict[str, float] = {}
+
+
+def background_load(seconds: float = 2.0) -> float:
+    """Machine-wide busy % over `seconds`, measured before the stack starts:
+    other processes competing for the cores skew every number."""
+    before = psutil.cpu_times()
+    time.sleep(seconds)
+    after = psutil.cpu_times()
+    delta = {k: getattr(after, k) - getattr(before, k) for k in after._fields}
+    total = sum(delta.values()) or 1.0
+    busy = 100 * (total - delta.get("idle", 0.0) - delta.get("iowait", 0.0)) / total
+    _BACKGROUND["busy_pct_before_start"] = busy
+    _BACKGROUND["load_avg_1m_before_start"] = os.getloadavg()[0]
+    if busy > 15:
+        log.print(
+            f"[yellow]warning: the machine is {busy:.0f}% busy before the benchmark started; "
+            "numbers will be skewed[/]"
+        )
+    return busy
 
 
 def machine() -> dict[str, Any]:
@@ -457,6 +599,7 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        **_BACKGROUND,
     }
 
 
@@ -476,7 +619,9 @@ async def server_info(stack: BenchStack) -> dict[str, Any]:
     return info
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> Table:
+def table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None
+) -> Table:
     t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
     for i, col in enumerate(columns):
         t.add_column(col, justify="left" if i == 0 else "right")

@@ -1,13 +1,13 @@
 """Write throughput through the whole stack: Temporal batch workflows, a
 worker process applying jobs to PostgreSQL.
 
-    python bench/throughput.py [--json] [--scale 0.1]
+    python bench/throughput.py [--json] [--scale 0.1] [--phases abcd]
 
 Setup creates 20 todo-list documents. Then, one after the other:
 
   a. 2,000 single-action jobs as 2,000 batches of 1 job, submitted concurrently
      (at most 64 submissions in flight);
-  b. the same 2,000 jobs as 20 batches of 100;
+  b. 2,000 jobs of the same shape as 20 batches of 100;
   c. one batch of 500 jobs: 50 depends_on chains of 10 (chain c on document c % 20);
   d. 200 jobs of 10 actions each, in batches of 100.
 
@@ -15,9 +15,10 @@ Wall time runs from the first submit to the moment every batch's
 `reactor.wait_for_batch` returned (all jobs READ_READY). A job's latency is its
 batch's: submit start -> wait_for_batch returned (at most 500 waits in
 flight: each is a Temporal long poll, and the dev server refuses more than
-1,200 per namespace). The worker's peak RSS
-(children included) is sampled every 50 ms. At the end the operation log is
-counted against what was submitted.
+1,200 per namespace). The worker's peak RSS (children included) is sampled
+every 50 ms, and the CPU time of the worker, Temporal, PostgreSQL and this
+process is measured per phase. At the end the operation log is counted
+against what was submitted.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class PhaseResult:
     statuses: dict[str, int]
     worker_peak_rss: int
     cpu: dict[str, float]
+    system: dict[str, float]
 
     def as_dict(self) -> dict[str, Any]:
         lat = Summary.of(self.latencies)
@@ -87,6 +89,7 @@ class PhaseResult:
             "statuses": self.statuses,
             "worker_peak_rss_mb": mb(self.worker_peak_rss),
             "cpu_s": self.cpu,
+            "machine_cpu_pct": self.system,
         }
 
 
@@ -143,16 +146,23 @@ def phases(scale: float) -> list[Phase]:
     multi = max(1, round(200 * scale))
     return [
         Phase("a", f"{n:,} × 1-job batches", [[j] for j in single_action_jobs("a", n)], 1),
-        Phase("b", f"{n // 100 or 1} × 100-job batches", chunks(single_action_jobs("b", n), 100), 1),
+        Phase(
+            "b", f"{n // 100 or 1} × 100-job batches", chunks(single_action_jobs("b", n), 100), 1
+        ),
         Phase("c", f"1 batch: {chains} chains × 10", [chain_jobs(chains, 10)], 1),
-        Phase("d", f"{multi} jobs × 10 actions, batches of 100", chunks(multi_action_jobs(multi, 10), 100), 10),
+        Phase(
+            "d",
+            f"{multi} jobs × 10 actions, batches of 100",
+            chunks(multi_action_jobs(multi, 10), 100),
+            10,
+        ),
     ]
 
 
-async def run_phase(stack: BenchStack, phase: Phase) -> PhaseResult:
+async def run_phase(stack: BenchStack, phase: Phase, wait_concurrency: int) -> PhaseResult:
     reactor = stack.reactor
     gate = asyncio.Semaphore(SUBMIT_CONCURRENCY)
-    waiters = asyncio.Semaphore(WAIT_CONCURRENCY)
+    waiters = asyncio.Semaphore(wait_concurrency)
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     submitted_at: list[float] = []
@@ -184,6 +194,7 @@ async def run_phase(stack: BenchStack, phase: Phase) -> PhaseResult:
         statuses=statuses,
         worker_peak_rss=stack.rss.window_peak if stack.rss is not None else 0,
         cpu=cpu,
+        system=dict(stack.cpu.system),
     )
 
 
@@ -237,12 +248,16 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     )
     created = await reactor.wait_for_batch(setup.batch_id)
     assert all(j.status is JobStatus.READ_READY for j in created), created
-    _stack.log.print(f"setup: {DOCS} documents created; worker idle RSS {mb(stack.worker_idle_rss):.0f} MB")
+    _stack.log.print(
+        f"setup: {DOCS} documents created; worker idle RSS {mb(stack.worker_idle_rss):.0f} MB"
+    )
 
     results: list[PhaseResult] = []
     for phase in phases(args.scale):
+        if phase.name not in args.phases:
+            continue
         _stack.log.print(f"phase {phase.name}: {phase.label} ({phase.jobs:,} jobs)…")
-        result = await run_phase(stack, phase)
+        result = await run_phase(stack, phase, args.wait_concurrency)
         _stack.log.print(
             f"  {result.wall_s:.1f} s, {phase.jobs / result.wall_s:.0f} jobs/s, "
             f"statuses {result.statuses}"
@@ -274,12 +289,23 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     out.print(
         table(
             "Throughput (submit → READ_READY via wait_for_batch)",
-            ["phase", "jobs", "ops", "submit s", "wall s", "jobs/s", "ops/s",
-             "p50 ms", "p95 ms", "p99 ms", "worker RSS MB"],
+            [
+                "phase",
+                "jobs",
+                "ops",
+                "submit s",
+                "wall s",
+                "jobs/s",
+                "ops/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "worker RSS MB",
+            ],
             rows,
             caption=(
                 f"latency = the job's batch: submit start → wait_for_batch returned; "
-                f"{SUBMIT_CONCURRENCY} submissions and {WAIT_CONCURRENCY} waits in flight at most. Worker RSS: idle "
+                f"{SUBMIT_CONCURRENCY} submissions and {args.wait_concurrency} waits in flight at most. Worker RSS: idle "
                 f"{mb(stack.worker_idle_rss):.0f} MB, peak {mb(peak):.0f} MB over the run "
                 f"({stack.rss.samples if stack.rss else 0} samples, 50 ms)."
             ),
@@ -288,7 +314,6 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     cpus = _stack.machine()["cpus"] or 1
     cpu_rows = []
     for r in results:
-        total = sum(r.cpu.values())
         cpu_rows.append(
             [
                 r.phase.name,
@@ -297,15 +322,27 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
                 r.cpu.get("temporal", float("nan")),
                 r.cpu.get("postgres", float("nan")),
                 r.cpu.get("bench", float("nan")),
-                100 * total / (cpus * r.wall_s),
+                r.system.get("busy_pct", float("nan")),
+                r.system.get("iowait_pct", float("nan")),
+                r.system.get("other_cpu_s", float("nan")),
                 1000 * r.cpu.get("worker", float("nan")) / r.phase.jobs,
             ]
         )
     out.print(
         table(
             "Where the CPU went (CPU seconds per process tree during each phase)",
-            ["phase", "wall s", "worker", "temporal", "postgres", "bench client",
-             f"busy % of {cpus} cores", "worker ms/job"],
+            [
+                "phase",
+                "wall s",
+                "worker",
+                "temporal",
+                "postgres",
+                "bench client",
+                f"busy % of {cpus} cores",
+                "iowait %",
+                "other procs",
+                "worker ms/job",
+            ],
             cpu_rows,
         )
     )
@@ -319,6 +356,7 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bench": "throughput",
         "machine": _stack.machine(),
+        "code": _stack.code_info(),
         "server": info,
         "scale": args.scale,
         "phases": [r.as_dict() for r in results],
@@ -331,6 +369,13 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--scale", type=float, default=1.0, help="multiply job counts (smoke runs)")
+        p.add_argument("--phases", default="abcd", help="which phases to run (default abcd)")
+        p.add_argument(
+            "--wait-concurrency",
+            type=int,
+            default=WAIT_CONCURRENCY,
+            help=f"wait_for_batch calls in flight at most (default {WAIT_CONCURRENCY})",
+        )
 
     args = _stack.parse_args(__doc__.splitlines()[0], extra)
     payload = _stack.run_bench("throughput", lambda s: bench(s, args))

@@ -23,13 +23,13 @@ import pytest
 from reactor.api.builder import ReactorBuilder
 from reactor.api.module import ReactorModule
 from reactor.api.reactor import Reactor
+from reactor.domain.workflow_io import BatchConfig
 from reactor.models import BUILTIN_MODELS
 from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 from reactor.runtime.temporal import connect
 from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
 from reactor.storage.migrate import migrate
-from workflows.batch import BatchConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

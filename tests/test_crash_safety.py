@@ -11,9 +11,9 @@ from typing import Any
 
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobStatus
+from reactor.domain.workflow_io import BatchConfig
 from reactor.storage.database import Database
 from tests.conftest import Stack, spawn_worker, wait_until
-from workflows.batch import BatchConfig
 
 DOCS = [f"doc-{n}" for n in range(5)]
 

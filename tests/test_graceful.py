@@ -19,10 +19,10 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobStatus, workflow_id_for
+from reactor.domain.workflow_io import BatchConfig
 from reactor.storage.database import Database
 from tests.conftest import Stack, spawn_worker, wait_until
 from tests.test_crash_safety import DOCS, assert_log_is_exact, count_global_ops, creates, item_jobs
-from workflows.batch import BatchConfig
 
 JOBS, ACTIONS = 300, 2
 GRACE_S = 30  # build_worker's graceful_shutdown_timeout

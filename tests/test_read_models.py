@@ -12,12 +12,12 @@ from typing import Any
 from reactor.api.builder import ReactorBuilder
 from reactor.application.read_models import ReadModelCoordinator
 from reactor.domain.jobs import JobStatus
+from reactor.domain.workflow_io import BatchConfig
 from reactor.models import BUILTIN_MODELS
 from reactor.read_models.todo_stats import TodoStatsPerDrive
 from reactor.storage.database import Database
 from tests.conftest import Stack, spawn_worker, wait_until
 from tests.support.read_models import CountingReadModel
-from workflows.batch import BatchConfig
 
 
 async def deliveries(db: Database) -> tuple[int, int, int]:

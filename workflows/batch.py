@@ -7,60 +7,25 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    # Models live outside this module: the sandbox re-runs workflow modules
+    # per instance, and rebuilding pydantic classes each time is costly.
     from activities.batch import ApplyJobsInput, LoadPlanInput
     from reactor.domain.batch import PlanEntry
-    from reactor.domain.jobs import Coordinate, JobError, JobOutcome, JobStatus
+    from reactor.domain.jobs import JobOutcome, JobStatus
     from reactor.domain.scheduling import Scheduler
+    from reactor.domain.workflow_io import (
+        PLAN_PAGE,
+        RESULT_JOBS_LIMIT,
+        BatchInput,
+        BatchSummary,
+        JobView,
+    )
     from reactor.observability import search_attributes
-
-PLAN_PAGE = 2000
-
-
-class BatchConfig(BaseModel):
-    chunk_size: int = 500
-    max_parallel_chunks: int = 4
-    activity_timeout_s: float = 600.0
-    heartbeat_timeout_s: float = 10.0
-    # Chunks this small run as local activities: no extra server round trip.
-    # A crashed worker's local activity is re-run with the workflow task.
-    local_activity_max_jobs: int = 20
-
-
-class BatchInput(BaseModel):
-    batch_id: str
-    job_count: int
-    plan: list[PlanEntry] | None = None  # inline for small batches, else loaded by pages
-    config: BatchConfig = Field(default_factory=BatchConfig)
-
-
-class JobView(BaseModel):
-    index: int
-    key: str
-    document_id: str
-    status: JobStatus
-    error: JobError | None = None
-    coordinates: list[Coordinate] = Field(default_factory=list)
-
-
-class BatchSummary(BaseModel):
-    batch_id: str
-    total: int
-    counts: dict[str, int]
-    failed: int
-    finished: bool
-    # In the result of batches up to RESULT_JOBS_LIMIT jobs, so that waiting
-    # for a batch needs no query afterwards.
-    jobs: list[JobView] | None = None
-
-
-RESULT_JOBS_LIMIT = 1000
-
 
 APPLY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),

@@ -1,42 +1,32 @@
-"""ReactionWorkflow: one long-running workflow per reaction. It drains in a
-local activity (the low-latency path: it runs on the worker that took the
-wake-up), fans out competing drains to any worker when there is a backlog,
-then sleeps until a wake signal or the poll interval. Histories stay short
-with continue-as-new."""
+"""ReactionWorkflow: one long-running workflow per reaction.
+
+Its loop runs the drain as a local activity that also *waits* for new work
+for a few seconds inside the worker process, woken at once by NOTIFY or by
+the worker's own commits, and polling the database meanwhile (workflow timers
+are too coarse for sub-second polling, and every wait would cost history).
+When a drain reports a backlog, competing drains fan out to any worker as
+regular activities. `wake` signals (signal-with-start from the router) start
+the workflow or nudge it when no drain is waiting. Histories stay short with
+continue-as-new.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.reactions import DrainInput, DrainOutput
+    from reactor.domain.workflow_io import ReactionInput, ReactionStatus
 
 DRAIN_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=100),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
 )
-
-
-class ReactionInput(BaseModel):
-    name: str
-    poll_interval_s: float = 1.0
-    fanout: int = 2
-    drain_budget_s: float = 5.0
-    max_iterations: int = 500
-
-
-class ReactionStatus(BaseModel):
-    name: str
-    iterations: int
-    wakes: int
-    handled: int
-    blocked: list[str]
 
 
 @workflow.defn(name="ReactionWorkflow")
@@ -65,27 +55,45 @@ class ReactionWorkflow:
     @workflow.run
     async def run(self, inp: ReactionInput) -> None:
         self._name = inp.name
-        drain = DrainInput(name=inp.name, budget_seconds=inp.drain_budget_s)
+        waiting = DrainInput(
+            name=inp.name,
+            budget_seconds=inp.drain_budget_s,
+            idle_seconds=inp.idle_s,
+            poll_seconds=inp.poll_interval_s,
+        )
+        competing = DrainInput(name=inp.name, budget_seconds=inp.drain_budget_s)
+        timeout = timedelta(seconds=inp.drain_budget_s + inp.idle_s + 55)
         while self._iterations < inp.max_iterations:
             self._iterations += 1
-            seen = self._wakes  # a wake arriving during the drain is kept
             out = await workflow.execute_local_activity(
                 "drain_reaction",
-                drain,
+                waiting,
                 result_type=DrainOutput,
-                start_to_close_timeout=timedelta(seconds=inp.drain_budget_s + 55),
+                start_to_close_timeout=timeout,
                 retry_policy=DRAIN_RETRY,
                 summary=f"drain reaction {inp.name}",
             )
             self._record(out)
+            if out.stopping:
+                # That worker is shutting down: leave it, wait on a timer (any
+                # worker fires it) or a wake signal.
+                seen = self._wakes
+                try:
+                    await workflow.wait_condition(
+                        lambda seen=seen: self._wakes != seen,  # type: ignore[misc]
+                        timeout=timedelta(seconds=1),
+                    )
+                except TimeoutError:
+                    pass
+                continue
             if out.more and inp.fanout > 0:
                 outs = await asyncio.gather(
                     *(
                         workflow.execute_activity(
                             "drain_reaction",
-                            drain,
+                            competing,
                             result_type=DrainOutput,
-                            start_to_close_timeout=timedelta(seconds=inp.drain_budget_s + 55),
+                            start_to_close_timeout=timeout,
                             retry_policy=DRAIN_RETRY,
                             summary=f"drain reaction {inp.name} (competing)",
                         )
@@ -94,18 +102,8 @@ class ReactionWorkflow:
                 )
                 for o in outs:
                     self._record(o)
-                continue
-            if out.more:
-                continue
             if workflow.info().is_continue_as_new_suggested():
                 break
-            try:
-                await workflow.wait_condition(
-                    lambda seen=seen: self._wakes != seen,  # type: ignore[misc]
-                    timeout=timedelta(seconds=inp.poll_interval_s),
-                )
-            except TimeoutError:
-                pass  # the poll: a lost wake-up costs latency, never correctness
         workflow.continue_as_new(inp)
 
     def _record(self, out: DrainOutput) -> None:

@@ -22,6 +22,7 @@ from reactor.application.wakeup import Wakeup
 from reactor.application.write_cache import WriteCache
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.signing import SignatureVerifier
+from reactor.domain.workflow_io import BatchConfig
 from reactor.reactions.manager import ProcessorManager
 from reactor.reactions.processor import Handler, Processor, processor
 from reactor.runtime.settings import load_settings
@@ -34,7 +35,6 @@ from reactor.storage.notify import READ_MODEL_CHANNEL, NotifyListener, channel_n
 from reactor.storage.operation_index import OperationIndex
 from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
-from workflows.batch import BatchConfig
 
 
 class ReactorBuilder:

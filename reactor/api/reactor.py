@@ -42,6 +42,7 @@ from reactor.domain.jobs import (
     workflow_id_for,
 )
 from reactor.domain.model import ModelRegistry
+from reactor.domain.workflow_io import BatchConfig, BatchInput, BatchSummary, JobView
 from reactor.observability.search_attributes import batch_start_attributes
 from reactor.observability.tracing import annotate_batch, traced_batch
 from reactor.storage.database import Database
@@ -49,7 +50,7 @@ from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
-from workflows.batch import BatchConfig, BatchInput, BatchSummary, BatchWorkflow, JobView
+from workflows.batch import BatchWorkflow
 
 INLINE_PLAN_LIMIT = 1000
 

@@ -77,6 +77,13 @@ def parser() -> argparse.ArgumentParser:
     )
     setup.add_argument("--address", help="Temporal frontend (default: REACTOR_TEMPORAL_ADDRESS)")
     setup.add_argument("--namespace", help="default: REACTOR_TEMPORAL_NAMESPACE or 'default'")
+
+    reactions = sub.add_parser("reactions", help="reaction streams; `reactions unblock NAME DOC`")
+    reactions.add_argument("action", nargs="?", choices=["list", "unblock"], default="list")
+    reactions.add_argument("name", nargs="?", help="reaction name (filter, or the one to unblock)")
+    reactions.add_argument("document_id", nargs="?", help="the blocked stream's document (unblock)")
+    reactions.add_argument("--blocked", action="store_true", help="only blocked streams")
+    reactions.add_argument("--json", action="store_true")
     return p
 
 
@@ -94,6 +101,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "reactions":
+        from reactor.cli.reactions import reactions
+
+        if args.action == "unblock" and not (args.name and args.document_id):
+            raise ValidationError("usage: reactor reactions unblock NAME DOCUMENT_ID")
+        return asyncio.run(
+            reactions(
+                args.name,
+                blocked_only=args.blocked,
+                as_json=args.json,
+                unblock=(args.name, args.document_id) if args.action == "unblock" else None,
+            )
+        )
     if args.command == "dev":
         from reactor.cli.dev import dev
 

@@ -10,9 +10,11 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from reactor.application.wakeup import Wakeup
 from reactor.domain.document import Operation
 from reactor.reactions.processor import Processor, ReactionContext
 from reactor.reactions.store import Claim, ReactionStore
@@ -35,6 +37,7 @@ class DrainResult:
     failed: int = 0
     blocked: list[str] = field(default_factory=list)
     more: bool = False
+    stopping: bool = False  # the worker is shutting down: stop scheduling drains here
 
 
 class ReactionDrainer:
@@ -55,6 +58,60 @@ class ReactionDrainer:
         self.claim_limit = claim_limit
         # Streams handled at once per drain; well below any sane pool size.
         self._streams = asyncio.Semaphore(4)
+        # Process-local wake-ups, one per reaction, and how many drains of
+        # this process wait on each right now.
+        self._wakeups = {name: Wakeup() for name in self.processors}
+        self._waiting = dict.fromkeys(self.processors, 0)
+
+    def wake_local(self, name: str) -> bool:
+        """Wakes a drain of this process waiting for `name`; False if none is
+        waiting here (then the workflow must be signalled)."""
+        if self._waiting.get(name, 0) <= 0:
+            return False
+        self._wakeups[name].set()
+        return True
+
+    async def drain_and_wait(
+        self,
+        name: str,
+        *,
+        budget_seconds: float,
+        idle_seconds: float,
+        poll_seconds: float,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> DrainResult:
+        """Drains, then keeps waiting up to `idle_seconds` for more work:
+        woken at once by NOTIFY or local commits (see wake_local), else by a
+        poll every `poll_seconds`. A wake during a drain is kept: the
+        generation is compared after each drain."""
+        wakeup = self._wakeups[name]
+        total = DrainResult()
+        loop_start = time.monotonic()
+        idle_until = loop_start + idle_seconds
+        self._waiting[name] += 1
+        try:
+            while True:
+                generation = wakeup.generation
+                result = await self.drain(name, budget_seconds=budget_seconds)
+                total.handled += result.handled
+                total.failed += result.failed
+                total.blocked += result.blocked
+                if result.more or time.monotonic() - loop_start > budget_seconds:
+                    total.more = result.more
+                    return total
+                if result.handled:
+                    idle_until = time.monotonic() + idle_seconds
+                remaining = idle_until - time.monotonic()
+                if stopping():
+                    total.stopping = True
+                    return total
+                if remaining <= 0:
+                    return total
+                if wakeup.generation == generation:
+                    # never wait past a second: shutdown must be noticed
+                    await wakeup.wait(min(poll_seconds, remaining, 1.0))
+        finally:
+            self._waiting[name] -= 1
 
     async def setup(self) -> None:
         for name in self.processors:

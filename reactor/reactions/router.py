@@ -1,11 +1,12 @@
-"""Routes commits to reaction workflows.
+"""Routes commits to reactions.
 
 Remote commits arrive by NOTIFY (the store's notify hook, which filters out
 this process's own commits); local commits are routed directly by the apply
-path. Each wake is a signal-with-start, so a reaction workflow that is not
-running gets started. Bursts are coalesced without adding latency: the first
-wake is sent at once; wakes that arrive while it is in flight collapse into
-one more signal after it."""
+path. A drain waiting in this process is woken in-process (the fast path);
+otherwise the reaction workflow gets a signal-with-start, which also starts
+it if it is not running. Signals are coalesced without adding latency: the
+first is sent at once; wakes arriving while it is in flight collapse into one
+more signal after it."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
+from reactor.domain.workflow_io import ReactionInput
 from reactor.reactions.processor import Processor
-from workflows.reaction import ReactionInput, ReactionWorkflow
+from workflows.reaction import ReactionWorkflow
 
 log = logging.getLogger("reactor.reactions")
 
@@ -38,7 +40,9 @@ class ReactionRouter:
         *,
         poll_interval: float = 1.0,
         fanout: int = 2,
+        wake_local: Callable[[str], bool] | None = None,
     ):
+        self.wake_local = wake_local
         self.client = client
         self.task_queue = task_queue
         self.processors = processors
@@ -71,6 +75,9 @@ class ReactionRouter:
                 self.wake(proc.name)
 
     def wake(self, name: str) -> None:
+        """The drain waiting in this process, if any, else a signal."""
+        if self.wake_local is not None and self.wake_local(name):
+            return
         if name in self._inflight:
             self._again.add(name)
             return

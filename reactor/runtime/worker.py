@@ -109,9 +109,17 @@ def build_worker(
     With `processors`, it also hosts their reaction workflows and drains, and
     routes commits to them: local commits directly, other processes' commits
     through `listener` (NOTIFY) when given; the poll covers the rest."""
+    drainer = ReactionDrainer(db, list(processors), reactor=reactor) if processors else None
     router = (
-        ReactionRouter(client, task_queue, list(processors), poll_interval=poll_interval, fanout=fanout)
-        if processors
+        ReactionRouter(
+            client,
+            task_queue,
+            list(processors),
+            poll_interval=poll_interval,
+            fanout=fanout,
+            wake_local=drainer.wake_local,
+        )
+        if drainer is not None
         else None
     )
     if listener is not None:
@@ -132,8 +140,7 @@ def build_worker(
     workflows: list[type] = [BatchWorkflow]
     activities: list[Callable[..., Any]] = [acts.apply_jobs, acts.load_plan]
     subscribe = None
-    if router is not None:
-        drainer = ReactionDrainer(db, list(processors), reactor=reactor)
+    if router is not None and drainer is not None:
         workflows.append(ReactionWorkflow)
         activities.append(ReactionActivities(drainer).drain_reaction)
         if listener is not None:

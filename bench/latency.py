@@ -1,0 +1,247 @@
+"""Single-job latency, next to two floors measured in the same run.
+
+    python bench/latency.py [--json] [--n 200]
+
+Modes (interleaved round-robin, after 10 warm-up rounds that are not counted):
+
+- reactor: `reactor.execute(doc, "main", [ADD_TODO_ITEM])` then
+  `reactor.wait_for_batch(info.batch_id)` (it long-polls the workflow result,
+  then queries the job table), through the worker process;
+- noop workflow (floor i): `client.execute_workflow(NoopWorkflow.run)` on an
+  in-process worker on another task queue: one Temporal round trip;
+- noop workflow + noop activity: the shape of a one-job batch with nothing
+  inside (an extra floor, not in the issue);
+- direct apply (floor ii): the same job applied with `JobApplier.apply` in one
+  PostgreSQL transaction, no Temporal (only the apply call is timed).
+
+A second table times a reactor round trip step by step: `execute` (validate,
+store, start the workflow), waiting for the workflow result, and a job-table
+query on the closed workflow (the worker replays its history to answer it).
+The baseline `wait_for_batch` ended with that query; a result that carries
+the jobs makes it unnecessary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import _stack
+from _noop import NoopActivityWorkflow, NoopWorkflow, noop_activity
+from _stack import BenchStack, Summary, out, table
+from temporalio.worker import Worker
+
+from reactor.application.apply import JobApplier
+from reactor.application.write_cache import WriteCache
+from reactor.domain.actions import ActionSpec
+from reactor.domain.batch import BatchRequest, ExistingDocument, JobRequest, plan_batch
+from reactor.domain.jobs import JobStatus, workflow_id_for
+from workflows.batch import BatchWorkflow
+
+TODO = "powerhouse/todo-list"
+WARMUP = 10
+
+Timer = Callable[[int], Awaitable[float]]
+
+
+def add_item(item_id: str) -> dict[str, Any]:
+    return {"type": "ADD_TODO_ITEM", "input": {"id": item_id, "text": f"item {item_id}"}}
+
+
+async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
+    info = await _stack.server_info(stack)
+    reactor = stack.reactor
+    setup = await reactor.execute_batch(
+        {
+            "jobs": [
+                {
+                    "key": d,
+                    "document_id": d,
+                    "scope": "document",
+                    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
+                }
+                for d in ("lat-reactor", "lat-split", "lat-direct")
+            ]
+        }
+    )
+    assert all(
+        j.status is JobStatus.READ_READY for j in await reactor.wait_for_batch(setup.batch_id)
+    )
+
+    # Floor (i): no-op workflows on an in-process worker, own task queue.
+    noop_queue = f"bench-noop-{uuid.uuid4().hex[:8]}"
+    noop_worker = Worker(
+        reactor.client,
+        task_queue=noop_queue,
+        workflows=[NoopWorkflow, NoopActivityWorkflow],
+        activities=[noop_activity],
+    )
+    # Floor (ii): the job applied in this process, no Temporal.
+    applier = JobApplier(reactor.db, reactor.registry, cache=WriteCache())
+    existing = {"lat-direct": ExistingDocument(TODO)}
+    run_tag = uuid.uuid4().hex[:8]
+    split: dict[str, list[float]] = {"execute": [], "result": [], "query": []}
+    counting = False
+
+    async def reactor_mode(i: int) -> float:
+        t0 = time.perf_counter()
+        job = await reactor.execute("lat-reactor", "main", [add_item(f"r-{i}")])
+        jobs = await reactor.wait_for_batch(job.batch_id)
+        elapsed = time.perf_counter() - t0
+        assert jobs[0].status is JobStatus.READ_READY, jobs[0]
+        return elapsed
+
+    async def split_mode(i: int) -> float:
+        """execute, result(), then the jobs query, each timed."""
+        t0 = time.perf_counter()
+        job = await reactor.execute("lat-split", "main", [add_item(f"s-{i}")])
+        t1 = time.perf_counter()
+        handle = reactor.client.get_workflow_handle(workflow_id_for(job.batch_id))
+        await handle.result()
+        t2 = time.perf_counter()
+        views = await handle.query(BatchWorkflow.jobs, args=[0, 500])
+        t3 = time.perf_counter()
+        assert views[0].status is JobStatus.READ_READY, views[0]
+        if counting:
+            split["execute"].append(t1 - t0)
+            split["result"].append(t2 - t1)
+            split["query"].append(t3 - t2)
+        return t3 - t0
+
+    async def noop_mode(i: int) -> float:
+        t0 = time.perf_counter()
+        await reactor.client.execute_workflow(
+            NoopWorkflow.run, id=f"noop-{run_tag}-{i}", task_queue=noop_queue
+        )
+        return time.perf_counter() - t0
+
+    async def noop_activity_mode(i: int) -> float:
+        t0 = time.perf_counter()
+        await reactor.client.execute_workflow(
+            NoopActivityWorkflow.run, id=f"noop-act-{run_tag}-{i}", task_queue=noop_queue
+        )
+        return time.perf_counter() - t0
+
+    async def direct_mode(i: int) -> float:
+        request = BatchRequest(
+            batch_id=f"direct-{run_tag}-{i}",
+            jobs=[
+                JobRequest(
+                    key="job",
+                    document_id="lat-direct",
+                    actions=[ActionSpec.model_validate(add_item(f"d-{i}"))],
+                )
+            ],
+        )
+        plan = plan_batch(request, reactor.registry, existing)
+        t0 = time.perf_counter()
+        outcome = await applier.apply(plan.batch_id, plan.jobs[0])
+        elapsed = time.perf_counter() - t0
+        assert outcome.ok, outcome
+        return elapsed
+
+    modes: list[tuple[str, str, Timer]] = [
+        ("reactor", "reactor: execute + wait_for_batch", reactor_mode),
+        ("noop", "floor i: no-op workflow round trip", noop_mode),
+        ("noop_activity", "no-op workflow + 1 no-op activity", noop_activity_mode),
+        ("direct", "floor ii: JobApplier.apply, no Temporal", direct_mode),
+        ("split", "reactor, step by step (see below)", split_mode),
+    ]
+    samples: dict[str, list[float]] = {key: [] for key, _, _ in modes}
+    async with noop_worker:
+        _stack.log.print(f"warming up ({WARMUP} rounds)…")
+        for i in range(WARMUP):
+            for _, _, fn in modes:
+                await fn(-1 - i)
+        counting = True
+        _stack.log.print(f"measuring {args.n} rounds of {len(modes)} modes, interleaved…")
+        for i in range(args.n):
+            for key, _, fn in modes:
+                samples[key].append(await fn(i))
+            if (i + 1) % 50 == 0:
+                _stack.log.print(f"  {i + 1}/{args.n}")
+
+    stats = {key: Summary.of(v) for key, v in samples.items()}
+    noop = stats["noop"]
+    rows = []
+    results = []
+    for key, label, _ in modes:
+        s = stats[key]
+        ratio50 = s.p50 / noop.p50
+        ratio99 = s.p99 / noop.p99
+        rows.append(
+            [
+                label,
+                s.n,
+                s.p50 * 1000,
+                s.p95 * 1000,
+                s.p99 * 1000,
+                s.mean * 1000,
+                f"{ratio50:.2f}×",
+                f"{ratio99:.2f}×",
+            ]
+        )
+        results.append(
+            {
+                "mode": key,
+                "label": label,
+                **s.scaled(1000),
+                "p50_over_noop_p50": ratio50,
+                "p99_over_noop_p99": ratio99,
+            }
+        )
+    out.print(
+        table(
+            f"Single-job latency, ms ({args.n} rounds, modes interleaved, {WARMUP} warm-up rounds)",
+            ["mode", "n", "p50", "p95", "p99", "mean", "p50/p50 noop", "p99/p99 noop"],
+            rows,
+            caption=(
+                "reactor: submit → READ_READY through the worker process; floors in this process "
+                "(no-op worker on its own task queue; JobApplier on the bench's pool)."
+            ),
+        )
+    )
+    split_stats = {k: Summary.of(v) for k, v in split.items()}
+    total_mean = sum(s.mean for s in split_stats.values())
+    split_rows = [
+        [label, s.p50 * 1000, s.p95 * 1000, s.mean * 1000, f"{100 * s.mean / total_mean:.0f}%"]
+        for label, s in (
+            ("execute(): validate, store batch, start workflow", split_stats["execute"]),
+            ("workflow result (long poll until closed)", split_stats["result"]),
+            ("job-table query on the closed workflow", split_stats["query"]),
+        )
+    ]
+    out.print(
+        table(
+            "The reactor's round trip step by step, ms (execute; result(); jobs query)",
+            ["step", "p50", "p95", "mean", "share of mean"],
+            split_rows,
+        )
+    )
+    return {
+        "bench": "latency",
+        "machine": _stack.machine(),
+        "code": _stack.code_info(),
+        "server": info,
+        "n": args.n,
+        "warmup": WARMUP,
+        "modes_ms": results,
+        "reactor_split_ms": {k: s.scaled(1000) for k, s in split_stats.items()},
+    }
+
+
+def main() -> None:
+    def extra(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--n", type=int, default=200, help="measured rounds per mode")
+
+    args = _stack.parse_args(__doc__.splitlines()[0], extra)
+    payload = _stack.run_bench("latency", lambda s: bench(s, args))
+    if args.json:
+        _stack.emit_json(payload)
+
+
+if __name__ == "__main__":
+    _stack.main_guard(main)

@@ -1,0 +1,69 @@
+"""Inputs and outputs of the workflows: imported by workflows through
+`imports_passed_through`, so the sandbox does not rebuild these pydantic
+classes for every workflow instance."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from reactor.domain.batch import PlanEntry
+from reactor.domain.jobs import Coordinate, JobError, JobStatus
+
+PLAN_PAGE = 2000
+
+
+class BatchConfig(BaseModel):
+    chunk_size: int = 500
+    max_parallel_chunks: int = 4
+    activity_timeout_s: float = 600.0
+    heartbeat_timeout_s: float = 10.0
+    # Chunks this small run as local activities: no extra server round trip.
+    # A crashed worker's local activity is re-run with the workflow task.
+    local_activity_max_jobs: int = 20
+
+
+class BatchInput(BaseModel):
+    batch_id: str
+    job_count: int
+    plan: list[PlanEntry] | None = None  # inline for small batches, else loaded by pages
+    config: BatchConfig = Field(default_factory=BatchConfig)
+
+
+class JobView(BaseModel):
+    index: int
+    key: str
+    document_id: str
+    status: JobStatus
+    error: JobError | None = None
+    coordinates: list[Coordinate] = Field(default_factory=list)
+
+
+class BatchSummary(BaseModel):
+    batch_id: str
+    total: int
+    counts: dict[str, int]
+    failed: int
+    finished: bool
+    # In the result of batches up to RESULT_JOBS_LIMIT jobs, so that waiting
+    # for a batch needs no query afterwards.
+    jobs: list[JobView] | None = None
+
+
+RESULT_JOBS_LIMIT = 1000
+
+
+class ReactionInput(BaseModel):
+    name: str
+    poll_interval_s: float = 1.0  # database poll while waiting (the safety net)
+    idle_s: float = 3.0  # how long one drain waits for work before checkpointing
+    fanout: int = 2
+    drain_budget_s: float = 5.0
+    max_iterations: int = 500
+
+
+class ReactionStatus(BaseModel):
+    name: str
+    iterations: int
+    wakes: int
+    handled: int
+    blocked: list[str]
