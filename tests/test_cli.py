@@ -193,3 +193,30 @@ def test_reactor_dev_demo_starts_everything_and_sigint_stops_it(tmp_path: Path) 
         tmp_path / ".reactor" / "pg" / "postmaster.pid"
     ).exists() else None
     assert pg_pid is None, "PostgreSQL still running after SIGINT"
+
+
+async def test_reactions_lists_blocked_streams_and_unblocks_them(env: dict[str, str], database_url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("INSERT INTO reactor_reactions (name) VALUES ('mailer')")
+        await conn.execute(
+            "INSERT INTO reactor_reaction_streams (name, document_id, head_tx, head_ordinal, attempts, "
+            "blocked, last_error) VALUES ('mailer', 'doc-9', '5', 7, 5, true, 'SMTPError: refused')"
+        )
+    finally:
+        await conn.close()
+    rc, out, _ = await cli(env, "reactions", "--blocked", "--json")
+    assert rc == 0
+    [stream] = json.loads(out)
+    assert (stream["name"], stream["document_id"], stream["blocked"]) == ("mailer", "doc-9", True)
+    assert stream["last_error"] == "SMTPError: refused"
+    rc, out, _ = await cli(env, "reactions")
+    assert "BLOCKED" in out and "reactions unblock" in " ".join(out.split())
+    rc, out, _ = await cli(env, "reactions", "unblock", "mailer", "doc-9")
+    assert rc == 0 and "unblocked" in out
+    rc, _, _ = await cli(env, "reactions", "unblock", "mailer", "doc-9")
+    assert rc == 1
+    rc, out, _ = await cli(env, "reactions", "--blocked", "--json")
+    assert json.loads(out) == []
