@@ -91,13 +91,30 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     try:
-        sys.exit(_dispatch(args))
+        rc = _dispatch(args)
     except ValidationError as exc:
         print(f"reactor: rejected: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        rc = EXIT_USAGE
     except ReactorError as exc:
         print(f"reactor: {exc}", file=sys.stderr)
-        sys.exit(EXIT_ENVIRONMENT)
+        rc = EXIT_ENVIRONMENT
+    _exit(rc)
+
+
+def _exit(rc: int) -> None:
+    """Exits without interpreter finalization, which the Temporal client's
+    native runtime can abort ("PyGILState_Release", temporalio/sdk-python#300).
+    Everything that needs an orderly stop (services, workers, database pools)
+    has stopped by now; spans and output are flushed here."""
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    shutdown = getattr(provider, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -136,12 +153,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate())
     if args.command in ("batches", "doctor", "setup-search-attributes"):
-        rc = asyncio.run(_operate_command(args))
-        # Short-lived Temporal clients can abort the interpreter's finalization
-        # (temporalio/sdk-python#300, "PyGILState_Release"): skip it.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(rc)
+        return asyncio.run(_operate_command(args))
     return asyncio.run(_client_command(args))
 
 
