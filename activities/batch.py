@@ -19,6 +19,7 @@ from reactor.storage.operation_store import Position
 class ApplyJobsInput(BaseModel):
     batch_id: str
     indices: list[int]
+    jobs: list[PlannedJob] | None = None  # inline batches; else loaded by reference
 
 
 class LoadPlanInput(BaseModel):
@@ -47,7 +48,7 @@ class BatchActivities:
     async def apply_jobs(self, inp: ApplyJobsInput) -> list[JobOutcome]:
         """Applies a chunk of jobs, each in its own transaction, respecting the
         chunk's internal DAG; independent lanes run concurrently."""
-        jobs = await self.ledger.load_jobs(inp.batch_id, inp.indices)
+        jobs = inp.jobs if inp.jobs is not None else await self.ledger.load_jobs(inp.batch_id, inp.indices)
         if len(jobs) != len(inp.indices):
             raise RuntimeError(f"batch {inp.batch_id}: jobs {inp.indices} not all stored")
         by_index = {j.index: j for j in jobs}

@@ -1,7 +1,7 @@
 """Write throughput through the whole stack: Temporal batch workflows, a
 worker process applying jobs to PostgreSQL.
 
-    python bench/throughput.py [--json] [--scale 0.1] [--phases abcd]
+    python bench/throughput.py [--json] [--scale 0.1] [--phases aebcd]
 
 Setup creates 20 todo-list documents. Then, one after the other:
 
@@ -52,6 +52,9 @@ class Phase:
     label: str
     batches: list[list[Job]]
     actions_per_job: int
+    # "batch": one execute_batch per batch; "execute": one reactor.execute()
+    # per job, all concurrent (the reactor coalesces them into shared batches)
+    mode: str = "batch"
 
     @property
     def jobs(self) -> int:
@@ -147,6 +150,13 @@ def phases(scale: float) -> list[Phase]:
     return [
         Phase("a", f"{n:,} × 1-job batches", [[j] for j in single_action_jobs("a", n)], 1),
         Phase(
+            "e",
+            f"{n:,} × execute() (1 job each, concurrent)",
+            [[j] for j in single_action_jobs("e", n)],
+            1,
+            mode="execute",
+        ),
+        Phase(
             "b", f"{n // 100 or 1} × 100-job batches", chunks(single_action_jobs("b", n), 100), 1
         ),
         Phase("c", f"1 batch: {chains} chains × 10", [chain_jobs(chains, 10)], 1),
@@ -168,6 +178,15 @@ async def run_phase(stack: BenchStack, phase: Phase, wait_concurrency: int) -> P
     submitted_at: list[float] = []
 
     async def one(batch: list[Job]) -> None:
+        if phase.mode == "execute":
+            [job] = batch
+            t0 = time.perf_counter()
+            info = await reactor.execute(job["document_id"], "main", job["actions"])
+            submitted_at.append(time.perf_counter())
+            final = await reactor.wait_for_job(info.id)
+            latencies.append(time.perf_counter() - t0)
+            statuses[final.status.value] = statuses.get(final.status.value, 0) + 1
+            return
         async with gate:
             t0 = time.perf_counter()
             result = await reactor.execute_batch({"jobs": batch})
@@ -369,7 +388,7 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--scale", type=float, default=1.0, help="multiply job counts (smoke runs)")
-        p.add_argument("--phases", default="abcd", help="which phases to run (default abcd)")
+        p.add_argument("--phases", default="aebcd", help="which phases to run (default aebcd)")
         p.add_argument(
             "--wait-concurrency",
             type=int,

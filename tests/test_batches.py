@@ -165,3 +165,22 @@ async def test_kill_refuses_new_writes_and_completed_awaits_started_batches(reac
     status = await reactor.get_job_status(result.jobs["c"].id)
     assert status.status is JobStatus.READ_READY
     assert await reactor.document_view.get("l8") is None
+
+
+async def test_a_10000_job_batch_travels_by_reference_and_completes(reactor: Reactor) -> None:
+    """Above the inline limits the plan is stored in PostgreSQL and loaded by
+    the workflow in pages; histories stay bounded by chunking."""
+    docs = [f"big-{n}" for n in range(20)]
+    await run(reactor, [create(f"c{n}", d, "powerhouse/todo-list") for n, d in enumerate(docs)])
+    jobs = [todo(f"j{i}", docs[i % 20], [("ADD_TODO_ITEM", {"id": str(i), "text": "x"})]) for i in range(10_000)]
+    result = await reactor.execute_batch({"jobs": jobs})
+    async with reactor.db.pool.acquire() as conn:
+        stored = await conn.fetchval("SELECT job_count FROM reactor_batches WHERE batch_id = $1", result.batch_id)
+    assert stored == 10_000
+    infos = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 240)
+    assert len(infos) == 10_000 and all(i.status is JobStatus.READ_READY for i in infos)
+    async with reactor.db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM reactor_operations WHERE scope = 'global'") == 10_000
+    handle = reactor.client.get_workflow_handle(f"batch-{result.batch_id}")
+    events = [e async for e in handle.fetch_history_events()]
+    assert len(events) < 400  # bounded: chunks of jobs per activity, not one per job

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     # Models live outside this module: the sandbox re-runs workflow modules
     # per instance, and rebuilding pydantic classes each time is costly.
     from activities.batch import ApplyJobsInput, LoadPlanInput
-    from reactor.domain.batch import PlanEntry
+    from reactor.domain.batch import PlanEntry, entry_of
     from reactor.domain.jobs import JobOutcome, JobStatus
     from reactor.domain.scheduling import Scheduler
     from reactor.domain.workflow_io import (
@@ -46,7 +46,10 @@ class BatchWorkflow:
     async def run(self, inp: BatchInput) -> BatchSummary:
         self._batch_id = inp.batch_id
         self._total = inp.job_count
+        inline = {j.index: j for j in inp.jobs} if inp.jobs is not None else None
         entries = inp.plan
+        if entries is None and inp.jobs is not None:
+            entries = [entry_of(j) for j in inp.jobs]
         if entries is None:
             entries = []
             while len(entries) < inp.job_count:
@@ -69,7 +72,11 @@ class BatchWorkflow:
 
         async def run_chunk(indices: list[int]) -> None:
             nonlocal in_flight
-            arg = ApplyJobsInput(batch_id=inp.batch_id, indices=indices)
+            arg = ApplyJobsInput(
+                batch_id=inp.batch_id,
+                indices=indices,
+                jobs=[inline[i] for i in indices] if inline is not None else None,
+            )
             if len(indices) <= cfg.local_activity_max_jobs:
                 outcomes = await workflow.execute_local_activity(
                     "apply_jobs",

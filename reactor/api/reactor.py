@@ -31,6 +31,7 @@ from reactor.domain.errors import (
     ShutdownError,
     ValidationError,
 )
+from reactor.domain.hashing import canonical_bytes
 from reactor.domain.jobs import (
     ConsistencyToken,
     Coordinate,
@@ -53,6 +54,16 @@ from reactor.storage.relationship_index import RelationshipIndex
 from workflows.batch import BatchWorkflow
 
 INLINE_PLAN_LIMIT = 1000
+INLINE_JOBS_LIMIT = 200  # jobs, and
+INLINE_BYTES_LIMIT = 128 * 1024  # serialized actions: well below the 2 MB payload limit
+
+
+def _inline(plan: BatchPlan) -> bool:
+    """Small batches travel inside the workflow input; the rest by reference."""
+    if len(plan.jobs) > INLINE_JOBS_LIMIT:
+        return False
+    size = sum(len(canonical_bytes(a.input)) + 200 for j in plan.jobs for a in j.actions)
+    return size <= INLINE_BYTES_LIMIT
 
 ActionLike = Action | ActionSpec | Mapping[str, Any]
 
@@ -100,6 +111,7 @@ class Reactor:
         # Batches this reactor started and has not seen finish; kill() awaits
         # them. Handles only: no RPC is open until someone waits.
         self._started: dict[str, WorkflowHandle[Any, Any]] = {}
+        self._results: dict[str, asyncio.Future[BatchSummary]] = {}
         self._shutdown: ShutdownHandle | None = None
 
     # -- writes ---------------------------------------------------------------
@@ -114,8 +126,10 @@ class Reactor:
         found = await self.document_view.existing(ids)
         existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
         plan = plan_batch(req, self.registry, existing)
-        await self.ledger.store_batch(plan)
-        handle = self._started[plan.batch_id] = await self._start(plan)
+        inline = _inline(plan)
+        if not inline:
+            await self.ledger.store_batch(plan)
+        handle = self._started[plan.batch_id] = await self._start(plan, inline)
         result = BatchResult(
             batch_id=plan.batch_id,
             jobs={
@@ -133,7 +147,7 @@ class Reactor:
         )
         return result
 
-    async def _start(self, plan: BatchPlan) -> WorkflowHandle[Any, Any]:
+    async def _start(self, plan: BatchPlan, inline: bool) -> WorkflowHandle[Any, Any]:
         annotate_batch(plan)
         entries = plan.entries()
         doc_types = sorted({j.document_type for j in plan.jobs if j.document_type})
@@ -146,7 +160,8 @@ class Reactor:
         inp = BatchInput(
             batch_id=plan.batch_id,
             job_count=len(plan.jobs),
-            plan=entries if len(entries) <= INLINE_PLAN_LIMIT else None,
+            plan=entries if not inline and len(entries) <= INLINE_PLAN_LIMIT else None,
+            jobs=plan.jobs if inline else None,
             config=self.config.batch,
         )
         wf_id = workflow_id_for(plan.batch_id)
@@ -292,27 +307,39 @@ class Reactor:
 
     async def wait_for_batch(self, batch_id: str) -> list[JobInfo]:
         """Every job's final JobInfo, once the batch workflow has finished."""
-        handle = self._started.get(batch_id) or self.client.get_workflow_handle_for(
-            BatchWorkflow.run, workflow_id_for(batch_id)
-        )
-        summary: BatchSummary = await handle.result()
-        self._started.pop(batch_id, None)
+        summary = await self._result(batch_id)
         if summary.jobs is not None:
             return [_job_info(batch_id, v) for v in summary.jobs]
         return await self.batch_jobs(batch_id)
 
     async def wait_for_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
-        """Polls until the job is READ_READY or FAILED."""
-        async def poll() -> JobInfo:
-            delay = 0.02
-            while True:
-                info = await self.get_job_status(job_id)
-                if info.status.done:
-                    return info
-                await asyncio.sleep(delay)
-                delay = min(delay * 1.5, 0.5)
+        """The job's final JobInfo (READ_READY or FAILED). Waits on its batch's
+        result, one wait per batch however many callers share it."""
+        batch_id, index = parse_job_id(job_id)
 
-        return await asyncio.wait_for(poll(), timeout)
+        async def wait() -> JobInfo:
+            summary = await self._result(batch_id)
+            if summary.jobs is not None and index < len(summary.jobs):
+                return _job_info(batch_id, summary.jobs[index])
+            return await self.get_job_status(job_id)
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def _result(self, batch_id: str) -> asyncio.Future[BatchSummary]:
+        """The batch workflow's result, shared by every waiter in this process."""
+        pending = self._results.get(batch_id)
+        if pending is None:
+            handle = self._started.get(batch_id) or self.client.get_workflow_handle_for(
+                BatchWorkflow.run, workflow_id_for(batch_id)
+            )
+            pending = self._results[batch_id] = asyncio.ensure_future(handle.result())
+
+            def forget(_: asyncio.Future[BatchSummary]) -> None:
+                self._results.pop(batch_id, None)
+                self._started.pop(batch_id, None)
+
+            pending.add_done_callback(forget)
+        return asyncio.shield(pending)
 
     # -- reads ----------------------------------------------------------------
 
@@ -424,6 +451,9 @@ class Reactor:
         return self._shutdown
 
     async def close(self) -> None:
+        for pending in list(self._results.values()):
+            pending.cancel()
+        await asyncio.gather(*self._results.values(), return_exceptions=True)
         if self._shutdown is not None and not self._shutdown.completed.done():
             self._shutdown.completed.cancel()
             await asyncio.gather(self._shutdown.completed, return_exceptions=True)

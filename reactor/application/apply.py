@@ -22,7 +22,7 @@ from reactor.domain.document_scope import initial_document_state, reduce_documen
 from reactor.domain.errors import ReactorError, ReducerError
 from reactor.domain.hashing import state_hash
 from reactor.domain.jobs import Coordinate, JobError, JobOutcome, job_id_for
-from reactor.domain.model import DocumentModel, ModelRegistry
+from reactor.domain.model import DocumentModel, ModelRegistry, ReduceSession
 from reactor.domain.signing import SignatureError, SignatureVerifier
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
@@ -178,6 +178,7 @@ class JobApplier:
         state = head.state
         keyframes: list[tuple[int, str, dict[str, Any]]] = []
         previous_hash = head.hash
+        session: ReduceSession | None = None
         for position, action in enumerate(job.actions):
             index = head.revision + position
             if self.verifier is not None:
@@ -190,8 +191,10 @@ class JobApplier:
                     state = reduce_document_scope(state, action)
                 else:
                     assert model is not None
+                    if session is None:
+                        session = model.session(job.scope, state)
                     model.validate_input(job.scope, action.type, action.input)
-                    state = model.reduce(job.scope, state, action)
+                    state = session.apply(action)
             except ReactorError as exc:
                 raise JobRejected(
                     "ReducerError" if isinstance(exc, ReducerError) else type(exc).__name__,

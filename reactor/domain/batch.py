@@ -77,17 +77,18 @@ class BatchPlan(BaseModel):
     jobs: list[PlannedJob]
 
     def entries(self) -> list[PlanEntry]:
-        return [
-            PlanEntry(
-                key=j.key,
-                document_id=j.document_id,
-                document_type=j.document_type,
-                deps=j.deps,
-                after=j.after,
-                actions=len(j.actions),
-            )
-            for j in self.jobs
-        ]
+        return [entry_of(j) for j in self.jobs]
+
+
+def entry_of(job: PlannedJob) -> PlanEntry:
+    return PlanEntry(
+        key=job.key,
+        document_id=job.document_id,
+        document_type=job.document_type,
+        deps=job.deps,
+        after=job.after,
+        actions=len(job.actions),
+    )
 
 
 def new_batch_id() -> str:

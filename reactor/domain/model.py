@@ -121,10 +121,37 @@ class DocumentModel:
             result = schema.model_validate(result)
         return result.model_dump(mode="json")
 
+    def session(self, scope: str, state: dict[str, Any]) -> ReduceSession:
+        """Reduces several actions in a row, validating the state only once."""
+        return ReduceSession(self, scope, state)
+
     def children(self, global_state: dict[str, Any]) -> set[str] | None:
         if self.children_of is None:
             return None
         return set(self.children_of(self.state_schemas["global"].model_validate(global_state)))
+
+
+class ReduceSession:
+    def __init__(self, model: DocumentModel, scope: str, state: dict[str, Any]):
+        self._model = model
+        self._scope = scope
+        self._schema = model.state_schemas[scope]
+        self._reducer = model.reducers[scope]
+        self._current: BaseModel | None = None
+        self._state = state
+
+    def apply(self, action: Action) -> dict[str, Any]:
+        """The JSON state after `action`."""
+        if self._scope == "global" and action.type in BASE_ACTIONS:
+            return self._state
+        if self._current is None:
+            self._current = self._schema.model_validate(self._state)
+        result = self._reducer(self._current, action)
+        if not isinstance(result, self._schema):
+            result = self._schema.model_validate(result)
+        self._current = result
+        self._state = result.model_dump(mode="json")
+        return self._state
 
 
 def validate_with(schema: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:

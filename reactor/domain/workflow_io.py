@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from reactor.domain.batch import PlanEntry
+from reactor.domain.batch import PlanEntry, PlannedJob
 from reactor.domain.jobs import Coordinate, JobError, JobStatus
 
 PLAN_PAGE = 2000
@@ -26,6 +26,9 @@ class BatchInput(BaseModel):
     batch_id: str
     job_count: int
     plan: list[PlanEntry] | None = None  # inline for small batches, else loaded by pages
+    # Small batches carry their jobs (actions included) inline and are not
+    # stored in PostgreSQL first: one transaction less on the submit path.
+    jobs: list[PlannedJob] | None = None
     config: BatchConfig = Field(default_factory=BatchConfig)
 
 
