@@ -54,7 +54,8 @@ from reactor.storage.relationship_index import RelationshipIndex
 from workflows.batch import BatchWorkflow
 
 INLINE_PLAN_LIMIT = 1000
-INLINE_JOBS_LIMIT = 200  # jobs, and
+INLINE_JOBS_LIMIT = 20  # jobs (larger inline batches cost the worker more in payload
+# (de)serialization than the one query that loads them by reference), and
 INLINE_BYTES_LIMIT = 128 * 1024  # serialized actions: well below the 2 MB payload limit
 
 

@@ -20,7 +20,7 @@ from reactor.domain.batch import PlannedJob
 from reactor.domain.document import Operation
 from reactor.domain.document_scope import initial_document_state, reduce_document_scope
 from reactor.domain.errors import ReactorError, ReducerError
-from reactor.domain.hashing import state_hash
+from reactor.domain.hashing import canonical_json, state_hash
 from reactor.domain.jobs import Coordinate, JobError, JobOutcome, job_id_for
 from reactor.domain.model import DocumentModel, ModelRegistry, ReduceSession
 from reactor.domain.signing import SignatureError, SignatureVerifier
@@ -28,13 +28,62 @@ from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.keyframe_store import KeyframeStore
-from reactor.storage.notify import commit_payload
 from reactor.storage.operation_store import OperationStore, Position
 from reactor.storage.relationship_index import RelationshipIndex
 
 OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
 
-LANE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+# One job is five round trips: BEGIN, LOCK, READ, WRITE, COMMIT (plus a few
+# statements on rare paths: document scope, keyframes, relationships).
+
+# The lane lock, then the xid: taken before any ordinal is drawn (see
+# reactor/storage/operation_store.py on the visibility gap).
+LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_current_xact_id()"
+
+# Under the lock (a new statement, so a new snapshot): the ledger, the
+# header and the head revision in one row.
+READ = """
+SELECT l.status, l.coordinates, l.error, d.document_type, d.deleted, s.revision, s.hash
+FROM (SELECT 1) AS one
+LEFT JOIN reactor_applied_jobs l ON l.job_id = $1
+LEFT JOIN reactor_documents d ON d.id = $2
+LEFT JOIN reactor_document_states s ON s.document_id = $2 AND s.scope = $3 AND s.branch = $4
+"""
+
+# Operations, document view, header, ledger and the NOTIFY in one statement.
+WRITE = """
+WITH ins AS (
+    INSERT INTO reactor_operations
+        (tx_id, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
+    SELECT pg_current_xact_id(), o.id, $1, $2, $3, o.idx, 0, o.ts, o.hash, o.action::jsonb, $4
+    FROM unnest($5::text[], $6::int[], $7::timestamptz[], $8::text[], $9::text[])
+         AS o(id, idx, ts, hash, action)
+    ORDER BY o.idx
+    RETURNING tx_id::text::bigint AS tx, ordinal, idx, action->>'type' AS type
+), st AS (
+    INSERT INTO reactor_document_states (document_id, scope, branch, revision, hash, state)
+    VALUES ($1, $2, $3, $10, $11, $12::text::jsonb)
+    ON CONFLICT (document_id, scope, branch)
+    DO UPDATE SET revision = EXCLUDED.revision, hash = EXCLUDED.hash, state = EXCLUDED.state
+), hdr AS (
+    UPDATE reactor_documents SET modified_at = greatest(modified_at, $13), name = coalesce($14, name)
+    WHERE id = $1 AND $15
+), led AS (
+    INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error, applied_by)
+    VALUES ($4, 'applied', $16::text::jsonb, NULL, $17)
+)
+SELECT array_agg(tx ORDER BY ordinal) AS txs, array_agg(ordinal ORDER BY ordinal) AS ordinals,
+       (SELECT pg_notify($18, n.p) FROM (
+            SELECT json_build_object(
+                'by', $19::text, 'document_id', $1::text, 'document_type', $20::text,
+                'job_id', $4::text,
+                'events', json_agg(json_build_object('ordinal', ordinal, 'type', type,
+                                                     'scope', $2::text, 'index', idx)
+                                   ORDER BY ordinal))::text AS p
+            FROM ins) n
+        WHERE $18::text IS NOT NULL AND octet_length(n.p) < 8000) AS notified
+FROM ins
+"""
 
 
 class JobRejected(ReactorError):
@@ -52,6 +101,13 @@ class _Head:
     revision: int
     hash: str
     state: dict[str, Any]
+    validated: Any = None  # the state as a validated model, when known
+
+
+def _coordinate(op: Operation) -> Coordinate:
+    return Coordinate(
+        document_id=op.document_id, scope=op.scope, branch=op.branch, operation_index=op.index
+    )
 
 
 def operation_id(job_id: str, action: Action, position: int) -> str:
@@ -92,44 +148,20 @@ class JobApplier:
         async with self.db.pool.acquire() as conn:
             try:
                 async with conn.transaction():
-                    await conn.execute(LANE_LOCK, f"{job.document_id}/{job.branch}")
-                    await OperationStore.force_xid(conn)
-                    decided = await JobLedger.decided(conn, job_id)
-                    if decided is not None:
-                        return await _outcome_from_ledger(conn, job.index, decided)
-                    head, ops, doc_type, last_pos = await self._apply_locked(conn, job, job_id)
-                    coords = [
-                        Coordinate(
-                            document_id=o.document_id,
-                            scope=o.scope,
-                            branch=o.branch,
-                            operation_index=o.index,
-                        )
-                        for o in ops
-                    ]
-                    await JobLedger.record(
-                        conn,
-                        job_id,
-                        "applied",
-                        [c.model_dump() for c in coords],
-                        None,
-                        self.identity,
-                    )
-                    if self.notify_channel is not None:
-                        payload = commit_payload(
-                            self.instance_id, job.document_id, doc_type, job_id, ops
-                        )
-                        if payload is not None:  # oversize: polling covers it
-                            await conn.execute(
-                                "SELECT pg_notify($1, $2)", self.notify_channel, payload
-                            )
+                    await conn.execute(LOCK, f"{job.document_id}/{job.branch}")
+                    row = await conn.fetchrow(READ, job_id, job.document_id, job.scope, job.branch)
+                    assert row is not None
+                    if row["status"] is not None:
+                        return await _outcome_from_ledger(conn, job.index, row)
+                    applied = await self._apply_locked(conn, job, job_id, row)
             except JobRejected as rejected:
                 self.cache.invalidate(lane)
                 return await self._record_failure(conn, job, job_id, rejected)
             except BaseException:
                 self.cache.invalidate(lane)
                 raise
-        self.cache.put(lane, CachedState(head.revision, head.hash, head.state))
+        head, ops, doc_type, last_pos = applied
+        self.cache.put(lane, CachedState(head.revision, head.hash, head.state, head.validated))
         if self.on_commit is not None:
             self.on_commit(
                 {
@@ -142,7 +174,7 @@ class JobApplier:
         return JobOutcome(
             index=job.index,
             ok=True,
-            coordinates=coords,
+            coordinates=[_coordinate(o) for o in ops],
             last_position=(last_pos.tx_id, last_pos.ordinal),
         )
 
@@ -160,20 +192,19 @@ class JobApplier:
         return JobOutcome(index=job.index, ok=False, error=error)
 
     async def _apply_locked(
-        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str
+        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, row: asyncpg.Record
     ) -> tuple[_Head, list[Operation], str, Position]:
-        header = await DocumentView.header_row(conn, job.document_id)
         model: DocumentModel | None = None
         if job.scope != "document":
-            if header is None:
+            if row["document_type"] is None:
                 raise JobRejected("DocumentNotFound", f"document {job.document_id!r} does not exist")
-            if header["deleted"]:
+            if row["deleted"]:
                 raise JobRejected("DocumentDeleted", f"document {job.document_id!r} is deleted")
-            model = self._model(header["document_type"])
-        elif header is not None:
-            model = self._model(header["document_type"])
+            model = self._model(row["document_type"])
+        elif row["document_type"] is not None:
+            model = self._model(row["document_type"])
 
-        head = await self._load_head(conn, job, model)
+        head = await self._load_head(conn, job, model, row["revision"], row["hash"])
         ops: list[Operation] = []
         state = head.state
         keyframes: list[tuple[int, str, dict[str, Any]]] = []
@@ -192,7 +223,7 @@ class JobApplier:
                 else:
                     assert model is not None
                     if session is None:
-                        session = model.session(job.scope, state)
+                        session = model.session(job.scope, state, head.validated)
                     model.validate_input(job.scope, action.type, action.input)
                     state = session.apply(action)
             except ReactorError as exc:
@@ -222,32 +253,58 @@ class JobApplier:
                 keyframes.append((index, digest, state))
             model = await self._document_side_effects(conn, job, action, state, model)
 
-        positions = await OperationStore.append(conn, ops)
-        new_head = _Head(head.revision + len(ops), ops[-1].hash, state)
-        await DocumentView.put_state(
-            conn, job.document_id, job.scope, job.branch, new_head.revision, new_head.hash, state
+        new_head = _Head(
+            head.revision + len(ops),
+            ops[-1].hash,
+            state,
+            session.validated if session is not None else None,
         )
+        last = job.actions[-1]
+        rename = [a for a in job.actions if a.type == "SET_NAME"]
+        assert model is not None or job.scope == "document"
+        doc_type = model.document_type if model is not None else ""
+        written = await conn.fetchrow(
+            WRITE,
+            job.document_id,
+            job.scope,
+            job.branch,
+            job_id,
+            [o.id for o in ops],
+            [o.index for o in ops],
+            [o.timestamp for o in ops],
+            [o.hash for o in ops],
+            [canonical_json(o.action.model_dump(mode="json")) for o in ops],
+            new_head.revision,
+            new_head.hash,
+            canonical_json(state),
+            last.timestamp,
+            rename[-1].input["name"] if rename and job.scope != "document" else None,
+            job.scope != "document",
+            canonical_json([_coordinate(o).model_dump() for o in ops]),
+            self.identity,
+            self.notify_channel,
+            self.instance_id,
+            doc_type,
+        )
+        assert written is not None
+        positions = [Position(t, o) for t, o in zip(written["txs"], written["ordinals"], strict=True)]
+        for op, pos in zip(ops, positions, strict=True):
+            op.ordinal = pos.ordinal
         for index, digest, snapshot in keyframes:
             await KeyframeStore.put(
                 conn, job.document_id, job.scope, job.branch, index, digest, snapshot
             )
-        last = job.actions[-1]
         if job.scope == "document":
             await RelationshipIndex.replace_source(
                 conn, job.document_id, "document", state.get("children", [])
             )
-        else:
+        elif job.scope == "global":
             assert model is not None
-            rename = [a for a in job.actions if a.type == "SET_NAME"]
-            name = rename[-1].input["name"] if rename else None
-            await DocumentView.update_header(conn, job.document_id, last.timestamp, name=name)
-            if job.scope == "global":
-                children = model.children(state)
-                if children is not None:
-                    await RelationshipIndex.replace_source(
-                        conn, job.document_id, "model", children
-                    )
-        assert model is not None
+            children = model.children(state)
+            if children is not None:
+                await RelationshipIndex.replace_source(conn, job.document_id, "model", children)
+        if model is None:  # a document-scope job that did not create the document
+            raise JobRejected("DocumentNotFound", f"document {job.document_id!r} does not exist")
         return new_head, ops, model.document_type, positions[-1]
 
     async def _document_side_effects(
@@ -295,23 +352,26 @@ class JobApplier:
         return model
 
     async def _load_head(
-        self, conn: asyncpg.Connection, job: PlannedJob, model: DocumentModel | None
+        self,
+        conn: asyncpg.Connection,
+        job: PlannedJob,
+        model: DocumentModel | None,
+        revision: int | None,
+        digest: str | None,
     ) -> _Head:
         """Head state under the lock: the write cache if it is at the current
         revision, else the document view (written in the same transaction as
         the operations, so it is the newest keyframe there is)."""
-        head = await DocumentView.head(conn, job.document_id, job.scope, job.branch)
-        if head is None:
+        if revision is None or digest is None:
             if job.scope == "document":
                 initial = initial_document_state()
             else:
                 assert model is not None
                 initial = model.initial_state(job.scope)
             return _Head(0, state_hash(initial), initial)
-        revision, digest = head
         cached = self.cache.get((job.document_id, job.scope, job.branch), revision)
         if cached is not None:
-            return _Head(revision, cached.hash, cached.state)
+            return _Head(revision, cached.hash, cached.state, cached.model)
         state = await DocumentView.head_state(conn, job.document_id, job.scope, job.branch)
         return _Head(revision, digest, state)
 

@@ -17,6 +17,9 @@ class CachedState:
     revision: int
     hash: str
     state: dict[str, Any]
+    # The validated state model, so the next job skips validation. Safe
+    # because reducers are pure (they return new states, never mutate).
+    model: Any = None
 
 
 class WriteCache:

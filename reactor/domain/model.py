@@ -121,9 +121,12 @@ class DocumentModel:
             result = schema.model_validate(result)
         return result.model_dump(mode="json")
 
-    def session(self, scope: str, state: dict[str, Any]) -> ReduceSession:
-        """Reduces several actions in a row, validating the state only once."""
-        return ReduceSession(self, scope, state)
+    def session(
+        self, scope: str, state: dict[str, Any], validated: BaseModel | None = None
+    ) -> ReduceSession:
+        """Reduces several actions in a row, validating the state only once
+        (not at all when `validated`, the same state as a model, is given)."""
+        return ReduceSession(self, scope, state, validated)
 
     def children(self, global_state: dict[str, Any]) -> set[str] | None:
         if self.children_of is None:
@@ -132,13 +135,23 @@ class DocumentModel:
 
 
 class ReduceSession:
-    def __init__(self, model: DocumentModel, scope: str, state: dict[str, Any]):
+    def __init__(
+        self,
+        model: DocumentModel,
+        scope: str,
+        state: dict[str, Any],
+        validated: BaseModel | None = None,
+    ):
         self._model = model
         self._scope = scope
         self._schema = model.state_schemas[scope]
         self._reducer = model.reducers[scope]
-        self._current: BaseModel | None = None
+        self._current: BaseModel | None = validated
         self._state = state
+
+    @property
+    def validated(self) -> BaseModel | None:
+        return self._current
 
     def apply(self, action: Action) -> dict[str, Any]:
         """The JSON state after `action`."""
