@@ -108,7 +108,9 @@ async def test_sigkill_mid_batch_then_new_worker_completes_exactly_once(
 async def test_two_workers_on_the_same_documents_lose_and_duplicate_nothing(
     stack: Stack, reactor: Reactor, db: Database, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
-    reactor.config.batch = BatchConfig(chunk_size=5, max_parallel_chunks=4)
+    # regular activities: any worker may take any chunk (local ones stay with
+    # the worker that runs the workflow task)
+    reactor.config.batch = BatchConfig(chunk_size=5, max_parallel_chunks=4, local_activity_max_jobs=0)
     workers = [
         spawn_worker(stack, database_url, task_queue, tmp_path / f"w{n}.log") for n in range(2)
     ]

@@ -224,7 +224,8 @@ class JobApplier:
                     assert model is not None
                     if session is None:
                         session = model.session(job.scope, state, head.validated)
-                    model.validate_input(job.scope, action.type, action.input)
+                    # Inputs were validated and normalized when the batch was
+                    # planned; reducers parse what they use.
                     state = session.apply(action)
             except ReactorError as exc:
                 raise JobRejected(
@@ -273,7 +274,7 @@ class JobApplier:
             [o.index for o in ops],
             [o.timestamp for o in ops],
             [o.hash for o in ops],
-            [canonical_json(o.action.model_dump(mode="json")) for o in ops],
+            [o.action.model_dump_json() for o in ops],
             new_head.revision,
             new_head.hash,
             canonical_json(state),

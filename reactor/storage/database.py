@@ -13,6 +13,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Replaces asyncpg's RESET ALL round trip on every release: pooled
+    connections here never change session state (LISTEN uses dedicated
+    connections, advisory locks are transaction-scoped), so only a connection
+    returned inside a transaction needs cleaning."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
@@ -28,7 +37,7 @@ class Database:
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection
+            url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset
         )
         assert pool is not None
         return cls(pool, owned=True, url=url)
