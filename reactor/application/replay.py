@@ -35,13 +35,23 @@ async def rebuild_state(
         if doc_type is None:
             raise DocumentNotFoundError(f"document {document_id!r} not found")
         if revision is None:
+            # The view knows the head revision; max(idx) would scan the
+            # document's index range when statistics are stale.
             revision = await conn.fetchval(
-                "SELECT coalesce(max(idx) + 1, 0) FROM reactor_operations "
+                "SELECT revision FROM reactor_document_states "
                 "WHERE document_id = $1 AND scope = $2 AND branch = $3",
                 document_id,
                 scope,
                 branch,
             )
+            if revision is None:
+                revision = await conn.fetchval(
+                    "SELECT idx + 1 FROM reactor_operations WHERE document_id = $1 AND scope = $2 "
+                    "AND branch = $3 ORDER BY idx DESC LIMIT 1",
+                    document_id,
+                    scope,
+                    branch,
+                ) or 0
         assert revision is not None
         model = registry.get(doc_type)
         if scope == "document":
