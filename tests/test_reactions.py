@@ -349,3 +349,22 @@ async def test_exactly_once_processor_output_commits_with_its_ack(calls_table: D
     async with db.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM eo_output") == 2
     assert len(attempts) == 3  # the first op was attempted twice, written once
+
+
+async def test_reaction_workflows_are_findable_by_search_attributes(
+    stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording")
+    try:
+        await reaction_idle(stack, task_queue, "recording")
+        client = await connect(stack.temporal_address)
+        wf_id = reaction_workflow_id(task_queue, "recording")
+        query = f"ReactorStatus = 'REACTING' AND WorkflowId = '{wf_id}'"
+
+        async def visible() -> bool:
+            return [w.id async for w in client.list_workflows(query)] == [wf_id]
+
+        await wait_until(visible, 30, "the reaction workflow in visibility")
+    finally:
+        worker.terminate()
+        worker.wait(60)

@@ -141,3 +141,18 @@ async def register(client: Client, namespace: str) -> dict[str, str]:
             )
         )
     return {n: ("registered" if n in missing else "already registered") for n in SEARCH_ATTRIBUTES}
+
+
+REACTING = "REACTING"
+
+
+def reaction_start_attributes(name: str, document_types: Iterable[str]) -> TypedSearchAttributes:
+    """What a reaction workflow starts with: findable by status and by the
+    document types it reacts to (empty: all types)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(STATUS, REACTING),
+            SearchAttributePair(DOCUMENT_TYPES, capped_keywords(document_types)),
+            SearchAttributePair(BATCH_ID, f"reaction:{name}"),
+        ]
+    )

@@ -17,9 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from reactor.domain.workflow_io import ReactionInput
+from reactor.observability.search_attributes import reaction_start_attributes
 from reactor.reactions.processor import Processor
 from workflows.reaction import ReactionWorkflow
 
@@ -51,6 +53,7 @@ class ReactionRouter:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._dispose: Callable[[], None] | None = None
+        self._attributes = True
         self.signals_sent = 0
 
     async def start(self, subscribe: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]] | None) -> None:
@@ -98,6 +101,25 @@ class ReactionRouter:
 
     async def _signal(self, name: str) -> None:
         self.signals_sent += 1
+        proc = next(p for p in self.processors if p.name == name)
+        attributes = (
+            reaction_start_attributes(name, sorted(proc.document_types or ()))
+            if self._attributes
+            else None
+        )
+        try:
+            await self._start(name, proc, attributes)
+        except RPCError as exc:
+            # A cluster without our search attributes: start without them.
+            if attributes is None or "search attribute" not in exc.message.lower():
+                raise
+            self._attributes = False
+            await self._start(name, proc, None)
+
+    async def _start(
+        self, name: str, proc: Processor, attributes: TypedSearchAttributes | None
+    ) -> None:
+        kinds = ", ".join(sorted(proc.action_types or ())) or "all actions"
         await self.client.start_workflow(
             ReactionWorkflow.run,
             ReactionInput(name=name, poll_interval_s=self.poll_interval, fanout=self.fanout),
@@ -105,6 +127,8 @@ class ReactionRouter:
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal="wake",
-            static_summary=f"reaction {name}",
+            static_summary=f"reaction {name} ({kinds})",
+            static_details=f"document types: {', '.join(sorted(proc.document_types or ())) or 'all'}",
+            search_attributes=attributes,
             task_timeout=timedelta(seconds=10),
         )
