@@ -19,7 +19,7 @@ from reactor.api.reactor import Reactor
 from reactor.cli import render
 from reactor.domain.errors import ValidationError
 from reactor.domain.jobs import JobInfo, JobStatus
-from reactor.runtime.settings import load_settings, model_modules
+from reactor.runtime.settings import Settings, load_settings, model_modules
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 
@@ -28,8 +28,9 @@ err_console = Console(stderr=True)
 
 
 @asynccontextmanager
-async def open_reactor() -> AsyncIterator[Reactor]:
-    settings = load_settings()
+async def open_reactor(settings: Settings | None = None) -> AsyncIterator[Reactor]:
+    """A reactor on a running stack (found through .reactor/ or REACTOR_*)."""
+    settings = settings or load_settings()
     reactor = await (
         ReactorBuilder()
         .with_document_models(model_modules())

@@ -18,9 +18,8 @@ from typing import Any
 import psutil
 from rich.console import Console
 
-from reactor.api.builder import ReactorBuilder
 from reactor.cli import render
-from reactor.cli.client import submit, wait_with_progress
+from reactor.cli.client import open_reactor, submit, wait_with_progress
 from reactor.cli.demo import demo_batch
 from reactor.observability.tracing import configure_tracing
 from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal
@@ -106,15 +105,7 @@ async def _serve(settings: Settings, *, demo: bool) -> int:
 
 
 async def _demo(settings: Settings) -> None:
-    reactor = await (
-        ReactorBuilder()
-        .with_document_models(model_modules())
-        .with_database(settings.database_url)
-        .with_temporal(settings.temporal_address, settings.namespace, settings.task_queue)
-        .with_migration_strategy("none")
-        .build()
-    )
-    try:
+    async with open_reactor(settings) as reactor:
         request = demo_batch()
         rc = await submit(reactor, request, wait=True, as_json=False)
         drive_id = request["jobs"][0]["document_id"]
@@ -123,8 +114,6 @@ async def _demo(settings: Settings) -> None:
         Console().print(render.documents_tree(drive, children))
         if rc != 0:
             console.print("[red]the demo batch had failed jobs[/red]")
-    finally:
-        await reactor.close()
 
 
 def _write_stack(folder: Path, settings: Settings, temporal: EmbeddedTemporal | None) -> None:
