@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from reactor.application.write_cache import CachedState, WriteCache
 from reactor.domain.actions import Action
@@ -62,7 +63,7 @@ WITH ins AS (
     RETURNING tx_id::text::bigint AS tx, ordinal, idx, action->>'type' AS type
 ), st AS (
     INSERT INTO reactor_document_states (document_id, scope, branch, revision, hash, state)
-    VALUES ($1, $2, $3, $10, $11, $12::text::jsonb)
+    VALUES ($1, $2, $3, $10, $11, $12::text::json)
     ON CONFLICT (document_id, scope, branch)
     DO UPDATE SET revision = EXCLUDED.revision, hash = EXCLUDED.hash, state = EXCLUDED.state
 ), hdr AS (
@@ -277,7 +278,7 @@ class JobApplier:
             [o.action.model_dump_json() for o in ops],
             new_head.revision,
             new_head.hash,
-            canonical_json(state),
+            orjson.dumps(state).decode(),  # the model's field order; hashes sort keys
             last.timestamp,
             rename[-1].input["name"] if rename and job.scope != "document" else None,
             job.scope != "document",
