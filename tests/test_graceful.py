@@ -39,10 +39,13 @@ async def test_sigterm_drains_in_flight_activities_then_a_second_worker_finishes
     tmp_path: Path,
 ) -> None:
     local = kind == "local"
-    # chunk_size=5 makes 60 activities; chunks of at most local_activity_max_jobs
-    # jobs run as local activities (BatchConfig ignores the field if unknown).
+    # Regular activities: chunks of 50 jobs on one lane, so one is in flight
+    # for a good while (a 5-job chunk takes ~10 ms: SIGTERM could miss it).
+    # Local activities: chunks of 5 (at most local_activity_max_jobs).
     reactor.config.batch = BatchConfig(
-        chunk_size=5, heartbeat_timeout_s=5, local_activity_max_jobs=20 if local else 0
+        chunk_size=5 if local else 50,
+        heartbeat_timeout_s=5,
+        local_activity_max_jobs=20 if local else 0,
     )
     first = spawn_worker(stack, database_url, task_queue, tmp_path / "w1.log")
     try:
