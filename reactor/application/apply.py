@@ -29,6 +29,7 @@ from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.keyframe_store import KeyframeStore
+from reactor.storage.notify import MAX_PAYLOAD
 from reactor.storage.operation_store import OperationStore, Position
 from reactor.storage.relationship_index import RelationshipIndex
 
@@ -51,8 +52,9 @@ LEFT JOIN reactor_documents d ON d.id = $2
 LEFT JOIN reactor_document_states s ON s.document_id = $2 AND s.scope = $3 AND s.branch = $4
 """
 
-# Operations, document view, header, ledger and the NOTIFY in one statement.
-WRITE = """
+# Operations, document view, header, ledger and the NOTIFY in one statement
+# (no NOTIFY when its payload would exceed PostgreSQL's limit: polling covers it).
+WRITE = f"""
 WITH ins AS (
     INSERT INTO reactor_operations
         (tx_id, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
@@ -82,7 +84,7 @@ SELECT array_agg(tx ORDER BY ordinal) AS txs, array_agg(ordinal ORDER BY ordinal
                                                      'scope', $2::text, 'index', idx)
                                    ORDER BY ordinal))::text AS p
             FROM ins) n
-        WHERE $18::text IS NOT NULL AND octet_length(n.p) < 8000) AS notified
+        WHERE $18::text IS NOT NULL AND octet_length(n.p) < {MAX_PAYLOAD}) AS notified
 FROM ins
 """
 

@@ -63,25 +63,6 @@ class DocumentView:
         )
 
     @staticmethod
-    async def header_row(conn: asyncpg.Connection, document_id: str) -> asyncpg.Record | None:
-        return await conn.fetchrow(
-            "SELECT id, document_type, deleted FROM reactor_documents WHERE id = $1", document_id
-        )
-
-    @staticmethod
-    async def head(
-        conn: asyncpg.Connection, document_id: str, scope: str, branch: str
-    ) -> tuple[int, str] | None:
-        row = await conn.fetchrow(
-            "SELECT revision, hash FROM reactor_document_states "
-            "WHERE document_id = $1 AND scope = $2 AND branch = $3",
-            document_id,
-            scope,
-            branch,
-        )
-        return None if row is None else (row["revision"], row["hash"])
-
-    @staticmethod
     async def head_state(
         conn: asyncpg.Connection, document_id: str, scope: str, branch: str
     ) -> dict[str, Any]:

@@ -17,8 +17,6 @@ from typing import Any
 
 import asyncpg
 
-from reactor.domain.document import Operation
-
 log = logging.getLogger("reactor.notify")
 
 MAX_PAYLOAD = 8000  # PostgreSQL's limit is 8000 bytes; above it we skip the NOTIFY
@@ -29,26 +27,6 @@ def channel_name(schema: str = "public", table: str = "reactor_operations") -> s
 
 
 READ_MODEL_CHANNEL = "reactor_read_models"
-
-
-def commit_payload(
-    by: str, document_id: str, document_type: str, job_id: str, ops: list[Operation]
-) -> str | None:
-    """The NOTIFY payload, or None when it would exceed the limit."""
-    body = json.dumps(
-        {
-            "by": by,
-            "document_id": document_id,
-            "document_type": document_type,
-            "job_id": job_id,
-            "events": [
-                {"ordinal": o.ordinal, "type": o.action.type, "scope": o.scope, "index": o.index}
-                for o in ops
-            ],
-        },
-        separators=(",", ":"),
-    )
-    return body if len(body.encode()) < MAX_PAYLOAD else None
 
 
 Handler = Callable[[str, dict[str, Any]], None]

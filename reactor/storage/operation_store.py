@@ -12,7 +12,7 @@ ended) and track their position as (tx_id, ordinal). See `read_visible`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,19 +24,6 @@ from reactor.storage.database import Database
 from reactor.storage.notify import NotifyListener, channel_name
 
 _COLUMNS = "ordinal, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id"
-
-INSERT_OPERATIONS = """
-INSERT INTO reactor_operations
-    (tx_id, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
-SELECT pg_current_xact_id(), o.id, o.document_id, o.scope, o.branch, o.idx, o.skip, o.ts,
-       o.hash, o.action, o.job_id
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-            $7::timestamptz[], $8::text[], $9::jsonb[], $10::text[])
-     AS o(id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
-ORDER BY o.idx
-RETURNING tx_id::text::bigint AS tx, ordinal
-"""
-
 
 @dataclass(frozen=True, order=True)
 class Position:
@@ -96,34 +83,6 @@ class OperationStore:
                 handler(payload)
 
         return self._listener.add_handler(filtered)
-
-    @staticmethod
-    async def append(conn: asyncpg.Connection, operations: Sequence[Operation]) -> list[Position]:
-        """Inside the caller's transaction, which must already hold an xid
-        (see `force_xid`). Sets each operation's ordinal; returns positions."""
-        if not operations:
-            return []
-        cols: list[list[Any]] = [[] for _ in range(10)]
-        for op in operations:
-            values = (
-                op.id,
-                op.document_id,
-                op.scope,
-                op.branch,
-                op.index,
-                op.skip,
-                op.timestamp,
-                op.hash,
-                op.action.model_dump(mode="json"),
-                op.job_id,
-            )
-            for col, value in zip(cols, values, strict=True):
-                col.append(value)
-        rows = await conn.fetch(INSERT_OPERATIONS, *cols)
-        positions = sorted(Position(r["tx"], r["ordinal"]) for r in rows)
-        for op, pos in zip(sorted(operations, key=lambda o: o.index), positions, strict=True):
-            op.ordinal = pos.ordinal
-        return positions
 
     @staticmethod
     async def force_xid(conn: asyncpg.Connection) -> None:
