@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from reactor.cli.main import _exit
 from reactor.observability.tracing import configure_tracing
+from reactor.runtime.process import exit_now
 from reactor.runtime.settings import load_settings
 from reactor.runtime.worker import run_worker
 
@@ -19,7 +19,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     configure_tracing(console=False)  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
     asyncio.run(run_worker(load_settings()))
-    _exit(0)  # the worker has drained; skip finalization (see reactor.cli.main._exit)
+    exit_now(0)  # the worker has drained; skip finalization (see reactor.runtime.process)
 
 
 if __name__ == "__main__":

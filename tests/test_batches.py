@@ -95,6 +95,7 @@ async def test_operations_are_contiguous_hashed_and_replay_to_the_stored_state(r
     # submission order on one document is kept
     assert [o.action.input["id"] for o in ops[:30]] == [str(n) for n in range(30)]
     doc = await reactor.get("l2")
+    assert await reactor.operation_store.get_revisions("l2") == {"document": 1, "global": 31}
     assert ops[-1].hash == (await rebuild_state(reactor.db, reactor.registry, "l2", "global"))[1]
     for use_keyframes in (True, False):
         revision, digest, state = await rebuild_state(

@@ -18,6 +18,7 @@ from reactor.domain.errors import JobFailedError
 from reactor.domain.hashing import state_hash
 from reactor.domain.jobs import ConsistencyToken, JobInfo, JobStatus
 from reactor.domain.signing import Signer, sign_action
+from reactor.storage.document_view import DocumentView
 
 
 class ReactorClient:
@@ -250,13 +251,7 @@ class ReactorClient:
         self, document_id: str, scope: str, branch: str, document_type: str
     ) -> dict[str, Any]:
         async with self.reactor.db.pool.acquire() as conn:
-            state: dict[str, Any] | None = await conn.fetchval(
-                "SELECT state FROM reactor_document_states WHERE document_id = $1 AND scope = $2 "
-                "AND branch = $3",
-                document_id,
-                scope,
-                branch,
-            )
+            state = await DocumentView.head_state(conn, document_id, scope, branch)
         if state is not None:
             return state
         if scope == "document":

@@ -377,6 +377,7 @@ class JobApplier:
         if cached is not None:
             return _Head(revision, cached.hash, cached.state, cached.model)
         state = await DocumentView.head_state(conn, job.document_id, job.scope, job.branch)
+        assert state is not None  # its row was read under this lock
         return _Head(revision, digest, state)
 
     def _model(self, document_type: str) -> DocumentModel:

@@ -41,6 +41,14 @@ class ConsistencyWaiter:
     async def behind(self, token: ConsistencyToken) -> tuple[Coordinate, str] | None:
         """The first coordinate not yet indexed, and by whom; None if all are."""
         async with self.db.pool.acquire() as conn:
+            seen: dict[str, Position] = {}
+            if self.read_model_names:
+                rows = await conn.fetch(
+                    "SELECT name, last_tx::text::bigint AS tx, last_ordinal "
+                    "FROM reactor_read_model_tracking WHERE name = ANY($1)",
+                    self.read_model_names,
+                )
+                seen = {r["name"]: Position(r["tx"], r["last_ordinal"]) for r in rows}
             for coord in token.coordinates:
                 revision = await conn.fetchval(
                     "SELECT revision FROM reactor_document_states "
@@ -57,12 +65,6 @@ class ConsistencyWaiter:
                     conn, coord.document_id, coord.scope, coord.branch, coord.operation_index
                 )
                 assert pos is not None
-                rows = await conn.fetch(
-                    "SELECT name, last_tx::text::bigint AS tx, last_ordinal "
-                    "FROM reactor_read_model_tracking WHERE name = ANY($1)",
-                    self.read_model_names,
-                )
-                seen = {r["name"]: Position(r["tx"], r["last_ordinal"]) for r in rows}
                 for name in self.read_model_names:
                     if seen.get(name, Position()) < pos:
                         return coord, f"read model {name!r}"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 
 from reactor.domain.errors import ReactorError, ValidationError
+from reactor.runtime.process import exit_now
 
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
@@ -98,23 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     except ReactorError as exc:
         print(f"reactor: {exc}", file=sys.stderr)
         rc = EXIT_ENVIRONMENT
-    _exit(rc)
-
-
-def _exit(rc: int) -> None:
-    """Exits without interpreter finalization, which the Temporal client's
-    native runtime can abort ("PyGILState_Release", temporalio/sdk-python#300).
-    Everything that needs an orderly stop (services, workers, database pools)
-    has stopped by now; spans and output are flushed here."""
-    from opentelemetry import trace
-
-    provider = trace.get_tracer_provider()
-    shutdown = getattr(provider, "shutdown", None)
-    if callable(shutdown):
-        shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(rc)
+    exit_now(rc)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

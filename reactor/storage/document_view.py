@@ -65,8 +65,8 @@ class DocumentView:
     @staticmethod
     async def head_state(
         conn: asyncpg.Connection, document_id: str, scope: str, branch: str
-    ) -> dict[str, Any]:
-        state: dict[str, Any] = await conn.fetchval(
+    ) -> dict[str, Any] | None:
+        state: dict[str, Any] | None = await conn.fetchval(
             "SELECT state FROM reactor_document_states "
             "WHERE document_id = $1 AND scope = $2 AND branch = $3",
             document_id,

@@ -124,11 +124,13 @@ class OperationStore:
         return PagedResults(results=ops, next_cursor=nxt)
 
     async def get_revisions(self, document_id: str, branch: str = "main") -> dict[str, int]:
-        """Number of operations per scope."""
+        """Number of operations per scope (scopes with none are left out).
+        Read from the document view, written in the same transaction as the
+        operations: no aggregate over the document's whole log."""
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT scope, max(idx) + 1 AS revision FROM reactor_operations "
-                "WHERE document_id = $1 AND branch = $2 GROUP BY scope",
+                "SELECT scope, revision FROM reactor_document_states "
+                "WHERE document_id = $1 AND branch = $2 AND revision > 0",
                 document_id,
                 branch,
             )
