@@ -1,7 +1,22 @@
 """Applying one job: one PostgreSQL transaction that takes the lane lock,
-loads head state, reduces, appends operations, updates the document view and
-records the job, so a retried activity never applies a job twice and a failed
-job writes nothing."""
+appends the operations, updates the document view and records the job, so a
+retried activity never applies a job twice and a failed job writes nothing.
+
+Two ways to get there, the same statement at the end:
+
+- **fast** (the usual case in a busy worker): the write cache holds the
+  lane's head, so the job is reduced in memory and written in *one* round
+  trip, an autocommitted statement that takes the lane lock itself. It is
+  optimistic: if the head moved (another process wrote), the job was already
+  recorded (a retry), or the document was deleted, the statement fails or
+  writes nothing, and the job takes the locked path.
+- **locked**: BEGIN, LOCK (advisory lock and xid), READ (ledger, header,
+  head revision) under the lock, the same WRITE, COMMIT. Document-scope jobs,
+  cold lanes, and any job the fast path turned back.
+
+A job the reducer rejects on the fast path is re-run on the locked path
+before it is recorded as failed: the cached head could have been stale.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +30,10 @@ from typing import Any
 import asyncpg
 import orjson
 
+from reactor.application.lane_locks import LaneLocks
 from reactor.application.write_cache import CachedState, WriteCache
 from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
-from reactor.domain.document import Operation
 from reactor.domain.document_scope import initial_document_state, reduce_document_scope
 from reactor.domain.errors import ReactorError, ReducerError
 from reactor.domain.hashing import canonical_json, state_hash
@@ -28,15 +43,11 @@ from reactor.domain.signing import SignatureError, SignatureVerifier
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
-from reactor.storage.keyframe_store import KeyframeStore
 from reactor.storage.notify import MAX_PAYLOAD
 from reactor.storage.operation_store import OperationStore, Position
 from reactor.storage.relationship_index import RelationshipIndex
 
 OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
-
-# One job is five round trips: BEGIN, LOCK, READ, WRITE, COMMIT (plus a few
-# statements on rare paths: document scope, keyframes, relationships).
 
 # The lane lock, then the xid: taken before any ordinal is drawn (see
 # reactor/storage/operation_store.py on the visibility gap).
@@ -52,28 +63,58 @@ LEFT JOIN reactor_documents d ON d.id = $2
 LEFT JOIN reactor_document_states s ON s.document_id = $2 AND s.scope = $3 AND s.branch = $4
 """
 
-# Operations, document view, header, ledger and the NOTIFY in one statement
-# (no NOTIFY when its payload would exceed PostgreSQL's limit: polling covers it).
+# Operations, document view, header, ledger, keyframes, the model's child
+# edges and the NOTIFY in one statement.
+#
+# `gate` takes the lane lock and forces the xid before anything else runs
+# (the locked path already holds both; advisory locks are re-entrant). On
+# the fast path this statement is the whole transaction, so it guards itself:
+# - the header UPDATE re-checks `NOT deleted` on the newest row version
+#   (READ COMMITTED re-evaluates an UPDATE's condition after waiting), and
+#   everything else is written only if it matched (`go`);
+# - `reactor_operations_position` (document, scope, branch, idx) makes a
+#   stale head a unique violation, and the ledger's primary key a retry one.
+# No NOTIFY when its payload would exceed PostgreSQL's limit: polling covers it.
 WRITE = f"""
-WITH ins AS (
+WITH gate AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(hashtextextended($21, 0)) AS locked, pg_current_xact_id() AS xid
+), hdr AS (
+    UPDATE reactor_documents SET modified_at = greatest(modified_at, $13), name = coalesce($14, name)
+    WHERE id = $1 AND $15 AND NOT deleted AND EXISTS (SELECT 1 FROM gate)
+    RETURNING 1
+), go AS MATERIALIZED (
+    SELECT EXISTS (SELECT 1 FROM gate) AND (NOT $15 OR EXISTS (SELECT 1 FROM hdr)) AS ok
+), ins AS (
     INSERT INTO reactor_operations
         (tx_id, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
-    SELECT pg_current_xact_id(), o.id, $1, $2, $3, o.idx, 0, o.ts, o.hash, o.action::jsonb, $4
+    SELECT (SELECT xid FROM gate), o.id, $1, $2, $3, o.idx, 0, o.ts, o.hash, o.action::jsonb, $4
     FROM unnest($5::text[], $6::int[], $7::timestamptz[], $8::text[], $9::text[])
          AS o(id, idx, ts, hash, action)
+    WHERE (SELECT ok FROM go)
     ORDER BY o.idx
     RETURNING tx_id::text::bigint AS tx, ordinal, idx, action->>'type' AS type
 ), st AS (
     INSERT INTO reactor_document_states (document_id, scope, branch, revision, hash, state)
-    VALUES ($1, $2, $3, $10, $11, $12::text::json)
+    SELECT $1, $2, $3, $10, $11, $12::text::json WHERE (SELECT ok FROM go)
     ON CONFLICT (document_id, scope, branch)
     DO UPDATE SET revision = EXCLUDED.revision, hash = EXCLUDED.hash, state = EXCLUDED.state
-), hdr AS (
-    UPDATE reactor_documents SET modified_at = greatest(modified_at, $13), name = coalesce($14, name)
-    WHERE id = $1 AND $15
 ), led AS (
     INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error, applied_by)
-    VALUES ($4, 'applied', $16::text::jsonb, NULL, $17)
+    SELECT $4, 'applied', $16::text::jsonb, NULL, $17 WHERE (SELECT ok FROM go)
+), kf AS (
+    INSERT INTO reactor_keyframes (document_id, scope, branch, idx, hash, state)
+    SELECT $1, $2, $3, k.idx, k.hash, k.state::json
+    FROM unnest($22::int[], $23::text[], $24::text[]) AS k(idx, hash, state)
+    WHERE (SELECT ok FROM go)
+    ON CONFLICT DO NOTHING
+), rel_gone AS (
+    DELETE FROM reactor_relationships
+    WHERE $25::text[] IS NOT NULL AND (SELECT ok FROM go)
+      AND parent_id = $1 AND source = 'model' AND NOT (child_id = ANY($25::text[]))
+), rel_new AS (
+    INSERT INTO reactor_relationships (parent_id, child_id, source)
+    SELECT $1, c, 'model' FROM unnest($25::text[]) AS c WHERE (SELECT ok FROM go)
+    ON CONFLICT DO NOTHING
 )
 SELECT array_agg(tx ORDER BY ordinal) AS txs, array_agg(ordinal ORDER BY ordinal) AS ordinals,
        (SELECT pg_notify($18, n.p) FROM (
@@ -103,13 +144,34 @@ class JobRejected(ReactorError):
 class _Head:
     revision: int
     hash: str
-    state: dict[str, Any]
+    state: dict[str, Any] | None  # None when only the validated model is known
     validated: Any = None  # the state as a validated model, when known
 
 
-def _coordinate(op: Operation) -> Coordinate:
+@dataclass(slots=True)
+class _NewOp:
+    id: str
+    index: int
+    timestamp: Any
+    hash: str
+    action: Action
+
+
+@dataclass
+class _Reduced:
+    """A job reduced in memory, ready to write."""
+
+    ops: list[_NewOp]
+    head: _Head
+    state_json: bytes
+    keyframes: list[tuple[int, str, bytes]]
+    model: DocumentModel | None
+    children: list[str] | None  # the model's child edges, when it declares them
+
+
+def _coordinate(job: PlannedJob, index: int) -> Coordinate:
     return Coordinate(
-        document_id=op.document_id, scope=op.scope, branch=op.branch, operation_index=op.index
+        document_id=job.document_id, scope=job.scope, branch=job.branch, operation_index=index
     )
 
 
@@ -131,6 +193,7 @@ class JobApplier:
         instance_id: str | None = None,
         verifier: SignatureVerifier | None = None,
         on_commit: Callable[[dict[str, Any]], None] | None = None,
+        fast_path: bool = True,
     ):
         self.verifier = verifier
         # In-process commit hook (the local path to wake reactions; NOTIFY
@@ -144,10 +207,83 @@ class JobApplier:
         self.registry = registry
         self.cache = cache if cache is not None else WriteCache()
         self.keyframe_interval = keyframe_interval
+        self.fast_path = fast_path
+        self.lanes = LaneLocks()
+        # How jobs were applied (fast: one round trip; fallbacks: fast path
+        # turned back to the locked one), for benchmarks and tests.
+        self.stats = {"fast": 0, "locked": 0, "fallbacks": 0}
 
     async def apply(self, batch_id: str, job: PlannedJob) -> JobOutcome:
         job_id = job_id_for(batch_id, job.index)
         lane = (job.document_id, job.scope, job.branch)
+        async with self.lanes.hold((job.document_id, job.branch)):
+            written: tuple[_Reduced, list[Position], str] | None = None
+            if self.fast_path and job.scope != "document":
+                cached = self.cache.latest(lane)
+                if (
+                    cached is not None
+                    and cached.document_type is not None
+                    and cached.document_type in self.registry
+                ):
+                    written = await self._apply_fast(job, job_id, cached)
+                    if written is None:
+                        self.stats["fallbacks"] += 1
+                        self.cache.invalidate(lane)
+                    else:
+                        self.stats["fast"] += 1
+            if written is None:
+                outcome_or_written = await self._apply_locked_path(job, job_id, lane)
+                if isinstance(outcome_or_written, JobOutcome):
+                    return outcome_or_written
+                written = outcome_or_written
+                self.stats["locked"] += 1
+            reduced, positions, doc_type = written
+            head = reduced.head
+            self.cache.put(
+                lane, CachedState(head.revision, head.hash, head.state, head.validated, doc_type)
+            )
+        if self.on_commit is not None:
+            self.on_commit(
+                {
+                    "document_id": job.document_id,
+                    "document_type": doc_type,
+                    "job_id": job_id,
+                    "events": [
+                        {"ordinal": p.ordinal, "type": o.action.type}
+                        for o, p in zip(reduced.ops, positions, strict=True)
+                    ],
+                }
+            )
+        return JobOutcome(
+            index=job.index,
+            ok=True,
+            coordinates=[_coordinate(job, o.index) for o in reduced.ops],
+            last_position=(positions[-1].tx_id, positions[-1].ordinal),
+        )
+
+    async def _apply_fast(
+        self, job: PlannedJob, job_id: str, cached: CachedState
+    ) -> tuple[_Reduced, list[Position], str] | None:
+        """One round trip from the cached head, or None: take the locked path."""
+        assert cached.document_type is not None
+        model = self.registry.get(cached.document_type)
+        head = _Head(cached.revision, cached.hash, cached.state, cached.model)
+        try:
+            reduced = await self._reduce(None, job, job_id, head, model)
+        except JobRejected:
+            return None  # confirm against the real head, under the lock
+        async with self.db.pool.acquire() as conn:
+            try:
+                positions = await self._write(conn, job, job_id, reduced)
+            except asyncpg.UniqueViolationError:
+                return None  # the head moved, or the job was already recorded
+        if positions is None:
+            return None  # the document is gone or deleted
+        return reduced, positions, model.document_type
+
+    async def _apply_locked_path(
+        self, job: PlannedJob, job_id: str, lane: tuple[str, str, str]
+    ) -> JobOutcome | tuple[_Reduced, list[Position], str]:
         async with self.db.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -156,30 +292,26 @@ class JobApplier:
                     assert row is not None
                     if row["status"] is not None:
                         return await _outcome_from_ledger(conn, job.index, row)
-                    applied = await self._apply_locked(conn, job, job_id, row)
+                    reduced = await self._apply_locked(conn, job, job_id, row)
+                    positions = await self._write(conn, job, job_id, reduced)
+                    if positions is None:  # checked under this lock: cannot happen
+                        raise RuntimeError(f"job {job_id}: the write's guard failed under the lock")
+                    if job.scope == "document":
+                        children = (reduced.head.state or {}).get("children", [])
+                        await RelationshipIndex.replace_source(
+                            conn, job.document_id, "document", children
+                        )
+                    if reduced.model is None:  # a document-scope job that did not create it
+                        raise JobRejected(
+                            "DocumentNotFound", f"document {job.document_id!r} does not exist"
+                        )
             except JobRejected as rejected:
                 self.cache.invalidate(lane)
                 return await self._record_failure(conn, job, job_id, rejected)
             except BaseException:
                 self.cache.invalidate(lane)
                 raise
-        head, ops, doc_type, last_pos = applied
-        self.cache.put(lane, CachedState(head.revision, head.hash, head.state, head.validated))
-        if self.on_commit is not None:
-            self.on_commit(
-                {
-                    "document_id": job.document_id,
-                    "document_type": doc_type,
-                    "job_id": job_id,
-                    "events": [{"ordinal": o.ordinal, "type": o.action.type} for o in ops],
-                }
-            )
-        return JobOutcome(
-            index=job.index,
-            ok=True,
-            coordinates=[_coordinate(o) for o in ops],
-            last_position=(last_pos.tx_id, last_pos.ordinal),
-        )
+        return reduced, positions, reduced.model.document_type
 
     async def _record_failure(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, rejected: JobRejected
@@ -196,23 +328,39 @@ class JobApplier:
 
     async def _apply_locked(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, row: asyncpg.Record
-    ) -> tuple[_Head, list[Operation], str, Position]:
+    ) -> _Reduced:
         model: DocumentModel | None = None
         if job.scope != "document":
             if row["document_type"] is None:
-                raise JobRejected("DocumentNotFound", f"document {job.document_id!r} does not exist")
+                raise JobRejected(
+                    "DocumentNotFound", f"document {job.document_id!r} does not exist"
+                )
             if row["deleted"]:
                 raise JobRejected("DocumentDeleted", f"document {job.document_id!r} is deleted")
             model = self._model(row["document_type"])
         elif row["document_type"] is not None:
             model = self._model(row["document_type"])
-
         head = await self._load_head(conn, job, model, row["revision"], row["hash"])
-        ops: list[Operation] = []
-        state = head.state
-        keyframes: list[tuple[int, str, dict[str, Any]]] = []
+        return await self._reduce(conn, job, job_id, head, model)
+
+    async def _reduce(
+        self,
+        conn: asyncpg.Connection | None,
+        job: PlannedJob,
+        job_id: str,
+        head: _Head,
+        model: DocumentModel | None,
+    ) -> _Reduced:
+        """The job's operations, hashes and new head. Only document-scope jobs
+        touch the database here (header side effects), through `conn`."""
+        ops: list[_NewOp] = []
+        keyframes: list[tuple[int, str, bytes]] = []
         previous_hash = head.hash
+        doc_state = head.state
         session: ReduceSession | None = None
+        if job.scope != "document":
+            assert model is not None
+            session = model.session(job.scope, head.state, head.validated)
         for position, action in enumerate(job.actions):
             index = head.revision + position
             if self.verifier is not None:
@@ -221,15 +369,13 @@ class JobApplier:
                 except SignatureError as exc:
                     raise JobRejected("SignatureError", f"actions[{position}] {exc}") from exc
             try:
-                if job.scope == "document":
-                    state = reduce_document_scope(state, action)
+                if session is None:
+                    assert doc_state is not None
+                    doc_state = reduce_document_scope(doc_state, action)
                 else:
-                    assert model is not None
-                    if session is None:
-                        session = model.session(job.scope, state, head.validated)
                     # Inputs were validated and normalized when the batch was
                     # planned; reducers parse what they use.
-                    state = session.apply(action)
+                    session.apply(action)
             except ReactorError as exc:
                 raise JobRejected(
                     "ReducerError" if isinstance(exc, ReducerError) else type(exc).__name__,
@@ -239,34 +385,41 @@ class JobApplier:
                 raise JobRejected(
                     type(exc).__name__, f"actions[{position}] {action.type}: {exc!r}"
                 ) from exc
-            digest = previous_hash = state_hash(state)
+            digest = previous_hash = (
+                session.digest() if session is not None else state_hash(doc_state)
+            )
             ops.append(
-                Operation(
-                    id=operation_id(job_id, action, position),
-                    index=index,
-                    timestamp=action.timestamp,
-                    hash=digest,
-                    action=action,
-                    document_id=job.document_id,
-                    scope=job.scope,
-                    branch=job.branch,
-                    job_id=job_id,
+                _NewOp(
+                    operation_id(job_id, action, position), index, action.timestamp, digest, action
                 )
             )
             if (index + 1) % self.keyframe_interval == 0:
-                keyframes.append((index, digest, state))
-            model = await self._document_side_effects(conn, job, action, state, model)
+                snapshot = session.state_json() if session is not None else orjson.dumps(doc_state)
+                keyframes.append((index, digest, snapshot))
+            if session is None:
+                assert conn is not None and doc_state is not None
+                model = await self._document_side_effects(conn, job, action, doc_state, model)
 
-        new_head = _Head(
-            head.revision + len(ops),
-            ops[-1].hash,
-            state,
-            session.validated if session is not None else None,
-        )
-        last = job.actions[-1]
+        children: list[str] | None = None
+        if session is not None:
+            assert model is not None
+            state_json = session.state_json()
+            new_head = _Head(head.revision + len(ops), previous_hash, None, session.validated)
+            if job.scope == "global" and model.children_of is not None:
+                children = sorted(model.children_of_model(session.validated))
+        else:
+            state_json = orjson.dumps(doc_state)
+            new_head = _Head(head.revision + len(ops), previous_hash, doc_state)
+        return _Reduced(ops, new_head, state_json, keyframes, model, children)
+
+    async def _write(
+        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, reduced: _Reduced
+    ) -> list[Position] | None:
+        """The WRITE statement; None when its guard stopped it (the document
+        is missing or deleted)."""
+        ops = reduced.ops
         rename = [a for a in job.actions if a.type == "SET_NAME"]
-        assert model is not None or job.scope == "document"
-        doc_type = model.document_type if model is not None else ""
+        model = reduced.model
         written = await conn.fetchrow(
             WRITE,
             job.document_id,
@@ -278,38 +431,27 @@ class JobApplier:
             [o.timestamp for o in ops],
             [o.hash for o in ops],
             [o.action.model_dump_json() for o in ops],
-            new_head.revision,
-            new_head.hash,
-            orjson.dumps(state).decode(),  # the model's field order; hashes sort keys
-            last.timestamp,
+            reduced.head.revision,
+            reduced.head.hash,
+            reduced.state_json.decode(),
+            job.actions[-1].timestamp,
             rename[-1].input["name"] if rename and job.scope != "document" else None,
             job.scope != "document",
-            canonical_json([_coordinate(o).model_dump() for o in ops]),
+            canonical_json([_coordinate(job, o.index).model_dump() for o in ops]),
             self.identity,
             self.notify_channel,
             self.instance_id,
-            doc_type,
+            model.document_type if model is not None else "",
+            f"{job.document_id}/{job.branch}",
+            [k[0] for k in reduced.keyframes],
+            [k[1] for k in reduced.keyframes],
+            [k[2].decode() for k in reduced.keyframes],
+            reduced.children,
         )
         assert written is not None
-        positions = [Position(t, o) for t, o in zip(written["txs"], written["ordinals"], strict=True)]
-        for op, pos in zip(ops, positions, strict=True):
-            op.ordinal = pos.ordinal
-        for index, digest, snapshot in keyframes:
-            await KeyframeStore.put(
-                conn, job.document_id, job.scope, job.branch, index, digest, snapshot
-            )
-        if job.scope == "document":
-            await RelationshipIndex.replace_source(
-                conn, job.document_id, "document", state.get("children", [])
-            )
-        elif job.scope == "global":
-            assert model is not None
-            children = model.children(state)
-            if children is not None:
-                await RelationshipIndex.replace_source(conn, job.document_id, "model", children)
-        if model is None:  # a document-scope job that did not create the document
-            raise JobRejected("DocumentNotFound", f"document {job.document_id!r} does not exist")
-        return new_head, ops, model.document_type, positions[-1]
+        if written["txs"] is None:
+            return None
+        return [Position(t, o) for t, o in zip(written["txs"], written["ordinals"], strict=True)]
 
     async def _document_side_effects(
         self,
@@ -321,8 +463,6 @@ class JobApplier:
     ) -> DocumentModel | None:
         """Document-scope actions also change the header (and CREATE sets up
         the other scopes' initial states)."""
-        if job.scope != "document":
-            return model
         if action.type == "CREATE_DOCUMENT":
             model = self._model(state["document_type"])
             try:

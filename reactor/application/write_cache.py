@@ -16,10 +16,13 @@ LaneKey = tuple[str, str, str]  # document_id, scope, branch
 class CachedState:
     revision: int
     hash: str
-    state: dict[str, Any]
+    state: dict[str, Any] | None  # None when only the validated model is kept
     # The validated state model, so the next job skips validation. Safe
     # because reducers are pure (they return new states, never mutate).
     model: Any = None
+    # The document's type, so a job can start from this entry without
+    # reading the header (the fast path in reactor/application/apply.py).
+    document_type: str | None = None
 
 
 class WriteCache:
@@ -41,6 +44,17 @@ class WriteCache:
                 return entry
         self.misses += 1
         return None
+
+    def latest(self, key: LaneKey) -> CachedState | None:
+        """The newest entry of a lane, whatever the current revision is (the
+        caller's write must check it)."""
+        ring = self._entries.get(key)
+        if not ring:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return ring[-1]
 
     def put(self, key: LaneKey, entry: CachedState) -> None:
         ring = [e for e in self._entries.get(key, []) if e.revision < entry.revision]

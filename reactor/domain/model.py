@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import orjson
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from reactor.domain.actions import Action
 from reactor.domain.errors import ValidationError
+from reactor.domain.hashing import model_json, state_hash
 
 
 class EmptyState(BaseModel):
@@ -122,7 +124,7 @@ class DocumentModel:
         return result.model_dump(mode="json")
 
     def session(
-        self, scope: str, state: dict[str, Any], validated: BaseModel | None = None
+        self, scope: str, state: dict[str, Any] | None, validated: BaseModel | None = None
     ) -> ReduceSession:
         """Reduces several actions in a row, validating the state only once
         (not at all when `validated`, the same state as a model, is given)."""
@@ -131,40 +133,71 @@ class DocumentModel:
     def children(self, global_state: dict[str, Any]) -> set[str] | None:
         if self.children_of is None:
             return None
-        return set(self.children_of(self.state_schemas["global"].model_validate(global_state)))
+        return self.children_of_model(self.state_schemas["global"].model_validate(global_state))
+
+    def children_of_model(self, global_state: BaseModel) -> set[str]:
+        """Child document ids implied by a validated global state."""
+        if self.children_of is None:
+            return set()
+        return set(self.children_of(global_state))
 
 
 class ReduceSession:
+    """Reduces a run of actions on one scope's state. The state lives as the
+    validated model between actions: it is validated at most once, and turned
+    into JSON only to hash it (once per action, as every operation stores the
+    hash of the state it produced) and to store it."""
+
     def __init__(
         self,
         model: DocumentModel,
         scope: str,
-        state: dict[str, Any],
+        state: dict[str, Any] | None,
         validated: BaseModel | None = None,
     ):
-        self._model = model
+        if state is None and validated is None:
+            raise ValueError("a session needs the state, as JSON or validated")
         self._scope = scope
         self._schema = model.state_schemas[scope]
         self._reducer = model.reducers[scope]
         self._current: BaseModel | None = validated
         self._state = state
+        self._json: bytes | None = None
 
     @property
-    def validated(self) -> BaseModel | None:
-        return self._current
-
-    def apply(self, action: Action) -> dict[str, Any]:
-        """The JSON state after `action`."""
-        if self._scope == "global" and action.type in BASE_ACTIONS:
-            return self._state
+    def validated(self) -> BaseModel:
         if self._current is None:
             self._current = self._schema.model_validate(self._state)
-        result = self._reducer(self._current, action)
+        return self._current
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The JSON state (built on demand)."""
+        if self._state is None:
+            self._state = orjson.loads(self.state_json())
+        return self._state
+
+    def state_json(self) -> bytes:
+        """The state as stored: JSON in the model's field order."""
+        if self._json is None:
+            if self._current is not None:
+                self._json = model_json(self._current)
+            else:
+                self._json = orjson.dumps(self._state)
+        return self._json
+
+    def digest(self) -> str:
+        return state_hash(self._current if self._current is not None else self._state)
+
+    def apply(self, action: Action) -> None:
+        if self._scope == "global" and action.type in BASE_ACTIONS:
+            return
+        result = self._reducer(self.validated, action)
         if not isinstance(result, self._schema):
             result = self._schema.model_validate(result)
         self._current = result
-        self._state = result.model_dump(mode="json")
-        return self._state
+        self._state = None
+        self._json = None
 
 
 def validate_with(schema: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
