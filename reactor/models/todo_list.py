@@ -72,9 +72,12 @@ actions: dict[str, type[BaseModel]] = {
 }
 
 
-def _with_items(items: list[TodoItem]) -> TodoListState:
-    """Every change goes through here so stats always match items."""
-    checked = sum(1 for item in items if item.checked)
+def _with_items(items: list[TodoItem], checked: int | None = None) -> TodoListState:
+    """Every change goes through here so stats always match items. A caller
+    that knows the checked count (adding an unchecked item keeps it) saves a
+    pass over the list."""
+    if checked is None:
+        checked = sum([item.checked for item in items])
     stats = TodoStats(total=len(items), checked=checked, unchecked=len(items) - checked)
     return TodoListState(items=items, stats=stats)
 
@@ -95,10 +98,10 @@ def _index_of(state: TodoListState, item_id: str) -> int:
 
 def _add(state: TodoListState, data: dict[str, Any]) -> TodoListState:
     inp = AddTodoItemInput.model_validate(data)
-    if any(item.id == inp.id for item in state.items):
+    if inp.id in [item.id for item in state.items]:
         raise ReducerError(f"todo item {inp.id!r} already exists")
     _require_text(inp.text, inp.id)
-    return _with_items([*state.items, TodoItem(id=inp.id, text=inp.text)])
+    return _with_items([*state.items, TodoItem(id=inp.id, text=inp.text)], state.stats.checked)
 
 
 def _update(state: TodoListState, data: dict[str, Any]) -> TodoListState:
