@@ -19,7 +19,7 @@ class BatchConfig(BaseModel):
     heartbeat_timeout_s: float = 10.0
     # Chunks this small run as local activities: no extra server round trip.
     # A crashed worker's local activity is re-run with the workflow task.
-    local_activity_max_jobs: int = 20
+    local_activity_max_jobs: int = 100
 
 
 class BatchInput(BaseModel):
