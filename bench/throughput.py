@@ -2,14 +2,27 @@
 worker process applying jobs to PostgreSQL.
 
     python bench/throughput.py [--json] [--scale 0.1] [--phases aebcd]
+                               [--repeat 3] [--preload 500]
 
-Setup creates 20 todo-list documents. Then, one after the other:
+The phases, in this order (each phase's repetitions back to back):
 
   a. 2,000 single-action jobs as 2,000 batches of 1 job, submitted concurrently
      (at most 64 submissions in flight);
+  e. the same 2,000 jobs as concurrent `reactor.execute()` calls, one job
+     each (the reactor coalesces them into shared batch workflows);
   b. 2,000 jobs of the same shape as 20 batches of 100;
   c. one batch of 500 jobs: 50 depends_on chains of 10 (chain c on document c % 20);
   d. 200 jobs of 10 actions each, in batches of 100.
+
+Every action adds one todo item, and every operation hashes the document's
+whole state, so the cost of an operation grows with the document. To keep
+phases independent of each other, every run of a phase (each phase,
+each repetition) works on its own 20 fresh todo-list documents,
+`bench-<phase><repetition>-doc-NN` (`bench-b2-doc-07`), with job keys and item
+ids prefixed the same way. Before the run's clock starts, and not measured:
+one batch of 20 CREATE_DOCUMENT jobs, then with `--preload ITEMS` ITEMS todo
+items on each of the 20 documents (jobs of 50 ADD_TODO_ITEM actions, batches
+of 100 jobs), to measure how the per-operation cost grows with document size.
 
 Wall time runs from the first submit to the moment every batch's
 `reactor.wait_for_batch` returned (all jobs READ_READY). A job's latency is its
@@ -17,8 +30,14 @@ batch's: submit start -> wait_for_batch returned (at most 500 waits in
 flight: each is a Temporal long poll, and the dev server refuses more than
 1,200 per namespace). The worker's peak RSS (children included) is sampled
 every 50 ms, and the CPU time of the worker, Temporal, PostgreSQL and this
-process is measured per phase. At the end the operation log is counted
-against what was submitted.
+process is measured per run; both cover the timed part only.
+
+Runs on a shared VM vary by about 20%, so `--repeat N` runs every selected
+phase N times. The tables show each phase's median run by jobs/s (for an even
+N, the slower of the two middle runs) and, for N > 1, the jobs/s range over
+the runs; `--json` has every run under `repetitions`. At the end the operation
+log is counted against everything submitted, preloads and document creations
+included.
 """
 
 from __future__ import annotations
@@ -30,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import _stack
-from _stack import BenchStack, Summary, mb, out, table
+from _stack import BenchStack, Summary, fmt, mb, out, table
 
 from reactor.domain.jobs import JobStatus
 
@@ -42,6 +61,10 @@ SUBMIT_CONCURRENCY = 64
 # ("namespace concurrent poller limit exceeded"), so waiting is bounded too.
 WAIT_CONCURRENCY = 500
 TODO = "powerhouse/todo-list"
+PHASE_ORDER = "aebcd"
+# --preload: jobs of this many ADD_TODO_ITEM actions, in batches of this many jobs
+PRELOAD_ACTIONS_PER_JOB = 50
+PRELOAD_BATCH_JOBS = 100
 
 Job = dict[str, Any]
 
@@ -55,6 +78,17 @@ class Phase:
     # "batch": one execute_batch per batch; "execute": one reactor.execute()
     # per job, all concurrent (the reactor coalesces them into shared batches)
     mode: str = "batch"
+    # which repetition (1-based); `tag` (name + repetition) prefixes the run's
+    # document ids, job keys and item ids
+    repetition: int = 1
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}{self.repetition}"
+
+    @property
+    def documents(self) -> list[str]:
+        return [doc_id(self.tag, n) for n in range(DOCS)]
 
     @property
     def jobs(self) -> int:
@@ -68,6 +102,8 @@ class Phase:
 @dataclass
 class PhaseResult:
     phase: Phase
+    setup_s: float  # creating (and preloading) the run's documents, not measured
+    preload_operations: int
     submit_s: float
     wall_s: float
     latencies: list[float]  # per job, seconds
@@ -75,6 +111,10 @@ class PhaseResult:
     worker_peak_rss: int
     cpu: dict[str, float]
     system: dict[str, float]
+
+    @property
+    def jobs_per_s(self) -> float:
+        return self.phase.jobs / self.wall_s
 
     def as_dict(self) -> dict[str, Any]:
         lat = Summary.of(self.latencies)
@@ -86,7 +126,7 @@ class PhaseResult:
             "operations": self.phase.actions,
             "submit_s": self.submit_s,
             "wall_s": self.wall_s,
-            "jobs_per_s": self.phase.jobs / self.wall_s,
+            "jobs_per_s": self.jobs_per_s,
             "operations_per_s": self.phase.actions / self.wall_s,
             "latency_ms": lat.scaled(1000),
             "statuses": self.statuses,
@@ -95,19 +135,59 @@ class PhaseResult:
             "machine_cpu_pct": self.system,
         }
 
+    def repetition_dict(self) -> dict[str, Any]:
+        """This run alone: what differs between repetitions of a phase."""
+        d = self.as_dict()
+        for constant in ("phase", "label", "batches", "jobs", "operations"):
+            del d[constant]
+        return {
+            "repetition": self.phase.repetition,
+            "documents": doc_id(self.phase.tag, None),
+            "setup_s": self.setup_s,
+            **d,
+        }
 
-def doc_id(n: int) -> str:
-    return f"bench-doc-{n % DOCS:02d}"
+
+@dataclass
+class PhaseRuns:
+    """Every repetition of one phase, in the order they ran."""
+
+    runs: list[PhaseResult]
+
+    @property
+    def median(self) -> PhaseResult:
+        """The median run by jobs/s; for an even count, the slower middle one."""
+        ordered = sorted(self.runs, key=lambda r: r.jobs_per_s)
+        return ordered[(len(ordered) - 1) // 2]
+
+    @property
+    def jobs_per_s_range(self) -> tuple[float, float]:
+        rates = [r.jobs_per_s for r in self.runs]
+        return min(rates), max(rates)
+
+    def as_dict(self) -> dict[str, Any]:
+        median = self.median
+        return {
+            **median.as_dict(),
+            "median_repetition": median.phase.repetition,
+            "jobs_per_s_range": list(self.jobs_per_s_range),
+            "repetitions": [r.repetition_dict() for r in self.runs],
+        }
+
+
+def doc_id(tag: str, n: int | None) -> str:
+    """Document n % 20 of the run `tag`; `bench-<tag>-doc-NN` for n=None."""
+    return f"bench-{tag}-doc-{'NN' if n is None else f'{n % DOCS:02d}'}"
 
 
 def add_item(item_id: str) -> dict[str, Any]:
     return {"type": "ADD_TODO_ITEM", "input": {"id": item_id, "text": f"item {item_id}"}}
 
 
-def single_action_jobs(prefix: str, count: int) -> list[Job]:
-    """Job i adds item `<prefix>-i` to document i % 20."""
+def single_action_jobs(tag: str, count: int) -> list[Job]:
+    """Job i adds item `<tag>-i` to document i % 20."""
     return [
-        {"key": f"{prefix}-{i}", "document_id": doc_id(i), "actions": [add_item(f"{prefix}-{i}")]}
+        {"key": f"{tag}-{i}", "document_id": doc_id(tag, i), "actions": [add_item(f"{tag}-{i}")]}
         for i in range(count)
     ]
 
@@ -116,60 +196,147 @@ def chunks(jobs: list[Job], size: int) -> list[list[Job]]:
     return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
-def chain_jobs(chains: int, length: int) -> list[Job]:
+def chain_jobs(tag: str, chains: int, length: int) -> list[Job]:
     jobs: list[Job] = []
     for c in range(chains):
         for link in range(length):
-            key = f"c{c}-{link}"
+            key = f"{tag}-c{c}-{link}"
             jobs.append(
                 {
                     "key": key,
-                    "document_id": doc_id(c),
+                    "document_id": doc_id(tag, c),
                     "actions": [add_item(key)],
-                    "depends_on": [f"c{c}-{link - 1}"] if link else [],
+                    "depends_on": [f"{tag}-c{c}-{link - 1}"] if link else [],
                 }
             )
     return jobs
 
 
-def multi_action_jobs(count: int, actions: int) -> list[Job]:
+def multi_action_jobs(tag: str, count: int, actions: int) -> list[Job]:
     return [
         {
-            "key": f"m-{i}",
-            "document_id": doc_id(i),
-            "actions": [add_item(f"m-{i}-{a}") for a in range(actions)],
+            "key": f"{tag}-m-{i}",
+            "document_id": doc_id(tag, i),
+            "actions": [add_item(f"{tag}-m-{i}-{a}") for a in range(actions)],
         }
         for i in range(count)
     ]
 
 
-def phases(scale: float) -> list[Phase]:
-    n = max(DOCS, round(2000 * scale))
-    chains = max(1, round(50 * scale))
-    multi = max(1, round(200 * scale))
+def create_jobs(tag: str) -> list[Job]:
     return [
-        Phase("a", f"{n:,} × 1-job batches", [[j] for j in single_action_jobs("a", n)], 1),
-        Phase(
-            "e",
-            f"{n:,} × execute() (1 job each, concurrent)",
-            [[j] for j in single_action_jobs("e", n)],
-            1,
-            mode="execute",
-        ),
-        Phase(
-            "b", f"{n // 100 or 1} × 100-job batches", chunks(single_action_jobs("b", n), 100), 1
-        ),
-        Phase("c", f"1 batch: {chains} chains × 10", [chain_jobs(chains, 10)], 1),
-        Phase(
-            "d",
-            f"{multi} jobs × 10 actions, batches of 100",
-            chunks(multi_action_jobs(multi, 10), 100),
-            10,
-        ),
+        {
+            "key": f"{tag}-create-{n}",
+            "document_id": doc_id(tag, n),
+            "scope": "document",
+            "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
+        }
+        for n in range(DOCS)
     ]
 
 
-async def run_phase(stack: BenchStack, phase: Phase, wait_concurrency: int) -> PhaseResult:
+def preload_jobs(tag: str, items: int) -> list[Job]:
+    """`items` todo items on each of the run's 20 documents, in jobs of 50
+    actions; job k of every document comes before job k + 1 of any, so each
+    batch spreads over all 20 documents."""
+    jobs: list[Job] = []
+    for start in range(0, items, PRELOAD_ACTIONS_PER_JOB):
+        stop = min(items, start + PRELOAD_ACTIONS_PER_JOB)
+        for n in range(DOCS):
+            prefix = f"{tag}-p{n:02d}"
+            jobs.append(
+                {
+                    "key": f"{prefix}-{start}",
+                    "document_id": doc_id(tag, n),
+                    "actions": [add_item(f"{prefix}-{k}") for k in range(start, stop)],
+                }
+            )
+    return jobs
+
+
+def build_phase(name: str, scale: float, repetition: int) -> Phase:
+    tag = f"{name}{repetition}"
+    n = max(DOCS, round(2000 * scale))
+    chains = max(1, round(50 * scale))
+    multi = max(1, round(200 * scale))
+    if name == "a":
+        return Phase(
+            "a",
+            f"{n:,} × 1-job batches",
+            [[j] for j in single_action_jobs(tag, n)],
+            1,
+            repetition=repetition,
+        )
+    if name == "e":
+        return Phase(
+            "e",
+            f"{n:,} × execute() (1 job each, concurrent)",
+            [[j] for j in single_action_jobs(tag, n)],
+            1,
+            mode="execute",
+            repetition=repetition,
+        )
+    if name == "b":
+        return Phase(
+            "b",
+            f"{n // 100 or 1} × 100-job batches",
+            chunks(single_action_jobs(tag, n), 100),
+            1,
+            repetition=repetition,
+        )
+    if name == "c":
+        return Phase(
+            "c",
+            f"1 batch: {chains} chains × 10",
+            [chain_jobs(tag, chains, 10)],
+            1,
+            repetition=repetition,
+        )
+    if name == "d":
+        return Phase(
+            "d",
+            f"{multi} jobs × 10 actions, batches of 100",
+            chunks(multi_action_jobs(tag, multi, 10), 100),
+            10,
+            repetition=repetition,
+        )
+    raise ValueError(f"unknown phase {name!r}")
+
+
+async def run_unmeasured(stack: BenchStack, batches: list[list[Job]], what: str) -> int:
+    """Submits `batches` concurrently and waits for all of them; every job must
+    end READ_READY. Returns the number of actions applied."""
+    reactor = stack.reactor
+
+    async def one(batch: list[Job]) -> None:
+        result = await reactor.execute_batch({"jobs": batch})
+        infos = await reactor.wait_for_batch(result.batch_id)
+        failed = [j for j in infos if j.status is not JobStatus.READ_READY]
+        if failed:
+            raise RuntimeError(f"{what}: {len(failed)} of {len(infos)} jobs failed: {failed[:3]}")
+
+    await asyncio.gather(*(one(b) for b in batches))
+    return sum(len(j["actions"]) for b in batches for j in b)
+
+
+async def prepare(stack: BenchStack, phase: Phase, preload: int) -> int:
+    """Creates the run's 20 documents and preloads them; not measured.
+    Returns the number of global (preload) operations written."""
+    await run_unmeasured(stack, [create_jobs(phase.tag)], f"creating {phase.tag}")
+    if not preload:
+        return 0
+    return await run_unmeasured(
+        stack, chunks(preload_jobs(phase.tag, preload), PRELOAD_BATCH_JOBS), f"preload {phase.tag}"
+    )
+
+
+async def run_phase(
+    stack: BenchStack, phase: Phase, wait_concurrency: int, preload: int
+) -> PhaseResult:
+    t_setup = time.perf_counter()
+    preloaded = await prepare(stack, phase, preload)
+    setup_s = time.perf_counter() - t_setup
+
     reactor = stack.reactor
     gate = asyncio.Semaphore(SUBMIT_CONCURRENCY)
     waiters = asyncio.Semaphore(wait_concurrency)
@@ -198,6 +365,7 @@ async def run_phase(stack: BenchStack, phase: Phase, wait_concurrency: int) -> P
         for info in infos:
             statuses[info.status.value] = statuses.get(info.status.value, 0) + 1
 
+    # The timed part: RSS window, CPU accounting and wall clock cover only this.
     if stack.rss is not None:
         stack.rss.mark()
     stack.cpu.start()
@@ -207,6 +375,8 @@ async def run_phase(stack: BenchStack, phase: Phase, wait_concurrency: int) -> P
     cpu = stack.cpu.stop()
     return PhaseResult(
         phase=phase,
+        setup_s=setup_s,
+        preload_operations=preloaded,
         submit_s=max(submitted_at) - start,
         wall_s=wall,
         latencies=latencies,
@@ -217,7 +387,9 @@ async def run_phase(stack: BenchStack, phase: Phase, wait_concurrency: int) -> P
     )
 
 
-async def verify(stack: BenchStack, expected_global: int) -> dict[str, Any]:
+async def verify(
+    stack: BenchStack, expected_global: int, expected_documents: int
+) -> dict[str, Any]:
     async with stack.reactor.db.pool.acquire() as conn:
         by_scope = {
             r["scope"]: r["n"]
@@ -236,12 +408,13 @@ async def verify(stack: BenchStack, expected_global: int) -> dict[str, Any]:
     ok = (
         global_ops == expected_global
         and revisions == expected_global
-        and by_scope.get("document", 0) == DOCS
+        and by_scope.get("document", 0) == expected_documents
         and duplicates == 0
     )
     return {
         "expected_global_operations": expected_global,
         "global_operations": global_ops,
+        "expected_document_operations": expected_documents,
         "document_operations": by_scope.get("document", 0),
         "sum_of_global_revisions": revisions,
         "duplicated_actions": duplicates,
@@ -251,78 +424,75 @@ async def verify(stack: BenchStack, expected_global: int) -> dict[str, Any]:
 
 async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     info = await _stack.server_info(stack)
-    reactor = stack.reactor
-    setup = await reactor.execute_batch(
-        {
-            "jobs": [
-                {
-                    "key": f"create-{n}",
-                    "document_id": doc_id(n),
-                    "scope": "document",
-                    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
-                }
-                for n in range(DOCS)
-            ]
-        }
-    )
-    created = await reactor.wait_for_batch(setup.batch_id)
-    assert all(j.status is JobStatus.READ_READY for j in created), created
     _stack.log.print(
-        f"setup: {DOCS} documents created; worker idle RSS {mb(stack.worker_idle_rss):.0f} MB"
+        f"worker idle RSS {mb(stack.worker_idle_rss):.0f} MB; every run on {DOCS} fresh "
+        f"documents with {args.preload:,} items preloaded each; {args.repeat} run(s) per phase"
     )
 
-    results: list[PhaseResult] = []
-    for phase in phases(args.scale):
-        if phase.name not in args.phases:
+    all_runs: list[PhaseResult] = []
+    phase_runs: list[PhaseRuns] = []
+    for name in PHASE_ORDER:
+        if name not in args.phases:
             continue
-        _stack.log.print(f"phase {phase.name}: {phase.label} ({phase.jobs:,} jobs)…")
-        result = await run_phase(stack, phase, args.wait_concurrency)
-        _stack.log.print(
-            f"  {result.wall_s:.1f} s, {phase.jobs / result.wall_s:.0f} jobs/s, "
-            f"statuses {result.statuses}"
-        )
-        results.append(result)
+        runs = []
+        for rep in range(1, args.repeat + 1):
+            phase = build_phase(name, args.scale, rep)
+            _stack.log.print(
+                f"phase {name} run {rep}/{args.repeat}: {phase.label} ({phase.jobs:,} jobs) "
+                f"on {doc_id(phase.tag, None)}…"
+            )
+            result = await run_phase(stack, phase, args.wait_concurrency, args.preload)
+            _stack.log.print(
+                f"  setup {result.setup_s:.1f} s (not measured); {result.wall_s:.1f} s, "
+                f"{result.jobs_per_s:.0f} jobs/s, statuses {result.statuses}"
+            )
+            runs.append(result)
+        all_runs.extend(runs)
+        phase_runs.append(PhaseRuns(runs))
 
-    expected = sum(r.phase.actions for r in results)
-    check = await verify(stack, expected)
+    measured = sum(r.phase.actions for r in all_runs)
+    preloaded = sum(r.preload_operations for r in all_runs)
+    check = await verify(stack, measured + preloaded, DOCS * len(all_runs))
     peak = stack.rss.peak if stack.rss is not None else 0
 
+    repeated = args.repeat > 1
     rows = []
-    for r in results:
+    for pr in phase_runs:
+        r = pr.median
         lat = Summary.of(r.latencies)
-        rows.append(
-            [
-                f"{r.phase.name}. {r.phase.label}",
-                r.phase.jobs,
-                r.phase.actions,
-                r.submit_s,
-                r.wall_s,
-                r.phase.jobs / r.wall_s,
-                r.phase.actions / r.wall_s,
-                lat.p50 * 1000,
-                lat.p95 * 1000,
-                lat.p99 * 1000,
-                mb(r.worker_peak_rss),
-            ]
-        )
+        row: list[Any] = [
+            f"{r.phase.name}. {r.phase.label}",
+            r.phase.jobs,
+            r.phase.actions,
+            r.submit_s,
+            r.wall_s,
+            r.jobs_per_s,
+            r.phase.actions / r.wall_s,
+        ]
+        if repeated:
+            low, high = pr.jobs_per_s_range
+            row.append(f"{fmt(low)}–{fmt(high)}")
+        row += [lat.p50 * 1000, lat.p95 * 1000, lat.p99 * 1000, mb(r.worker_peak_rss)]
+        rows.append(row)
+    columns = ["phase", "jobs", "ops", "submit s", "wall s", "jobs/s", "ops/s"]
+    if repeated:
+        columns.append("jobs/s range")
+    columns += ["p50 ms", "p95 ms", "p99 ms", "worker RSS MB"]
+    runs_note = (
+        f"median of {args.repeat} runs per phase by jobs/s"
+        + (" (even count: the slower middle run)" if args.repeat % 2 == 0 else "")
+        + "; range = min–max over the runs. "
+        if repeated
+        else ""
+    )
     out.print(
         table(
             "Throughput (submit → READ_READY via wait_for_batch)",
-            [
-                "phase",
-                "jobs",
-                "ops",
-                "submit s",
-                "wall s",
-                "jobs/s",
-                "ops/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "worker RSS MB",
-            ],
+            columns,
             rows,
             caption=(
+                f"{runs_note}Every run on {DOCS} fresh documents, preloaded with "
+                f"{args.preload:,} todo items each (not measured). "
                 f"latency = the job's batch: submit start → wait_for_batch returned; "
                 f"{SUBMIT_CONCURRENCY} submissions and {args.wait_concurrency} waits in flight at most. Worker RSS: idle "
                 f"{mb(stack.worker_idle_rss):.0f} MB, peak {mb(peak):.0f} MB over the run "
@@ -332,7 +502,8 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     )
     cpus = _stack.machine()["cpus"] or 1
     cpu_rows = []
-    for r in results:
+    for pr in phase_runs:
+        r = pr.median
         cpu_rows.append(
             [
                 r.phase.name,
@@ -349,7 +520,8 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         )
     out.print(
         table(
-            "Where the CPU went (CPU seconds per process tree during each phase)",
+            "Where the CPU went (CPU seconds per process tree during each phase"
+            + (", median run)" if repeated else ")"),
             [
                 "phase",
                 "wall s",
@@ -368,9 +540,11 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     status = "[green]OK[/]" if check["ok"] else "[red]MISMATCH[/]"
     out.print(
         f"correctness: {check['global_operations']:,} global operations in reactor_operations, "
-        f"{check['expected_global_operations']:,} submitted; sum of document revisions "
+        f"{check['expected_global_operations']:,} submitted ({measured:,} measured + "
+        f"{preloaded:,} preload); sum of document revisions "
         f"{check['sum_of_global_revisions']:,}; {check['document_operations']} CREATE_DOCUMENT "
-        f"operations; {check['duplicated_actions']} duplicated actions: {status}"
+        f"operations ({check['expected_document_operations']} expected: {len(all_runs)} runs × "
+        f"{DOCS}); {check['duplicated_actions']} duplicated actions: {status}"
     )
     return {
         "bench": "throughput",
@@ -378,22 +552,50 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         "code": _stack.code_info(),
         "server": info,
         "scale": args.scale,
-        "phases": [r.as_dict() for r in results],
+        "repeat": args.repeat,
+        "preload_items": args.preload,
+        "phases": [pr.as_dict() for pr in phase_runs],
         "worker_idle_rss_mb": mb(stack.worker_idle_rss),
         "worker_peak_rss_mb": mb(peak),
         "verify": check,
     }
 
 
+def _at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}")
+        return value
+
+    return parse
+
+
 def main() -> None:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--scale", type=float, default=1.0, help="multiply job counts (smoke runs)")
-        p.add_argument("--phases", default="aebcd", help="which phases to run (default aebcd)")
+        p.add_argument(
+            "--phases", default=PHASE_ORDER, help=f"which phases to run (default {PHASE_ORDER})"
+        )
         p.add_argument(
             "--wait-concurrency",
             type=int,
             default=WAIT_CONCURRENCY,
             help=f"wait_for_batch calls in flight at most (default {WAIT_CONCURRENCY})",
+        )
+        p.add_argument(
+            "--repeat",
+            type=_at_least(1),
+            default=1,
+            help="run every selected phase N times, each on fresh documents; "
+            "the tables show the median run (default 1)",
+        )
+        p.add_argument(
+            "--preload",
+            type=_at_least(0),
+            default=0,
+            metavar="ITEMS",
+            help="todo items put on each fresh document before a run's clock starts (default 0)",
         )
 
     args = _stack.parse_args(__doc__.splitlines()[0], extra)
