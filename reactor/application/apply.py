@@ -11,7 +11,7 @@ Two ways to get there, the same statement at the end:
   recorded (a retry), or the document was deleted, the statement fails or
   writes nothing, and the job takes the locked path.
 - **locked**: BEGIN, LOCK (advisory lock and xid), READ (ledger, header,
-  head revision) under the lock, the same WRITE, COMMIT. Document-scope jobs,
+  head revision) under the lock, the same write, COMMIT. Document-scope jobs,
   cold lanes, and any job the fast path turned back.
 
 A job the reducer rejects on the fast path is re-run on the locked path
@@ -43,91 +43,11 @@ from reactor.domain.signing import SignatureError, SignatureVerifier
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
-from reactor.storage.notify import MAX_PAYLOAD
+from reactor.storage.job_write import LOCK, READ, JobWrite, write_job
 from reactor.storage.operation_store import OperationStore, Position
 from reactor.storage.relationship_index import RelationshipIndex
 
 OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
-
-# The lane lock, then the xid: taken before any ordinal is drawn (see
-# reactor/storage/operation_store.py on the visibility gap).
-LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_current_xact_id()"
-
-# Under the lock (a new statement, so a new snapshot): the ledger, the
-# header and the head revision in one row.
-READ = """
-SELECT l.status, l.coordinates, l.error, d.document_type, d.deleted, s.revision, s.hash
-FROM (SELECT 1) AS one
-LEFT JOIN reactor_applied_jobs l ON l.job_id = $1
-LEFT JOIN reactor_documents d ON d.id = $2
-LEFT JOIN reactor_document_states s ON s.document_id = $2 AND s.scope = $3 AND s.branch = $4
-"""
-
-# Operations, document view, header, ledger, keyframes, the model's child
-# edges and the NOTIFY in one statement.
-#
-# `gate` takes the lane lock and forces the xid before anything else runs
-# (the locked path already holds both; advisory locks are re-entrant). On
-# the fast path this statement is the whole transaction, so it guards itself:
-# - the header UPDATE re-checks `NOT deleted` on the newest row version
-#   (READ COMMITTED re-evaluates an UPDATE's condition after waiting), and
-#   everything else is written only if it matched (`go`);
-# - `reactor_operations_position` (document, scope, branch, idx) makes a
-#   stale head a unique violation, and the ledger's primary key a retry one.
-# No NOTIFY when its payload would exceed PostgreSQL's limit: polling covers it.
-WRITE = f"""
-WITH gate AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock(hashtextextended($21, 0)) AS locked, pg_current_xact_id() AS xid
-), hdr AS (
-    UPDATE reactor_documents SET modified_at = greatest(modified_at, $13), name = coalesce($14, name)
-    WHERE id = $1 AND $15 AND NOT deleted AND EXISTS (SELECT 1 FROM gate)
-    RETURNING 1
-), go AS MATERIALIZED (
-    SELECT EXISTS (SELECT 1 FROM gate) AND (NOT $15 OR EXISTS (SELECT 1 FROM hdr)) AS ok
-), ins AS (
-    INSERT INTO reactor_operations
-        (tx_id, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
-    SELECT (SELECT xid FROM gate), o.id, $1, $2, $3, o.idx, 0, o.ts, o.hash, o.action::jsonb, $4
-    FROM unnest($5::text[], $6::int[], $7::timestamptz[], $8::text[], $9::text[])
-         AS o(id, idx, ts, hash, action)
-    WHERE (SELECT ok FROM go)
-    ORDER BY o.idx
-    RETURNING tx_id::text::bigint AS tx, ordinal, idx, action->>'type' AS type
-), st AS (
-    INSERT INTO reactor_document_states (document_id, scope, branch, revision, hash, state)
-    SELECT $1, $2, $3, $10, $11, $12::text::json WHERE (SELECT ok FROM go)
-    ON CONFLICT (document_id, scope, branch)
-    DO UPDATE SET revision = EXCLUDED.revision, hash = EXCLUDED.hash, state = EXCLUDED.state
-), led AS (
-    INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error, applied_by)
-    SELECT $4, 'applied', $16::text::jsonb, NULL, $17 WHERE (SELECT ok FROM go)
-), kf AS (
-    INSERT INTO reactor_keyframes (document_id, scope, branch, idx, hash, state)
-    SELECT $1, $2, $3, k.idx, k.hash, k.state::json
-    FROM unnest($22::int[], $23::text[], $24::text[]) AS k(idx, hash, state)
-    WHERE (SELECT ok FROM go)
-    ON CONFLICT DO NOTHING
-), rel_gone AS (
-    DELETE FROM reactor_relationships
-    WHERE $25::text[] IS NOT NULL AND (SELECT ok FROM go)
-      AND parent_id = $1 AND source = 'model' AND NOT (child_id = ANY($25::text[]))
-), rel_new AS (
-    INSERT INTO reactor_relationships (parent_id, child_id, source)
-    SELECT $1, c, 'model' FROM unnest($25::text[]) AS c WHERE (SELECT ok FROM go)
-    ON CONFLICT DO NOTHING
-)
-SELECT array_agg(tx ORDER BY ordinal) AS txs, array_agg(ordinal ORDER BY ordinal) AS ordinals,
-       (SELECT pg_notify($18, n.p) FROM (
-            SELECT json_build_object(
-                'by', $19::text, 'document_id', $1::text, 'document_type', $20::text,
-                'job_id', $4::text,
-                'events', json_agg(json_build_object('ordinal', ordinal, 'type', type,
-                                                     'scope', $2::text, 'index', idx)
-                                   ORDER BY ordinal))::text AS p
-            FROM ins) n
-        WHERE $18::text IS NOT NULL AND octet_length(n.p) < {MAX_PAYLOAD}) AS notified
-FROM ins
-"""
 
 
 class JobRejected(ReactorError):
@@ -415,43 +335,45 @@ class JobApplier:
     async def _write(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, reduced: _Reduced
     ) -> list[Position] | None:
-        """The WRITE statement; None when its guard stopped it (the document
-        is missing or deleted)."""
+        """One statement (reactor/storage/job_write.py); None when its guard
+        stopped it (the document is missing or deleted)."""
         ops = reduced.ops
         rename = [a for a in job.actions if a.type == "SET_NAME"]
         model = reduced.model
-        written = await conn.fetchrow(
-            WRITE,
-            job.document_id,
-            job.scope,
-            job.branch,
-            job_id,
-            [o.id for o in ops],
-            [o.index for o in ops],
-            [o.timestamp for o in ops],
-            [o.hash for o in ops],
-            [o.action.model_dump_json() for o in ops],
-            reduced.head.revision,
-            reduced.head.hash,
-            reduced.state_json.decode(),
-            job.actions[-1].timestamp,
-            rename[-1].input["name"] if rename and job.scope != "document" else None,
-            job.scope != "document",
-            canonical_json([_coordinate(job, o.index).model_dump() for o in ops]),
-            self.identity,
-            self.notify_channel,
-            self.instance_id,
-            model.document_type if model is not None else "",
-            f"{job.document_id}/{job.branch}",
-            [k[0] for k in reduced.keyframes],
-            [k[1] for k in reduced.keyframes],
-            [k[2].decode() for k in reduced.keyframes],
-            reduced.children,
+        return await write_job(
+            conn,
+            JobWrite(
+                document_id=job.document_id,
+                scope=job.scope,
+                branch=job.branch,
+                job_id=job_id,
+                op_ids=[o.id for o in ops],
+                op_indices=[o.index for o in ops],
+                op_timestamps=[o.timestamp for o in ops],
+                op_hashes=[o.hash for o in ops],
+                op_actions=[o.action.model_dump_json() for o in ops],
+                revision=reduced.head.revision,
+                hash=reduced.head.hash,
+                state=reduced.state_json.decode(),
+                modified_at=job.actions[-1].timestamp,
+                rename=rename[-1].input["name"] if rename and job.scope != "document" else None,
+                header=job.scope != "document",
+                coordinates=canonical_json([_coordinate(job, o.index).model_dump() for o in ops]),
+                applied_by=self.identity,
+                lock_key=f"{job.document_id}/{job.branch}",
+                keyframes=[(i, h, js.decode()) for i, h, js in reduced.keyframes],
+                children=reduced.children,
+                notify=(
+                    (
+                        self.notify_channel,
+                        self.instance_id,
+                        model.document_type if model is not None else "",
+                    )
+                    if self.notify_channel is not None
+                    else None
+                ),
+            ),
         )
-        assert written is not None
-        if written["txs"] is None:
-            return None
-        return [Position(t, o) for t, o in zip(written["txs"], written["ordinals"], strict=True)]
 
     async def _document_side_effects(
         self,
