@@ -56,22 +56,18 @@ class BatchWorkflow:
                 page_of = LoadPlanInput(batch_id=inp.batch_id, offset=len(entries), limit=PLAN_PAGE)
                 # A local activity: one database read, no server round trip.
                 # Histories recorded before the change replay the old command.
-                if workflow.patched("load-plan-local"):
-                    page = await workflow.execute_local_activity(
-                        "load_plan",
-                        page_of,
-                        result_type=list[PlanEntry],
-                        start_to_close_timeout=timedelta(seconds=60),
-                        retry_policy=APPLY_RETRY,
-                    )
-                else:
-                    page = await workflow.execute_activity(
-                        "load_plan",
-                        page_of,
-                        result_type=list[PlanEntry],
-                        start_to_close_timeout=timedelta(seconds=60),
-                        retry_policy=APPLY_RETRY,
-                    )
+                execute = (
+                    workflow.execute_local_activity
+                    if workflow.patched("load-plan-local")
+                    else workflow.execute_activity
+                )
+                page = await execute(
+                    "load_plan",
+                    page_of,
+                    result_type=list[PlanEntry],
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=APPLY_RETRY,
+                )
                 if not page:
                     raise ApplicationError(
                         f"batch {inp.batch_id}: plan has {len(entries)} of {inp.job_count} jobs",

@@ -137,27 +137,26 @@ class JobApplier:
         job_id = job_id_for(batch_id, job.index)
         lane = (job.document_id, job.scope, job.branch)
         async with self.lanes.hold((job.document_id, job.branch)):
-            written: tuple[_Reduced, list[Position], str] | None = None
-            if self.fast_path and job.scope != "document":
-                cached = self.cache.latest(lane)
-                if (
-                    cached is not None
-                    and cached.document_type is not None
-                    and cached.document_type in self.registry
-                ):
+            written: tuple[_Reduced, list[Position]] | None = None
+            cached = self.cache.latest(lane) if self._fast_path_for(job) else None
+            if cached is not None:
+                try:
                     written = await self._apply_fast(job, job_id, cached)
-                    if written is None:
-                        self.stats["fallbacks"] += 1
-                        self.cache.invalidate(lane)
-                    else:
-                        self.stats["fast"] += 1
+                except BaseException:
+                    self.cache.invalidate(lane)  # it may have committed: unknown head
+                    raise
+                self.stats["fast" if written is not None else "fallbacks"] += 1
+                if written is None:
+                    self.cache.invalidate(lane)
             if written is None:
                 outcome_or_written = await self._apply_locked_path(job, job_id, lane)
                 if isinstance(outcome_or_written, JobOutcome):
                     return outcome_or_written
                 written = outcome_or_written
                 self.stats["locked"] += 1
-            reduced, positions, doc_type = written
+            reduced, positions = written
+            assert reduced.model is not None
+            doc_type = reduced.model.document_type
             head = reduced.head
             self.cache.put(
                 lane, CachedState(head.revision, head.hash, head.state, head.validated, doc_type)
@@ -181,11 +180,15 @@ class JobApplier:
             last_position=(positions[-1].tx_id, positions[-1].ordinal),
         )
 
+    def _fast_path_for(self, job: PlannedJob) -> bool:
+        return self.fast_path and job.scope != "document"
+
     async def _apply_fast(
         self, job: PlannedJob, job_id: str, cached: CachedState
-    ) -> tuple[_Reduced, list[Position], str] | None:
+    ) -> tuple[_Reduced, list[Position]] | None:
         """One round trip from the cached head, or None: take the locked path."""
-        assert cached.document_type is not None
+        if cached.document_type is None or cached.document_type not in self.registry:
+            return None
         model = self.registry.get(cached.document_type)
         head = _Head(cached.revision, cached.hash, cached.state, cached.model)
         try:
@@ -199,11 +202,11 @@ class JobApplier:
                 return None  # the head moved, or the job was already recorded
         if positions is None:
             return None  # the document is gone or deleted
-        return reduced, positions, model.document_type
+        return reduced, positions
 
     async def _apply_locked_path(
         self, job: PlannedJob, job_id: str, lane: tuple[str, str, str]
-    ) -> JobOutcome | tuple[_Reduced, list[Position], str]:
+    ) -> JobOutcome | tuple[_Reduced, list[Position]]:
         async with self.db.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -231,7 +234,7 @@ class JobApplier:
             except BaseException:
                 self.cache.invalidate(lane)
                 raise
-        return reduced, positions, reduced.model.document_type
+        return reduced, positions
 
     async def _record_failure(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, rejected: JobRejected
