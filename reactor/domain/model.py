@@ -170,13 +170,6 @@ class ReduceSession:
             self._current = self._schema.model_validate(self._state)
         return self._current
 
-    @property
-    def state(self) -> dict[str, Any]:
-        """The JSON state (built on demand)."""
-        if self._state is None:
-            self._state = orjson.loads(self.state_json())
-        return self._state
-
     def state_json(self) -> bytes:
         """The state as stored: JSON in the model's field order."""
         if self._json is None:

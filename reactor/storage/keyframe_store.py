@@ -1,5 +1,6 @@
 """State snapshots every N operations, so rebuilding a document replays at
-most N-1 operations whatever its length."""
+most N-1 operations whatever its length. They are written with the job
+that reaches them (reactor/storage/job_write.py)."""
 
 from __future__ import annotations
 
@@ -13,27 +14,6 @@ from reactor.storage.database import Database
 class KeyframeStore:
     def __init__(self, db: Database):
         self.db = db
-
-    @staticmethod
-    async def put(
-        conn: asyncpg.Connection,
-        document_id: str,
-        scope: str,
-        branch: str,
-        index: int,
-        hash_: str,
-        state: dict[str, Any],
-    ) -> None:
-        await conn.execute(
-            "INSERT INTO reactor_keyframes (document_id, scope, branch, idx, hash, state) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            document_id,
-            scope,
-            branch,
-            index,
-            hash_,
-            state,
-        )
 
     @staticmethod
     async def nearest(
