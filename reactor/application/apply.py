@@ -44,6 +44,7 @@ from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.job_write import LOCK, READ, JobWrite, write_job
+from reactor.storage.notify import CommitNotifier
 from reactor.storage.operation_store import OperationStore, Position
 from reactor.storage.relationship_index import RelationshipIndex
 
@@ -120,9 +121,12 @@ class JobApplier:
         # from this process is filtered out on the listening side).
         self.on_commit = on_commit
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}"
-        # Opt-in: one NOTIFY per committed job on this channel (None: off).
+        # Opt-in: every committed job announced on this channel (None: off).
         self.notify_channel = notify_channel
         self.instance_id = instance_id or uuid.uuid4().hex
+        self.notifier = (
+            CommitNotifier(db.pool, notify_channel, self.instance_id) if notify_channel else None
+        )
         self.db = db
         self.registry = registry
         self.cache = cache if cache is not None else WriteCache()
@@ -161,18 +165,25 @@ class JobApplier:
             self.cache.put(
                 lane, CachedState(head.revision, head.hash, head.state, head.validated, doc_type)
             )
-        if self.on_commit is not None:
-            self.on_commit(
-                {
-                    "document_id": job.document_id,
-                    "document_type": doc_type,
-                    "job_id": job_id,
-                    "events": [
-                        {"ordinal": p.ordinal, "type": o.action.type}
-                        for o, p in zip(reduced.ops, positions, strict=True)
-                    ],
-                }
-            )
+        if self.on_commit is not None or self.notifier is not None:
+            commit = {
+                "document_id": job.document_id,
+                "document_type": doc_type,
+                "job_id": job_id,
+                "events": [
+                    {
+                        "ordinal": p.ordinal,
+                        "type": o.action.type,
+                        "scope": job.scope,
+                        "index": o.index,
+                    }
+                    for o, p in zip(reduced.ops, positions, strict=True)
+                ],
+            }
+            if self.on_commit is not None:
+                self.on_commit(commit)
+            if self.notifier is not None:
+                await self.notifier.publish(commit)
         return JobOutcome(
             index=job.index,
             ok=True,
@@ -342,7 +353,6 @@ class JobApplier:
         stopped it (the document is missing or deleted)."""
         ops = reduced.ops
         rename = [a for a in job.actions if a.type == "SET_NAME"]
-        model = reduced.model
         return await write_job(
             conn,
             JobWrite(
@@ -366,15 +376,6 @@ class JobApplier:
                 lock_key=f"{job.document_id}/{job.branch}",
                 keyframes=[(i, h, js.decode()) for i, h, js in reduced.keyframes],
                 children=reduced.children,
-                notify=(
-                    (
-                        self.notify_channel,
-                        self.instance_id,
-                        model.document_type if model is not None else "",
-                    )
-                    if self.notify_channel is not None
-                    else None
-                ),
             ),
         )
 

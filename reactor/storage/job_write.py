@@ -1,10 +1,11 @@
 """The statements that apply a job: the lane lock, the read under it, and the
 one statement that writes everything a job writes.
 
-The write is built from parts: most jobs write no keyframe, no child edges
-and (without reactions) no NOTIFY, and a statement without those CTEs is
-cheaper for PostgreSQL to set up on every execution. Each variant is its own
-prepared statement in asyncpg's cache.
+The write is built from parts: most jobs write no keyframe and no child
+edges, and a statement without those CTEs is cheaper for PostgreSQL to set
+up on every execution. Each variant is its own prepared statement in
+asyncpg's cache. (The commit's NOTIFY is sent after the commit, see
+reactor/storage/notify.py.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from functools import lru_cache
 
 import asyncpg
 
-from reactor.storage.notify import MAX_PAYLOAD
 from reactor.storage.operation_store import Position
 
 # The lane lock, then the xid: taken before any ordinal is drawn (see
@@ -57,8 +57,6 @@ class JobWrite:
     lock_key: str
     keyframes: list[tuple[int, str, str]] = field(default_factory=list)  # (index, hash, JSON)
     children: list[str] | None = None  # the model's child edges, when it declares them
-    # (channel, sender instance id, document type): NOTIFY the commit
-    notify: tuple[str, str, str] | None = None
 
 
 async def write_job(conn: asyncpg.Connection, w: JobWrite) -> list[Position] | None:
@@ -92,9 +90,7 @@ async def write_job(conn: asyncpg.Connection, w: JobWrite) -> list[Position] | N
         ]
     if w.children is not None:
         args.append(w.children)
-    if w.notify is not None:
-        args += list(w.notify)
-    sql = write_statement(bool(w.keyframes), w.children is not None, w.notify is not None)
+    sql = write_statement(bool(w.keyframes), w.children is not None)
     row = await conn.fetchrow(sql, *args)
     assert row is not None
     if row["txs"] is None:
@@ -102,10 +98,10 @@ async def write_job(conn: asyncpg.Connection, w: JobWrite) -> list[Position] | N
     return [Position(t, o) for t, o in zip(row["txs"], row["ordinals"], strict=True)]
 
 
-@lru_cache(maxsize=8)
-def write_statement(keyframes: bool, children: bool, notify: bool) -> str:
-    """Operations, document view, header, ledger, and as needed keyframes,
-    the model's child edges and the NOTIFY, in one statement.
+@lru_cache(maxsize=4)
+def write_statement(keyframes: bool, children: bool) -> str:
+    """Operations, document view, header, ledger, and as needed keyframes and
+    the model's child edges, in one statement.
 
     `gate` takes the lane lock and forces the xid before anything else runs
     (the locked path already holds both; advisory locks are re-entrant). On
@@ -116,8 +112,7 @@ def write_statement(keyframes: bool, children: bool, notify: bool) -> str:
       everything else is written only if it matched (`go`);
     - `reactor_operations_position` (document, scope, branch, idx) makes a
       stale head a unique violation, and the ledger's primary key a retry one.
-    No NOTIFY when its payload would exceed PostgreSQL's limit: polling
-    covers it."""
+    It returns the positions (tx_id, ordinal) of the job's operations."""
     n = 18
     extra: list[str] = []
     if keyframes:
@@ -143,19 +138,6 @@ def write_statement(keyframes: bool, children: bool, notify: bool) -> str:
     SELECT $1, c, 'model' FROM unnest(${c}::text[]) AS c WHERE (SELECT ok FROM go)
     ON CONFLICT DO NOTHING
 )""")
-    notified = "NULL"
-    if notify:
-        channel, sender, doc_type = n + 1, n + 2, n + 3
-        n += 3
-        notified = f"""(SELECT pg_notify(${channel}, n.p) FROM (
-            SELECT json_build_object(
-                'by', ${sender}::text, 'document_id', $1::text, 'document_type', ${doc_type}::text,
-                'job_id', $4::text,
-                'events', json_agg(json_build_object('ordinal', ordinal, 'type', type,
-                                                     'scope', $2::text, 'index', idx)
-                                   ORDER BY ordinal))::text AS p
-            FROM ins) n
-        WHERE octet_length(n.p) < {MAX_PAYLOAD})"""
     return f"""
 WITH gate AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(hashtextextended($18, 0)) AS locked, pg_current_xact_id() AS xid
@@ -183,7 +165,6 @@ WITH gate AS MATERIALIZED (
     INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error, applied_by)
     SELECT $4, 'applied', $16::text::jsonb, NULL, $17 WHERE (SELECT ok FROM go)
 ){"".join(extra)}
-SELECT array_agg(tx ORDER BY ordinal) AS txs, array_agg(ordinal ORDER BY ordinal) AS ordinals,
-       {notified} AS notified
+SELECT array_agg(tx ORDER BY ordinal) AS txs, array_agg(ordinal ORDER BY ordinal) AS ordinals
 FROM ins
 """

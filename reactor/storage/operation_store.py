@@ -50,9 +50,10 @@ def row_to_operation(row: asyncpg.Record) -> Operation:
 
 
 class OperationStore:
-    """`notify=True` opts in to the `notify(handler)` hook: one NOTIFY per
-    committed job (sent by appliers that share `instance_id`) on a channel per
-    (schema, table), delivered to handlers of *other* store instances only."""
+    """`notify=True` opts in to the `notify(handler)` hook: one payload per
+    committed job (announced by appliers that share `instance_id`) on a
+    channel per (schema, table), delivered to handlers of *other* store
+    instances only."""
 
     def __init__(self, db: Database, *, notify: bool = False, listener: NotifyListener | None = None):
         self.db = db
