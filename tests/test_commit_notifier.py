@@ -83,3 +83,36 @@ async def test_a_failed_send_does_not_fail_the_publisher(db: Database) -> None:
     notifier = CommitNotifier(db.pool, "", "writer-3")  # an empty channel name is an error
     await notifier.publish(commit(1))  # returns: a notification is a hint
     assert notifier.messages == 0
+
+
+def test_a_commit_just_under_the_limit_fits_one_at_the_limit_does_not(db: Database) -> None:
+    notifier = CommitNotifier(db.pool, CHANNEL, 'id "quoted"')
+    room = MAX_PAYLOAD - len(notifier._envelope(b""))
+    fits, too_big = b"x" * (room - 1), b"x" * room
+    assert [len(m.encode()) for m in notifier._messages([fits])] == [MAX_PAYLOAD - 1]
+    assert len(notifier._envelope(too_big)) == MAX_PAYLOAD  # publish() drops this one
+    assert json.loads(notifier._envelope(b"{}"))["by"] == 'id "quoted"'
+
+
+async def test_postgresql_takes_the_largest_message_we_send(
+    db: Database, database_url: str
+) -> None:
+    heard: list[dict[str, Any]] = []
+    listener = NotifyListener(database_url, [CHANNEL])
+    listener.add_handler(lambda _ch, payload: heard.append(payload))
+    await listener.start()
+    notifier = CommitNotifier(db.pool, CHANNEL, "writer-4")
+    base = {"job_id": "big-but-fits", "pad": ""}
+    pad = (
+        MAX_PAYLOAD - 1 - len(notifier._envelope(json.dumps(base, separators=(",", ":")).encode()))
+    )
+    try:
+        await notifier.publish({**base, "pad": "x" * pad})
+        assert notifier.messages == 1
+
+        async def heard_it() -> bool:
+            return any(p["job_id"] == "big-but-fits" for p in heard)
+
+        await wait_until(heard_it, 5, "the largest message")
+    finally:
+        await listener.stop()

@@ -59,7 +59,7 @@ class CommitNotifier:
 
     async def publish(self, commit: dict[str, Any]) -> None:
         encoded = orjson.dumps(commit)
-        if len(encoded) > MAX_PAYLOAD - len(self._envelope(b"")):
+        if len(self._envelope(encoded)) >= MAX_PAYLOAD:
             return  # too big for one NOTIFY: listeners' polling covers it
         loop = asyncio.get_running_loop()
         if self._task is not None and self._task.get_loop() is not loop:
@@ -74,14 +74,15 @@ class CommitNotifier:
         await asyncio.shield(sent)
 
     def _envelope(self, commits: bytes) -> bytes:
-        return b'{"by":"' + self.instance_id.encode() + b'","commits":[' + commits + b"]}"
+        return b'{"by":' + orjson.dumps(self.instance_id) + b',"commits":[' + commits + b"]}"
 
     def _messages(self, commits: list[bytes]) -> list[str]:
         messages: list[str] = []
         group: list[bytes] = []
         size = len(self._envelope(b""))
         for c in commits:
-            if group and size + len(c) + 1 > MAX_PAYLOAD:
+            # PostgreSQL takes payloads shorter than MAX_PAYLOAD bytes.
+            if group and size + len(c) + 1 >= MAX_PAYLOAD:
                 messages.append(self._envelope(b",".join(group)).decode())
                 group, size = [], len(self._envelope(b""))
             group.append(c)
