@@ -5,13 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from reactor.storage.database import Database
 from reactor.storage.notify import MAX_PAYLOAD, CommitNotifier, NotifyListener
 from tests.conftest import wait_until
 
 CHANNEL = "reactor_test_commits"
+
+
+@pytest.fixture
+async def heard(database_url: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every payload a separate LISTEN connection hands its handlers."""
+    payloads: list[dict[str, Any]] = []
+    listener = NotifyListener(database_url, [CHANNEL])
+    listener.add_handler(lambda _ch, payload: payloads.append(payload))
+    await listener.start()
+    yield payloads
+    await listener.stop()
 
 
 def commit(n: int, events: int = 1) -> dict[str, Any]:
@@ -38,44 +52,30 @@ def test_messages_stay_under_the_limit_and_keep_order(db: Database) -> None:
 
 
 async def test_one_tick_of_commits_is_one_message_split_again_by_the_listener(
-    db: Database, database_url: str
+    db: Database, heard: list[dict[str, Any]]
 ) -> None:
-    heard: list[dict[str, Any]] = []
-    listener = NotifyListener(database_url, [CHANNEL])
-    listener.add_handler(lambda _ch, payload: heard.append(payload))
-    await listener.start()
     notifier = CommitNotifier(db.pool, CHANNEL, "writer-1")
-    try:
-        await asyncio.gather(*(notifier.publish(commit(n)) for n in range(8)))
-        assert notifier.messages == 1  # all eight were pending in the same tick
+    await asyncio.gather(*(notifier.publish(commit(n)) for n in range(8)))
+    assert notifier.messages == 1  # all eight were pending in the same tick
 
-        async def all_heard() -> bool:
-            return len(heard) == 8
+    async def all_heard() -> bool:
+        return len(heard) == 8
 
-        await wait_until(all_heard, 5, "eight commit payloads")
-    finally:
-        await listener.stop()
+    await wait_until(all_heard, 5, "eight commit payloads")
     assert [p["job_id"] for p in heard] == [f"job-{n}" for n in range(8)]
     assert all(p["by"] == "writer-1" and len(p["events"]) == 1 for p in heard)
 
 
 async def test_an_oversize_commit_is_not_sent_and_the_others_are(
-    db: Database, database_url: str
+    db: Database, heard: list[dict[str, Any]]
 ) -> None:
-    heard: list[dict[str, Any]] = []
-    listener = NotifyListener(database_url, [CHANNEL])
-    listener.add_handler(lambda _ch, payload: heard.append(payload))
-    await listener.start()
     notifier = CommitNotifier(db.pool, CHANNEL, "writer-2")
-    try:
-        await asyncio.gather(notifier.publish(commit(1, events=200)), notifier.publish(commit(2)))
+    await asyncio.gather(notifier.publish(commit(1, events=200)), notifier.publish(commit(2)))
 
-        async def small_heard() -> bool:
-            return any(p["job_id"] == "job-2" for p in heard)
+    async def small_heard() -> bool:
+        return any(p["job_id"] == "job-2" for p in heard)
 
-        await wait_until(small_heard, 5, "the small commit's payload")
-    finally:
-        await listener.stop()
+    await wait_until(small_heard, 5, "the small commit's payload")
     assert [p["job_id"] for p in heard] == ["job-2"]
 
 
@@ -95,24 +95,15 @@ def test_a_commit_just_under_the_limit_fits_one_at_the_limit_does_not(db: Databa
 
 
 async def test_postgresql_takes_the_largest_message_we_send(
-    db: Database, database_url: str
+    db: Database, heard: list[dict[str, Any]]
 ) -> None:
-    heard: list[dict[str, Any]] = []
-    listener = NotifyListener(database_url, [CHANNEL])
-    listener.add_handler(lambda _ch, payload: heard.append(payload))
-    await listener.start()
     notifier = CommitNotifier(db.pool, CHANNEL, "writer-4")
     base = {"job_id": "big-but-fits", "pad": ""}
-    pad = (
-        MAX_PAYLOAD - 1 - len(notifier._envelope(json.dumps(base, separators=(",", ":")).encode()))
-    )
-    try:
-        await notifier.publish({**base, "pad": "x" * pad})
-        assert notifier.messages == 1
+    envelope = notifier._envelope(json.dumps(base, separators=(",", ":")).encode())
+    await notifier.publish({**base, "pad": "x" * (MAX_PAYLOAD - 1 - len(envelope))})
+    assert notifier.messages == 1
 
-        async def heard_it() -> bool:
-            return any(p["job_id"] == "big-but-fits" for p in heard)
+    async def heard_it() -> bool:
+        return any(p["job_id"] == "big-but-fits" for p in heard)
 
-        await wait_until(heard_it, 5, "the largest message")
-    finally:
-        await listener.stop()
+    await wait_until(heard_it, 5, "the largest message")
