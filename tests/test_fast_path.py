@@ -5,18 +5,16 @@ JobAppliers on one database stand for two worker processes."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from typing import Any
 
 from reactor.application.apply import JobApplier
 from reactor.application.replay import rebuild_state
-from reactor.domain.batch import BatchRequest, ExistingDocument, PlannedJob, plan_batch
+from reactor.domain.batch import PlannedJob
 from reactor.domain.jobs import JobOutcome
 from reactor.runtime.worker import registry_of
 from reactor.storage.database import Database
-from reactor.storage.document_view import DocumentView
+from tests.support.direct import plan_job
 
-_ids = itertools.count()
 TODO = "powerhouse/todo-list"
 DRIVE = "powerhouse/document-drive"
 
@@ -24,18 +22,7 @@ DRIVE = "powerhouse/document-drive"
 async def plan(
     db: Database, document_id: str, actions: list[dict[str, Any]], scope: str = "global"
 ) -> tuple[str, PlannedJob]:
-    registry = registry_of()
-    found = await DocumentView(db).existing([document_id])
-    request = BatchRequest.model_validate(
-        {
-            "batch_id": f"fast-{next(_ids)}",
-            "jobs": [{"key": "j", "document_id": document_id, "scope": scope, "actions": actions}],
-        }
-    )
-    planned = plan_batch(
-        request, registry, {k: ExistingDocument(t, d) for k, (t, d) in found.items()}
-    )
-    return planned.batch_id, planned.jobs[0]
+    return await plan_job(db, document_id, actions, scope, prefix="fast")
 
 
 async def run(

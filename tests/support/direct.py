@@ -7,7 +7,7 @@ import itertools
 from typing import Any
 
 from reactor.application.apply import JobApplier
-from reactor.domain.batch import BatchRequest, ExistingDocument, plan_batch
+from reactor.domain.batch import BatchRequest, ExistingDocument, PlannedJob, plan_batch
 from reactor.domain.jobs import JobOutcome
 from reactor.runtime.worker import registry_of
 from reactor.storage.database import Database
@@ -15,6 +15,20 @@ from reactor.storage.document_view import DocumentView
 from reactor.storage.notify import channel_name
 
 _batches = itertools.count()
+
+
+async def plan_job(
+    db: Database, document_id: str, actions: list[dict[str, Any]], scope: str = "global", prefix: str = "direct"
+) -> tuple[str, PlannedJob]:
+    """A one-job batch planned against the documents as they are now: (batch id, job)."""
+    found = await DocumentView(db).existing([document_id])
+    existing = {k: ExistingDocument(t, d) for k, (t, d) in found.items()}
+    request = BatchRequest.model_validate(
+        {"batch_id": f"{prefix}-{next(_batches)}",
+         "jobs": [{"key": "j", "document_id": document_id, "scope": scope, "actions": actions}]}
+    )
+    plan = plan_batch(request, registry_of(), existing)
+    return plan.batch_id, plan.jobs[0]
 
 
 class DirectWriter:
@@ -26,14 +40,8 @@ class DirectWriter:
         )
 
     async def commit(self, document_id: str, actions: list[dict[str, Any]], scope: str = "global") -> JobOutcome:
-        found = await DocumentView(self.db).existing([document_id])
-        existing = {k: ExistingDocument(t, d) for k, (t, d) in found.items()}
-        request = BatchRequest.model_validate(
-            {"batch_id": f"direct-{id(self)}-{next(_batches)}",
-             "jobs": [{"key": "j", "document_id": document_id, "scope": scope, "actions": actions}]}
-        )
-        plan = plan_batch(request, self.registry, existing)
-        outcome = await self.applier.apply(plan.batch_id, plan.jobs[0])
+        batch_id, job = await plan_job(self.db, document_id, actions, scope, f"direct-{id(self)}")
+        outcome = await self.applier.apply(batch_id, job)
         assert outcome.ok, outcome.error
         return outcome
 
