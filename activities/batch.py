@@ -48,12 +48,17 @@ class BatchActivities:
     async def apply_jobs(self, inp: ApplyJobsInput) -> list[JobOutcome]:
         """Applies a chunk of jobs, each in its own transaction, respecting the
         chunk's internal DAG; independent lanes run concurrently."""
-        jobs = inp.jobs if inp.jobs is not None else await self.ledger.load_jobs(inp.batch_id, inp.indices)
+        jobs = (
+            inp.jobs
+            if inp.jobs is not None
+            else await self.ledger.load_jobs(inp.batch_id, inp.indices)
+        )
         if len(jobs) != len(inp.indices):
             raise RuntimeError(f"batch {inp.batch_id}: jobs {inp.indices} not all stored")
         by_index = {j.index: j for j in jobs}
         done: dict[int, asyncio.Event] = {j.index: asyncio.Event() for j in jobs}
         outcomes: dict[int, JobOutcome] = {}
+        announcements: list[asyncio.Future[None]] = []
         gate = asyncio.Semaphore(self.max_parallel)
 
         async def run(job: PlannedJob) -> None:
@@ -63,24 +68,27 @@ class BatchActivities:
                     preds.append(job.after)
                 for p in preds:
                     await done[p].wait()
-                failed = next(
-                    (d for d in job.deps if d in outcomes and not outcomes[d].ok), None
-                )
+                failed = next((d for d in job.deps if d in outcomes and not outcomes[d].ok), None)
                 if failed is not None:
                     outcomes[job.index] = JobOutcome(
                         index=job.index, ok=False, error=dependency_failed(by_index[failed].key)
                     )
                     return
                 async with gate:
-                    outcomes[job.index] = await self.applier.apply(inp.batch_id, job)
+                    committed = await self.applier.commit(inp.batch_id, job)
+                outcomes[job.index] = committed.outcome
+                if committed.announced is not None:
+                    announcements.append(committed.announced)
             finally:
-                done[job.index].set()
+                done[job.index].set()  # the lane's next job goes on; the NOTIFY may be on its way
 
         # Local activities cannot heartbeat (a dead worker's workflow task
         # times out instead); regular ones do, so a dead worker is noticed.
         heartbeat = None if activity.info().is_local else asyncio.create_task(_heartbeat(outcomes))
         try:
             await asyncio.gather(*(run(j) for j in jobs))
+            # Reported done only once announced (commits are durable already).
+            await asyncio.gather(*announcements)
             # READ_READY means indexed by every read model, not just written.
             written = [o.last_position for o in outcomes.values() if o.last_position]
             if self.read_models is not None and written:

@@ -8,11 +8,19 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
+from temporalio.testing import ActivityEnvironment
 
+from activities.batch import ApplyJobsInput, BatchActivities
+from reactor.application.apply import JobApplier
+from reactor.domain.batch import BatchRequest, ExistingDocument, plan_batch
+from reactor.runtime.worker import registry_of
 from reactor.storage.database import Database
+from reactor.storage.job_ledger import JobLedger
 from reactor.storage.notify import MAX_PAYLOAD, CommitNotifier, NotifyListener
 from tests.conftest import wait_until
+from tests.support.direct import DirectWriter
 
 CHANNEL = "reactor_test_commits"
 
@@ -107,3 +115,64 @@ async def test_postgresql_takes_the_largest_message_we_send(
         return any(p["job_id"] == "big-but-fits" for p in heard)
 
     await wait_until(heard_it, 5, "the largest message")
+
+
+async def test_jobs_go_on_while_the_notify_waits_and_the_activity_reports_after_it(
+    db: Database, database_url: str, heard: list[dict[str, Any]]
+) -> None:
+    """A lane's next job starts as soon as the previous one committed, not
+    when its NOTIFY went out; the activity returns only once every commit of
+    the chunk was announced."""
+    writer = DirectWriter(db, notify=False)
+    await writer.create_list("lane-doc")
+    applier = JobApplier(db, registry_of(), notify_channel=CHANNEL, instance_id="w-5")
+    stalled = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    assert stalled is not None
+    applier.notifier = CommitNotifier(stalled, CHANNEL, "w-5")  # its one connection is ours
+    request = BatchRequest.model_validate(
+        {
+            "batch_id": "lane-batch",
+            "jobs": [
+                {
+                    "key": f"k{n}",
+                    "document_id": "lane-doc",
+                    "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": f"i{n}", "text": "t"}}],
+                }
+                for n in range(3)
+            ],
+        }
+    )
+    plan = plan_batch(
+        request, registry_of(), {"lane-doc": ExistingDocument("powerhouse/todo-list")}
+    )
+    activities = BatchActivities(applier, JobLedger(db))
+    try:
+        async with stalled.acquire():
+            run = asyncio.create_task(
+                ActivityEnvironment().run(
+                    activities.apply_jobs,
+                    ApplyJobsInput(batch_id=plan.batch_id, indices=[0, 1, 2], jobs=plan.jobs),
+                )
+            )
+
+            async def all_committed() -> bool:
+                revision = await db.pool.fetchval(
+                    "SELECT revision FROM reactor_document_states"
+                    " WHERE document_id = 'lane-doc' AND scope = 'global'"
+                )
+                return bool(revision == 3)
+
+            await wait_until(all_committed, 5, "the three jobs of the lane committed")
+            await asyncio.sleep(0.2)
+            assert not run.done()  # not reported: nothing announced yet
+            assert heard == []
+        outcomes = await asyncio.wait_for(run, 5)
+    finally:
+        await stalled.close()
+    assert [o.ok for o in outcomes] == [True, True, True]
+
+    async def all_heard() -> bool:
+        return len(heard) == 3
+
+    await wait_until(all_heard, 5, "three commit payloads")
+    assert [p["job_id"] for p in heard] == [f"lane-batch:{n}" for n in range(3)]

@@ -20,6 +20,7 @@ before it is recorded as failed: the cached head could have been stale.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -59,6 +60,15 @@ class JobRejected(ReactorError):
     def __init__(self, error_type: str, message: str):
         super().__init__(message)
         self.error_type = error_type
+
+
+@dataclass(slots=True)
+class Committed:
+    """A decided job. `announced` resolves once the NOTIFY carrying its commit
+    was sent (None: nothing to announce)."""
+
+    outcome: JobOutcome
+    announced: asyncio.Future[None] | None
 
 
 @dataclass
@@ -138,6 +148,17 @@ class JobApplier:
         self.stats = {"fast": 0, "locked": 0, "fallbacks": 0}
 
     async def apply(self, batch_id: str, job: PlannedJob) -> JobOutcome:
+        """Applies the job and returns once its commit was announced."""
+        committed = await self.commit(batch_id, job)
+        if committed.announced is not None:
+            await committed.announced
+        return committed.outcome
+
+    async def commit(self, batch_id: str, job: PlannedJob) -> Committed:
+        """Applies the job; returns as soon as it is decided, with the
+        announcement of its commit still on its way. The next job on the lane
+        need not wait for the NOTIFY (it shares a connection queue with every
+        other writer); whoever reports the job done must."""
         job_id = job_id_for(batch_id, job.index)
         lane = (job.document_id, job.scope, job.branch)
         async with self.lanes.hold((job.document_id, job.branch)):
@@ -155,7 +176,7 @@ class JobApplier:
             if written is None:
                 outcome_or_written = await self._apply_locked_path(job, job_id, lane)
                 if isinstance(outcome_or_written, JobOutcome):
-                    return outcome_or_written
+                    return Committed(outcome_or_written, None)
                 written = outcome_or_written
                 self.stats["locked"] += 1
             reduced, positions = written
@@ -165,6 +186,7 @@ class JobApplier:
             self.cache.put(
                 lane, CachedState(head.revision, head.hash, head.state, head.validated, doc_type)
             )
+        announced: asyncio.Future[None] | None = None
         if self.on_commit is not None or self.notifier is not None:
             commit = {
                 "document_id": job.document_id,
@@ -183,13 +205,14 @@ class JobApplier:
             if self.on_commit is not None:
                 self.on_commit(commit)
             if self.notifier is not None:
-                await self.notifier.publish(commit)
-        return JobOutcome(
+                announced = self.notifier.announce(commit)
+        outcome = JobOutcome(
             index=job.index,
             ok=True,
             coordinates=[_coordinate(job, o.index) for o in reduced.ops],
             last_position=(positions[-1].tx_id, positions[-1].ordinal),
         )
+        return Committed(outcome, announced)
 
     def _fast_path_for(self, job: PlannedJob) -> bool:
         return self.fast_path and job.scope != "document"

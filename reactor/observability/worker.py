@@ -15,9 +15,8 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from reactor.application.apply import JobApplier
+from reactor.application.apply import Committed, JobApplier
 from reactor.domain.batch import PlannedJob
-from reactor.domain.jobs import JobOutcome
 from reactor.observability.tracing import (
     MAX_LISTED,
     annotate_outcome,
@@ -34,15 +33,15 @@ class TracedJobApplier(JobApplier):
     """A JobApplier whose every job is a span (a plain call when no tracer
     provider is installed)."""
 
-    async def apply(self, batch_id: str, job: PlannedJob) -> JobOutcome:
+    async def commit(self, batch_id: str, job: PlannedJob) -> Committed:
         if not tracing_enabled():
-            return await super().apply(batch_id, job)
+            return await super().commit(batch_id, job)
         with tracer().start_as_current_span(
             "reactor.apply_job", attributes=job_span_attributes(batch_id, job)
         ) as span:
-            outcome = await super().apply(batch_id, job)
-            annotate_outcome(span, outcome)
-            return outcome
+            committed = await super().commit(batch_id, job)
+            annotate_outcome(span, committed.outcome)
+            return committed
 
 
 class ActivityAttributesInterceptor(Interceptor):

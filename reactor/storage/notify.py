@@ -46,7 +46,8 @@ class CommitNotifier:
     """Announces committed jobs on `channel`, batched per event-loop tick.
     `publish` returns once the message carrying the commit was sent (or
     failed: a hint is never worth failing a job), so a job reported done has
-    been announced."""
+    been announced; `announce` queues it and hands back that moment as a
+    future."""
 
     def __init__(self, pool: asyncpg.Pool, channel: str, instance_id: str):
         self.pool = pool
@@ -58,9 +59,16 @@ class CommitNotifier:
         self.messages = 0
 
     async def publish(self, commit: dict[str, Any]) -> None:
+        sent = self.announce(commit)
+        if sent is not None:
+            await sent
+
+    def announce(self, commit: dict[str, Any]) -> asyncio.Future[None] | None:
+        """Queues the commit; the future resolves once its message was sent
+        (None: too big for a NOTIFY, listeners' polling covers it)."""
         encoded = orjson.dumps(commit)
         if len(self._envelope(encoded)) >= MAX_PAYLOAD:
-            return  # too big for one NOTIFY: listeners' polling covers it
+            return None
         loop = asyncio.get_running_loop()
         if self._task is not None and self._task.get_loop() is not loop:
             # Left over from an event loop that is gone (tests run one per test).
@@ -71,7 +79,7 @@ class CommitNotifier:
         sent = self._sent
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="reactor-commit-notifier")
-        await asyncio.shield(sent)
+        return asyncio.shield(sent)
 
     def _envelope(self, commits: bytes) -> bytes:
         return b'{"by":' + orjson.dumps(self.instance_id) + b',"commits":[' + commits + b"]}"
