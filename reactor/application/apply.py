@@ -21,6 +21,7 @@ before it is recorded as failed: the cached head could have been stale.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import uuid
@@ -107,8 +108,22 @@ def _coordinate(job: PlannedJob, index: int) -> Coordinate:
 
 
 def operation_id(job_id: str, action: Action, position: int) -> str:
-    """Deterministic, so a retried job yields identical operations."""
-    return str(uuid.uuid5(OPERATION_NAMESPACE, f"{job_id}/{position}/{action.id}"))
+    """Deterministic, so a retried job yields identical operations: the UUID
+    version 5 of `job/position/action id` in OPERATION_NAMESPACE."""
+    return uuid5_text(_NAMESPACE_BYTES, f"{job_id}/{position}/{action.id}")
+
+
+_NAMESPACE_BYTES = OPERATION_NAMESPACE.bytes
+
+
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """`str(uuid.uuid5(UUID(bytes=namespace), name))` without building UUID
+    objects (a third of the time; one per operation on the write path)."""
+    h = bytearray(hashlib.sha1(namespace + name.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class JobApplier:
