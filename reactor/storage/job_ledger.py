@@ -7,12 +7,17 @@ import json
 from typing import Any
 
 import asyncpg
+from pydantic import TypeAdapter
 
 from reactor.domain.actions import Action
 from reactor.domain.batch import BatchPlan, PlanEntry, PlannedJob
 from reactor.domain.errors import ValidationError
 from reactor.domain.hashing import canonical_json
 from reactor.storage.database import Database
+
+# Actions go to and come from PostgreSQL as JSON text, parsed and written by
+# pydantic-core in one call per job (a worker loads every action it applies).
+_ACTIONS = TypeAdapter(list[Action])
 
 INSERT_JOBS = """
 INSERT INTO reactor_batch_jobs
@@ -67,7 +72,7 @@ class JobLedger:
                 row = (
                     j.index, j.key, j.document_id, j.document_type, j.scope, j.branch,
                     json.dumps(j.deps), j.after,
-                    json.dumps([a.model_dump(mode="json") for a in j.actions]),
+                    _ACTIONS.dump_json(j.actions).decode(),
                 )
                 for col, v in zip(cols, row, strict=True):
                     col.append(v)
@@ -78,7 +83,8 @@ class JobLedger:
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT idx, key, document_id, document_type, scope, branch, deps, after_idx, "
-                "actions FROM reactor_batch_jobs WHERE batch_id = $1 AND idx = ANY($2) "
+                "actions::text AS actions FROM reactor_batch_jobs "
+                "WHERE batch_id = $1 AND idx = ANY($2) "
                 "ORDER BY idx",
                 batch_id,
                 indices,
@@ -93,7 +99,7 @@ class JobLedger:
                 branch=r["branch"],
                 deps=list(r["deps"]),
                 after=r["after_idx"],
-                actions=[Action.model_validate(a) for a in r["actions"]],
+                actions=_ACTIONS.validate_json(r["actions"]),
             )
             for r in rows
         ]
