@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from reactor.domain.ids import uuid4_text
 
 SCOPES = ("global", "local", "document")
 
@@ -24,7 +25,7 @@ class Action(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=uuid4_text)
     type: str
     input: dict[str, Any] = Field(default_factory=dict)
     scope: str = "global"
@@ -44,8 +45,14 @@ class ActionSpec(BaseModel):
     timestamp: datetime | None = None
     context: dict[str, Any] | None = None
 
-    def to_action(self, scope: str) -> Action:
-        data: dict[str, Any] = {"type": self.type, "input": self.input, "scope": self.scope or scope}
+    def to_action(self, scope: str, normalized_input: dict[str, Any] | None = None) -> Action:
+        """The action to store; `normalized_input` (the model's validated
+        form of `input`) replaces `input` when given."""
+        data: dict[str, Any] = {
+            "type": self.type,
+            "input": self.input if normalized_input is None else normalized_input,
+            "scope": self.scope or scope,
+        }
         if self.id is not None:
             data["id"] = self.id
         if self.timestamp is not None:

@@ -186,8 +186,7 @@ def plan_batch(
                 path = sub if sub == "document_id" else f"{field}.{sub}" if sub else field
                 reason = exc.reason if path == "document_id" else f"{spec.type}: {exc.reason}"
                 raise ValidationError(reason, job=key, field=path) from None
-            action = spec.to_action(job.scope).model_copy(update={"input": normalized})
-            actions.append(action)
+            actions.append(spec.to_action(job.scope, normalized))
 
         doc = types.get(job.document_id)
         lane = (job.document_id, job.branch)

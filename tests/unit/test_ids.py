@@ -1,7 +1,6 @@
-"""Operation ids are UUIDv5 of `job/position/action id`: the fast
-construction in reactor/application/apply.py must give exactly what
-uuid.uuid5 gives, or a retried job written by a newer worker would not
-match the operations an older one recorded."""
+"""Ids built from bytes (reactor/domain/ids.py) must be exactly what the
+uuid module gives: operation ids are recomputed when a job is retried, so a
+newer worker has to produce the operations an older one recorded."""
 
 from __future__ import annotations
 
@@ -11,8 +10,9 @@ import uuid
 
 import pytest
 
-from reactor.application.apply import OPERATION_NAMESPACE, operation_id, uuid5_text
+from reactor.application.apply import OPERATION_NAMESPACE, operation_id
 from reactor.domain.actions import Action
+from reactor.domain.ids import uuid4_text, uuid5_text
 
 ALPHABET = string.ascii_letters + string.digits + "/:-_ éü漢字🙂\x00"
 
@@ -30,5 +30,20 @@ def test_operation_id_is_the_uuid5_of_job_position_and_action() -> None:
     action = Action(type="ADD_TODO_ITEM", input={"id": "a", "text": "t"})
     got = operation_id("batch-1:7", action, 3)
     assert got == str(uuid.uuid5(OPERATION_NAMESPACE, f"batch-1:7/3/{action.id}"))
-    assert uuid.UUID(got).version == 5
     assert operation_id("batch-1:7", action, 4) != got
+
+
+def test_uuid4_text_is_a_canonical_random_uuid() -> None:
+    ids = [uuid4_text() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # lower-case, dashed: the canonical form
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
+def test_actions_get_distinct_uuid4_ids() -> None:
+    a, b = Action(type="X"), Action(type="X")
+    assert a.id != b.id
+    assert uuid.UUID(a.id).version == 4
