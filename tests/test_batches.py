@@ -25,7 +25,9 @@ def create(key: str, doc: str, doc_type: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def todo(key: str, doc: str, actions: list[tuple[str, dict[str, Any]]], deps: list[str] = []) -> dict[str, Any]:  # noqa: B006
+def todo(
+    key: str, doc: str, actions: list[tuple[str, dict[str, Any]]], deps: list[str] = []
+) -> dict[str, Any]:  # noqa: B006
     return {
         "key": key,
         "document_id": doc,
@@ -52,14 +54,25 @@ async def test_batch_creates_documents_and_applies_actions(reactor: Reactor) -> 
                 "actions": [
                     {
                         "type": "ADD_FILE",
-                        "input": {"id": "l1", "name": "Groceries", "document_type": "powerhouse/todo-list"},
+                        "input": {
+                            "id": "l1",
+                            "name": "Groceries",
+                            "document_type": "powerhouse/todo-list",
+                        },
                     }
                 ],
                 "depends_on": ["drive", "list"],
             },
             todo("a", "l1", [("ADD_TODO_ITEM", {"id": "1", "text": "milk"})], ["list"]),
-            todo("b", "l1", [("ADD_TODO_ITEM", {"id": "2", "text": "eggs"}),
-                             ("UPDATE_TODO_ITEM", {"id": "1", "checked": True})], ["a"]),
+            todo(
+                "b",
+                "l1",
+                [
+                    ("ADD_TODO_ITEM", {"id": "2", "text": "eggs"}),
+                    ("UPDATE_TODO_ITEM", {"id": "1", "checked": True}),
+                ],
+                ["a"],
+            ),
         ],
     )
     assert {k: j.status for k, j in jobs.items()} == dict.fromkeys(jobs, JobStatus.READ_READY)
@@ -77,10 +90,15 @@ async def test_batch_creates_documents_and_applies_actions(reactor: Reactor) -> 
     assert [d.id for d in found.results] == ["l1"]
     token = jobs["b"].consistency_token
     assert token is not None
-    assert [(c.scope, c.operation_index) for c in token.coordinates] == [("global", 1), ("global", 2)]
+    assert [(c.scope, c.operation_index) for c in token.coordinates] == [
+        ("global", 1),
+        ("global", 2),
+    ]
 
 
-async def test_operations_are_contiguous_hashed_and_replay_to_the_stored_state(reactor: Reactor) -> None:
+async def test_operations_are_contiguous_hashed_and_replay_to_the_stored_state(
+    reactor: Reactor,
+) -> None:
     await run(reactor, [create("c", "l2", "powerhouse/todo-list")])
     jobs = [
         todo(f"j{n}", "l2", [("ADD_TODO_ITEM", {"id": str(n), "text": f"item {n}"})])
@@ -107,7 +125,10 @@ async def test_operations_are_contiguous_hashed_and_replay_to_the_stored_state(r
 
 
 async def test_failed_job_fails_its_dependents_and_the_rest_continue(reactor: Reactor) -> None:
-    await run(reactor, [create("c", "l3", "powerhouse/todo-list"), create("c2", "l4", "powerhouse/todo-list")])
+    await run(
+        reactor,
+        [create("c", "l3", "powerhouse/todo-list"), create("c2", "l4", "powerhouse/todo-list")],
+    )
     jobs = await run(
         reactor,
         [
@@ -136,8 +157,16 @@ async def test_reducer_error_midway_through_a_job_writes_nothing(reactor: Reacto
     await run(reactor, [create("c", "l5", "powerhouse/todo-list")])
     jobs = await run(
         reactor,
-        [todo("j", "l5", [("ADD_TODO_ITEM", {"id": "1", "text": "a"}),
-                          ("ADD_TODO_ITEM", {"id": "1", "text": "duplicate"})])],
+        [
+            todo(
+                "j",
+                "l5",
+                [
+                    ("ADD_TODO_ITEM", {"id": "1", "text": "a"}),
+                    ("ADD_TODO_ITEM", {"id": "1", "text": "duplicate"}),
+                ],
+            )
+        ],
     )
     assert jobs["j"].status is JobStatus.FAILED
     assert jobs["j"].error is not None
@@ -156,7 +185,9 @@ async def test_job_status_is_readable_after_the_workflow_closed(reactor: Reactor
     assert info.consistency_token.coordinates[0].scope == "document"
 
 
-async def test_kill_refuses_new_writes_and_completed_awaits_started_batches(reactor: Reactor) -> None:
+async def test_kill_refuses_new_writes_and_completed_awaits_started_batches(
+    reactor: Reactor,
+) -> None:
     result = await reactor.execute_batch({"jobs": [create("c", "l7", "powerhouse/todo-list")]})
     handle = reactor.kill()
     assert handle.is_shutdown
@@ -173,15 +204,68 @@ async def test_a_10000_job_batch_travels_by_reference_and_completes(reactor: Rea
     the workflow in pages; histories stay bounded by chunking."""
     docs = [f"big-{n}" for n in range(20)]
     await run(reactor, [create(f"c{n}", d, "powerhouse/todo-list") for n, d in enumerate(docs)])
-    jobs = [todo(f"j{i}", docs[i % 20], [("ADD_TODO_ITEM", {"id": str(i), "text": "x"})]) for i in range(10_000)]
+    jobs = [
+        todo(f"j{i}", docs[i % 20], [("ADD_TODO_ITEM", {"id": str(i), "text": "x"})])
+        for i in range(10_000)
+    ]
     result = await reactor.execute_batch({"jobs": jobs})
     async with reactor.db.pool.acquire() as conn:
-        stored = await conn.fetchval("SELECT job_count FROM reactor_batches WHERE batch_id = $1", result.batch_id)
+        stored = await conn.fetchval(
+            "SELECT job_count FROM reactor_batches WHERE batch_id = $1", result.batch_id
+        )
     assert stored == 10_000
     infos = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 240)
     assert len(infos) == 10_000 and all(i.status is JobStatus.READ_READY for i in infos)
     async with reactor.db.pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM reactor_operations WHERE scope = 'global'") == 10_000
+        assert (
+            await conn.fetchval("SELECT count(*) FROM reactor_operations WHERE scope = 'global'")
+            == 10_000
+        )
     handle = reactor.client.get_workflow_handle(f"batch-{result.batch_id}")
     events = [e async for e in handle.fetch_history_events()]
     assert len(events) < 400  # bounded: chunks of jobs per activity, not one per job
+
+
+async def test_concurrent_submissions_are_prepared_in_order_and_start_while_later_ones_wait(
+    reactor: Reactor,
+) -> None:
+    """Batches submitted at once from one process go through validation,
+    planning and storage one at a time, in submission order, so the first
+    workflow starts before the last batch is planned (interleaved, every
+    batch would be planned before any started)."""
+    events: list[tuple[str, str]] = []
+    store, start = reactor.ledger.store_batch, reactor._start
+
+    async def recording_store(plan: Any) -> bool:
+        events.append(("stored", plan.batch_id))
+        return await store(plan)
+
+    async def recording_start(plan: Any, inline: bool) -> Any:
+        events.append(("starting", plan.batch_id))
+        return await start(plan, inline)
+
+    reactor.ledger.store_batch = recording_store  # type: ignore[method-assign]
+    reactor._start = recording_start  # type: ignore[method-assign]
+    await run(reactor, [create(f"c{n}", f"ord-{n}", "powerhouse/todo-list") for n in range(6)])
+    ids = [f"order-{n}" for n in range(6)]
+    # 30 jobs each: stored by reference, so every batch is stored, then started.
+    batches = [
+        {
+            "batch_id": b,
+            "jobs": [
+                todo(
+                    f"{b}-{j}", f"ord-{j % 6}", [("ADD_TODO_ITEM", {"id": f"{b}-{j}", "text": "x"})]
+                )
+                for j in range(30)
+            ],
+        }
+        for b in ids
+    ]
+    events.clear()
+    results = await asyncio.gather(*(reactor.execute_batch(b) for b in batches))
+    stored = [b for kind, b in events if kind == "stored"]
+    assert stored == ids  # submission order
+    assert events.index(("starting", ids[0])) < events.index(("stored", ids[-1]))
+    for r in results:
+        infos = await reactor.wait_for_batch(r.batch_id)
+        assert {i.status for i in infos} == {JobStatus.READ_READY}

@@ -66,6 +66,7 @@ def _inline(plan: BatchPlan) -> bool:
     size = sum(len(canonical_bytes(a.input)) + 200 for j in plan.jobs for a in j.actions)
     return size <= INLINE_BYTES_LIMIT
 
+
 ActionLike = Action | ActionSpec | Mapping[str, Any]
 
 
@@ -109,6 +110,7 @@ class Reactor:
         self.ledger = JobLedger(db)
         self.job_tracker = JobTracker(self.event_bus, self.operation_store)
         self._coalescer = ExecuteCoalescer(self._submit_jobs)
+        self._preparing = asyncio.Lock()  # FIFO: see execute_batch
         # Batches this reactor started and has not seen finish; kill() awaits
         # them. Handles only: no RPC is open until someone waits.
         self._started: dict[str, WorkflowHandle[Any, Any]] = {}
@@ -122,14 +124,19 @@ class Reactor:
         """Validates the whole request, stores it, and starts its workflow.
         A rejected request raises ValidationError and starts nothing."""
         self._check_open()
-        req = _parse_request(request)
-        ids = sorted({j.document_id for j in req.jobs if j.document_id})
-        found = await self.document_view.existing(ids)
-        existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
-        plan = plan_batch(req, self.registry, existing)
-        inline = _inline(plan)
-        if not inline:
-            await self.ledger.store_batch(plan)
+        # One batch at a time through validation, planning and storage, in
+        # submission order: with many submissions in flight, interleaving
+        # them would start the first workflow only once every batch was
+        # planned. Starting the workflows overlaps.
+        async with self._preparing:
+            req = _parse_request(request)
+            ids = sorted({j.document_id for j in req.jobs if j.document_id})
+            found = await self.document_view.existing(ids)
+            existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
+            plan = plan_batch(req, self.registry, existing)
+            inline = _inline(plan)
+            if not inline:
+                await self.ledger.store_batch(plan)
         handle = self._started[plan.batch_id] = await self._start(plan, inline)
         result = BatchResult(
             batch_id=plan.batch_id,
@@ -493,7 +500,9 @@ def _parse_request(request: BatchRequest | Mapping[str, Any]) -> BatchRequest:
         if len(loc) >= 2 and loc[0] == "jobs" and isinstance(loc[1], int):
             jobs = request.get("jobs") or []
             raw = jobs[loc[1]] if loc[1] < len(jobs) else {}
-            job = str(raw.get("key")) if isinstance(raw, Mapping) and raw.get("key") else f"#{loc[1]}"
+            job = (
+                str(raw.get("key")) if isinstance(raw, Mapping) and raw.get("key") else f"#{loc[1]}"
+            )
             loc = loc[2:]
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
         raise ValidationError(err["msg"], job=job, field=path or None) from None
