@@ -16,7 +16,7 @@
 Everything is stopped at the end, also on Ctrl-C. Set BENCH_KEEP_STATE=1 to
 keep the temporary folder (worker log, PostgreSQL and Temporal state), and
 BENCH_PROFILE_WORKER=/path/stacks.txt to record the worker with py-spy
-(collapsed stacks) for the whole run.
+(collapsed stacks) for the whole run, at BENCH_PROFILE_RATE samples/s (100).
 """
 
 from __future__ import annotations
@@ -429,7 +429,7 @@ def _start_profiler(pid: int, output: str) -> subprocess.Popen[bytes] | None:
             "--pid",
             str(pid),
             "--rate",
-            "100",
+            os.environ.get("BENCH_PROFILE_RATE", "100"),
             "--format",
             "raw",
             "--output",
