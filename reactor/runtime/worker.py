@@ -26,6 +26,7 @@ from reactor.observability.worker import ActivityAttributesInterceptor, TracedJo
 from reactor.reactions.drain import ReactionDrainer
 from reactor.reactions.processor import Processor
 from reactor.reactions.router import ReactionRouter
+from reactor.runtime.gc_tuning import thresholds_from_env, tune_for_worker
 from reactor.runtime.settings import Settings, model_modules
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
@@ -205,6 +206,7 @@ async def run_worker(
     """Runs until `stop` is set or SIGINT/SIGTERM arrives, then drains:
     in-flight activities finish (bounded by the graceful timeout) and polling
     stops, so another worker takes over the rest."""
+    gc_thresholds = thresholds_from_env()  # a bad value fails before anything starts
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -240,6 +242,7 @@ async def run_worker(
             listener=listener,
             poll_interval=float(os.environ.get("REACTOR_REACTION_POLL", "1.0")),
         )
+        tune_for_worker(gc_thresholds)
         try:
             async with worker:
                 log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
