@@ -26,7 +26,11 @@ async def plan(
 
 
 async def run(
-    applier: JobApplier, db: Database, doc: str, actions: list[dict[str, Any]], scope: str = "global"
+    applier: JobApplier,
+    db: Database,
+    doc: str,
+    actions: list[dict[str, Any]],
+    scope: str = "global",
 ) -> JobOutcome:
     batch_id, job = await plan(db, doc, actions, scope)
     return await applier.apply(batch_id, job)
@@ -63,7 +67,9 @@ async def assert_consistent(db: Database, doc: str) -> dict[str, Any]:
     document view equal to the replayed head."""
     log = await log_of(db, doc)
     assert [i for i, _ in log] == list(range(len(log)))
-    revision, digest, state = await rebuild_state(db, registry_of(), doc, "global", use_keyframes=False)
+    revision, digest, state = await rebuild_state(
+        db, registry_of(), doc, "global", use_keyframes=False
+    )
     async with db.pool.acquire() as conn:
         view = await conn.fetchrow(
             "SELECT revision, hash, state FROM reactor_document_states "
@@ -77,12 +83,13 @@ async def assert_consistent(db: Database, doc: str) -> dict[str, Any]:
 async def test_warm_lane_takes_one_round_trip_and_stays_replayable(db: Database) -> None:
     applier = JobApplier(db, registry_of(), keyframe_interval=4)
     await create(applier, db, "fp-1")
-    first = await run(applier, db, "fp-1", add("a"))  # cold lane: locked path
-    assert applier.stats == {"fast": 0, "locked": 2, "fallbacks": 0}
+    # The create (locked: document scope) cached the new global head.
+    first = await run(applier, db, "fp-1", add("a"))
+    assert applier.stats == {"fast": 1, "locked": 1, "fallbacks": 0}
     for n in range(5):
         outcome = await run(applier, db, "fp-1", add(f"b{n}", f"c{n}"))
         assert outcome.ok
-    assert applier.stats["fast"] == 5 and applier.stats["fallbacks"] == 0
+    assert applier.stats["fast"] == 6 and applier.stats["fallbacks"] == 0
     assert first.coordinates[0].operation_index == 0
     state = await assert_consistent(db, "fp-1")
     assert state["stats"]["total"] == 11
@@ -143,7 +150,9 @@ async def test_document_deleted_elsewhere_fails_the_job_and_writes_nothing(db: D
     await create(one, db, "fp-5")
     await run(one, db, "fp-5", add("a"))
     batch_id, job = await plan(db, "fp-5", add("b"))  # planned while it existed
-    deleted = await run(two, db, "fp-5", [{"type": "DELETE_DOCUMENT", "input": {}}], scope="document")
+    deleted = await run(
+        two, db, "fp-5", [{"type": "DELETE_DOCUMENT", "input": {}}], scope="document"
+    )
     assert deleted.ok
     outcome = await one.apply(batch_id, job)  # one's cache says revision 1, alive
     assert not outcome.ok and outcome.error is not None
@@ -190,7 +199,7 @@ async def test_concurrent_jobs_in_one_process_queue_per_lane(db: Database) -> No
     outcomes = await asyncio.gather(*(run(applier, db, "fp-8", add(f"q{n}")) for n in range(30)))
     assert all(o.ok for o in outcomes)
     assert applier.stats["fallbacks"] == 0  # queued in process: every job saw the last head
-    assert applier.stats["fast"] == 30
+    assert applier.stats["fast"] == 31  # "first" too: the create cached the initial head
     assert len(applier.lanes) == 0
     await assert_consistent(db, "fp-8")
 
@@ -215,3 +224,37 @@ async def test_model_child_edges_follow_the_state_on_the_fast_path(db: Database)
             "AND source = 'model' ORDER BY child_id"
         )
     assert [c["child_id"] for c in children] == ["f1", "f3"]
+
+
+async def test_a_document_created_elsewhere_starts_on_the_locked_path(db: Database) -> None:
+    """Only the applier that created a document knows its initial heads; a
+    second one (another process) reads the head under the lock first."""
+    creator, other = JobApplier(db, registry_of()), JobApplier(db, registry_of())
+    await create(creator, db, "fp-elsewhere")
+    assert (await run(other, db, "fp-elsewhere", add("a"))).ok
+    assert other.stats == {"fast": 0, "locked": 1, "fallbacks": 0}
+    assert (await run(other, db, "fp-elsewhere", add("b"))).ok
+    assert other.stats["fast"] == 1
+    # The creator's cached initial head is stale now: its write is turned back.
+    assert (await run(creator, db, "fp-elsewhere", add("c"))).ok
+    assert creator.stats == {"fast": 0, "locked": 2, "fallbacks": 1}
+    state = await assert_consistent(db, "fp-elsewhere")
+    assert [i["id"] for i in state["items"]] == ["a", "b", "c"]
+
+
+async def test_a_failed_create_caches_nothing(db: Database) -> None:
+    applier = JobApplier(db, registry_of())
+    batch_id, job = await plan(
+        db,
+        "fp-failed",
+        [
+            {"type": "CREATE_DOCUMENT", "input": {"document_type": TODO, "slug": "taken"}},
+        ],
+        scope="document",
+    )
+    await create(applier, db, "fp-holder")
+    async with db.pool.acquire() as conn:  # the slug is taken by the time the job runs
+        await conn.execute("UPDATE reactor_documents SET slug = 'taken' WHERE id = 'fp-holder'")
+    outcome = await applier.apply(batch_id, job)
+    assert not outcome.ok and outcome.error is not None and outcome.error.type == "SlugTaken"
+    assert applier.cache.latest(("fp-failed", "global", "main")) is None

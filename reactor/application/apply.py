@@ -25,7 +25,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -99,6 +99,9 @@ class _Reduced:
     keyframes: list[tuple[int, str, bytes]]
     model: DocumentModel | None
     children: list[str] | None  # the model's child edges, when it declares them
+    # The initial heads of the other scopes a CREATE_DOCUMENT wrote: cached at
+    # commit, so the document's first job takes the fast path.
+    created: list[tuple[str, CachedState]] = field(default_factory=list)
 
 
 def _coordinate(job: PlannedJob, index: int) -> Coordinate:
@@ -114,7 +117,6 @@ def operation_id(job_id: str, action: Action, position: int) -> str:
 
 
 _NAMESPACE_BYTES = OPERATION_NAMESPACE.bytes
-
 
 
 class JobApplier:
@@ -192,6 +194,8 @@ class JobApplier:
             self.cache.put(
                 lane, CachedState(head.revision, head.hash, head.state, head.validated, doc_type)
             )
+            for scope, initial in reduced.created:
+                self.cache.put((job.document_id, scope, job.branch), initial)
         announced: asyncio.Future[None] | None = None
         if self.on_commit is not None or self.notifier is not None:
             commit = {
@@ -318,6 +322,7 @@ class JobApplier:
         touch the database here (header side effects), through `conn`."""
         ops: list[_NewOp] = []
         keyframes: list[tuple[int, str, bytes]] = []
+        created: list[tuple[str, CachedState]] = []
         previous_hash = head.hash
         doc_state = head.state
         session: ReduceSession | None = None
@@ -361,7 +366,9 @@ class JobApplier:
                 keyframes.append((index, digest, snapshot))
             if session is None:
                 assert conn is not None and doc_state is not None
-                model = await self._document_side_effects(conn, job, action, doc_state, model)
+                model = await self._document_side_effects(
+                    conn, job, action, doc_state, model, created
+                )
 
         children: list[str] | None = None
         if session is not None:
@@ -373,7 +380,7 @@ class JobApplier:
         else:
             state_json = orjson.dumps(doc_state)
             new_head = _Head(head.revision + len(ops), previous_hash, doc_state)
-        return _Reduced(ops, new_head, state_json, keyframes, model, children)
+        return _Reduced(ops, new_head, state_json, keyframes, model, children, created)
 
     async def _write(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, reduced: _Reduced
@@ -415,9 +422,10 @@ class JobApplier:
         action: Action,
         state: dict[str, Any],
         model: DocumentModel | None,
+        created: list[tuple[str, CachedState]],
     ) -> DocumentModel | None:
         """Document-scope actions also change the header (and CREATE sets up
-        the other scopes' initial states)."""
+        the other scopes' initial states, adding their heads to `created`)."""
         if action.type == "CREATE_DOCUMENT":
             model = self._model(state["document_type"])
             try:
@@ -435,11 +443,14 @@ class JobApplier:
                         "SlugTaken", f"slug {state['slug']!r} is already used by another document"
                     ) from exc
                 raise
+            created.clear()  # a second CREATE in the job fails on the header; be safe anyway
             for scope in ("global", "local"):
                 initial = model.initial_state(scope)
+                digest = state_hash(initial)
                 await DocumentView.put_state(
-                    conn, job.document_id, scope, job.branch, 0, state_hash(initial), initial
+                    conn, job.document_id, scope, job.branch, 0, digest, initial
                 )
+                created.append((scope, CachedState(0, digest, initial, None, model.document_type)))
         else:
             await DocumentView.update_header(
                 conn,
