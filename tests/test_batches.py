@@ -26,8 +26,11 @@ def create(key: str, doc: str, doc_type: str, **extra: Any) -> dict[str, Any]:
 
 
 def todo(
-    key: str, doc: str, actions: list[tuple[str, dict[str, Any]]], deps: list[str] = []
-) -> dict[str, Any]:  # noqa: B006
+    key: str,
+    doc: str,
+    actions: list[tuple[str, dict[str, Any]]],
+    deps: list[str] = [],  # noqa: B006
+) -> dict[str, Any]:
     return {
         "key": key,
         "document_id": doc,
@@ -269,3 +272,17 @@ async def test_concurrent_submissions_are_prepared_in_order_and_start_while_late
     for r in results:
         infos = await reactor.wait_for_batch(r.batch_id)
         assert {i.status for i in infos} == {JobStatus.READ_READY}
+
+
+async def test_a_submission_queued_when_kill_comes_is_refused(reactor: Reactor) -> None:
+    async with reactor._preparing:  # another submission is being prepared
+        queued = asyncio.create_task(
+            reactor.execute_batch({"jobs": [create("c", "l9", "powerhouse/todo-list")]})
+        )
+        await asyncio.sleep(0.05)
+        assert not queued.done()
+        handle = reactor.kill()
+    with pytest.raises(ShutdownError):
+        await queued
+    await asyncio.wait_for(handle.completed, 60)
+    assert await reactor.document_view.get("l9") is None

@@ -129,6 +129,7 @@ class Reactor:
         # them would start the first workflow only once every batch was
         # planned. Starting the workflows overlaps.
         async with self._preparing:
+            self._check_open()  # kill() may have come while this one queued
             req = _parse_request(request)
             ids = sorted({j.document_id for j in req.jobs if j.document_id})
             found = await self.document_view.existing(ids)
