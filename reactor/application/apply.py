@@ -198,7 +198,7 @@ class JobApplier:
                 self.cache.put((job.document_id, scope, job.branch), initial)
         announced: asyncio.Future[None] | None = None
         if self.on_commit is not None or self.notifier is not None:
-            commit = {
+            payload = {
                 "document_id": job.document_id,
                 "document_type": doc_type,
                 "job_id": job_id,
@@ -213,9 +213,9 @@ class JobApplier:
                 ],
             }
             if self.on_commit is not None:
-                self.on_commit(commit)
+                self.on_commit(payload)
             if self.notifier is not None:
-                announced = self.notifier.announce(commit)
+                announced = self.notifier.announce(payload)
         outcome = JobOutcome(
             index=job.index,
             ok=True,
@@ -443,7 +443,6 @@ class JobApplier:
                         "SlugTaken", f"slug {state['slug']!r} is already used by another document"
                     ) from exc
                 raise
-            created.clear()  # a second CREATE in the job fails on the header; be safe anyway
             for scope in ("global", "local"):
                 initial = model.initial_state(scope)
                 digest = state_hash(initial)
