@@ -12,8 +12,8 @@ less worker CPU.
 `tune_for_worker` freezes what exists once the worker is set up (never
 scanned again) and collects the young generation every 10,000 net
 allocations instead of 700. Reference counting still frees everything that
-is not in a cycle at once; cycles wait a little longer (peak RSS in the
-benchmark: 128 instead of 114 MB). REACTOR_GC_THRESHOLDS="a,b,c" overrides
+is not in a cycle at once; cycles wait a little longer (the benchmark
+worker's peak RSS: +8 MB). REACTOR_GC_THRESHOLDS="a,b,c" overrides
 the thresholds; "default" leaves the collector alone.
 """
 
@@ -32,11 +32,10 @@ def thresholds_from_env() -> tuple[int, int, int] | None:
         return WORKER_THRESHOLDS
     if raw == "default":
         return None
-    parts = raw.split(",")
     try:
-        values = tuple(int(p) for p in parts)
+        values = tuple(int(p) for p in raw.split(","))
     except ValueError:
-        values = ()
+        values = ()  # reported below
     if len(values) != 3 or any(v < 0 for v in values):
         raise ValueError(
             f"REACTOR_GC_THRESHOLDS={raw!r}: expected three non-negative integers "
