@@ -18,6 +18,7 @@ from reactor.domain.errors import JobFailedError
 from reactor.domain.hashing import state_hash
 from reactor.domain.jobs import ConsistencyToken, JobInfo, JobStatus
 from reactor.domain.signing import Signer, sign_action
+from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.document_view import DocumentView
 
 
@@ -148,7 +149,8 @@ class ReactorClient:
     async def execute_batch(self, request: BatchRequest | Mapping[str, Any]) -> dict[str, JobInfo]:
         """Runs the batch to the end; raises JobFailedError naming every failed
         job (the error's `.jobs` holds all results)."""
-        req = _parse_request(request)
+        with gc_paused():
+            req = _parse_request(request)
         if self.signer is not None:
             req = await self._signed(req)
         result = await self.reactor.execute_batch(req)

@@ -46,6 +46,7 @@ from reactor.domain.model import ModelRegistry
 from reactor.domain.workflow_io import BatchConfig, BatchInput, BatchSummary, JobView
 from reactor.observability.search_attributes import batch_start_attributes
 from reactor.observability.tracing import annotate_batch, traced_batch
+from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.job_ledger import JobLedger
@@ -130,11 +131,13 @@ class Reactor:
         # planned. Starting the workflows overlaps.
         async with self._preparing:
             self._check_open()  # kill() may have come while this one queued
-            req = _parse_request(request)
+            with gc_paused():
+                req = _parse_request(request)
             ids = sorted({j.document_id for j in req.jobs if j.document_id})
             found = await self.document_view.existing(ids)
             existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
-            plan = plan_batch(req, self.registry, existing)
+            with gc_paused():
+                plan = plan_batch(req, self.registry, existing)
             inline = _inline(plan)
             if not inline:
                 await self.ledger.store_batch(plan)

@@ -45,18 +45,30 @@ class ActionSpec(BaseModel):
     timestamp: datetime | None = None
     context: dict[str, Any] | None = None
 
-    def to_action(self, scope: str, normalized_input: dict[str, Any] | None = None) -> Action:
+    def to_action(
+        self,
+        scope: str,
+        normalized_input: dict[str, Any] | None = None,
+        *,
+        new_id: str | None = None,
+        submitted_at: datetime | None = None,
+    ) -> Action:
         """The action to store; `normalized_input` (the model's validated
-        form of `input`) replaces `input` when given."""
+        form of `input`) replaces `input` when given. `new_id` and
+        `submitted_at` name and date it unless the spec already does (a
+        planner passes them in bulk rather than have each action draw its
+        own)."""
         data: dict[str, Any] = {
             "type": self.type,
             "input": self.input if normalized_input is None else normalized_input,
             "scope": self.scope or scope,
         }
-        if self.id is not None:
-            data["id"] = self.id
-        if self.timestamp is not None:
-            data["timestamp"] = self.timestamp
+        action_id = self.id if self.id is not None else new_id
+        if action_id is not None:
+            data["id"] = action_id
+        timestamp = self.timestamp if self.timestamp is not None else submitted_at
+        if timestamp is not None:
+            data["timestamp"] = timestamp
         if self.context is not None:
             data["context"] = self.context
         return Action(**data)

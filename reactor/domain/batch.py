@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reactor.domain.actions import SCOPES, Action, ActionSpec
+from reactor.domain.actions import SCOPES, Action, ActionSpec, utcnow
 from reactor.domain.document_scope import DOCUMENT_ACTIONS
 from reactor.domain.errors import ReducerError, ValidationError
+from reactor.domain.ids import uuid4_texts
 from reactor.domain.model import ModelRegistry, validate_with
 
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -148,6 +149,10 @@ def plan_batch(
                 deps.append(index_of[dep])
 
         actions: list[Action] = []
+        # One read of the random source and one clock reading per job: its
+        # actions are submitted together.
+        new_ids = uuid4_texts(len(job.actions))
+        submitted_at = utcnow()
         for a, spec in enumerate(job.actions):
             field = f"actions[{a}]"
             if spec.scope is not None and spec.scope != job.scope:
@@ -186,7 +191,9 @@ def plan_batch(
                 path = sub if sub == "document_id" else f"{field}.{sub}" if sub else field
                 reason = exc.reason if path == "document_id" else f"{spec.type}: {exc.reason}"
                 raise ValidationError(reason, job=key, field=path) from None
-            actions.append(spec.to_action(job.scope, normalized))
+            actions.append(
+                spec.to_action(job.scope, normalized, new_id=new_ids[a], submitted_at=submitted_at)
+            )
 
         doc = types.get(job.document_id)
         lane = (job.document_id, job.branch)

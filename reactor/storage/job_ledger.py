@@ -13,6 +13,7 @@ from reactor.domain.actions import Action
 from reactor.domain.batch import BatchPlan, PlanEntry, PlannedJob
 from reactor.domain.errors import ValidationError
 from reactor.domain.hashing import canonical_json
+from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.database import Database
 
 # Actions go to and come from PostgreSQL as JSON text, parsed and written by
@@ -34,8 +35,14 @@ FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[
 def plan_hash(plan: BatchPlan) -> str:
     """Identity of a request, ignoring the ids/timestamps we generated."""
     body = [
-        [j.key, j.document_id, j.scope, j.branch, j.deps,
-         [[a.type, a.input, a.scope] for a in j.actions]]
+        [
+            j.key,
+            j.document_id,
+            j.scope,
+            j.branch,
+            j.deps,
+            [[a.type, a.input, a.scope] for a in j.actions],
+        ]
         for j in plan.jobs
     ]
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
@@ -48,7 +55,23 @@ class JobLedger:
     async def store_batch(self, plan: BatchPlan) -> bool:
         """Stores the batch; False if the same batch was stored before. A
         different request under a used batch_id is rejected."""
-        digest = plan_hash(plan)
+        with gc_paused():  # one row per job, every action serialized
+            digest = plan_hash(plan)
+            cols: list[list[Any]] = [[] for _ in range(9)]
+            for j in plan.jobs:
+                row = (
+                    j.index,
+                    j.key,
+                    j.document_id,
+                    j.document_type,
+                    j.scope,
+                    j.branch,
+                    json.dumps(j.deps),
+                    j.after,
+                    _ACTIONS.dump_json(j.actions).decode(),
+                )
+                for col, v in zip(cols, row, strict=True):
+                    col.append(v)
         async with self.db.pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO reactor_batches (batch_id, request_hash, job_count) "
@@ -67,15 +90,6 @@ class JobLedger:
                         field="batch_id",
                     )
                 return False
-            cols: list[list[Any]] = [[] for _ in range(9)]
-            for j in plan.jobs:
-                row = (
-                    j.index, j.key, j.document_id, j.document_type, j.scope, j.branch,
-                    json.dumps(j.deps), j.after,
-                    _ACTIONS.dump_json(j.actions).decode(),
-                )
-                for col, v in zip(cols, row, strict=True):
-                    col.append(v)
             await conn.execute(INSERT_JOBS, plan.batch_id, *cols)
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -485,6 +486,9 @@ def test_plan_materializes_action_ids_and_timestamps() -> None:
     assert all(a.id for a in generated)
     assert len({a.id for a in actions}) == 3
     assert all(before <= a.timestamp <= after for a in generated)
+    assert all(uuid.UUID(a.id).version == 4 for a in generated)
+    # A job's actions are submitted together: one submission time for all.
+    assert generated[0].timestamp == generated[1].timestamp
     assert all(a.scope == "global" for a in actions)
     # Fixed once: reading the plan again gives the same values.
     assert p.jobs[0].actions == actions

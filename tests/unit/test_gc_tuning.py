@@ -1,4 +1,5 @@
-"""Worker GC settings (reactor/runtime/gc_tuning.py)."""
+"""GC settings (reactor/runtime/gc_tuning.py): the worker's, and the pause
+around planning a batch."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from reactor.runtime.gc_tuning import WORKER_THRESHOLDS, thresholds_from_env, tune_for_worker
+from reactor.runtime.gc_tuning import (
+    WORKER_THRESHOLDS,
+    gc_paused,
+    thresholds_from_env,
+    tune_for_worker,
+)
 
 
 @pytest.fixture
@@ -51,3 +57,39 @@ def test_default_leaves_the_collector_alone() -> None:
     tune_for_worker(None)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def _collections() -> int:
+    return sum(g["collections"] for g in gc.get_stats())
+
+
+def test_gc_paused_holds_collection_off_then_restores_it() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        before = _collections()
+        keep = [_Cycle() for _ in range(20_000)]  # far past any threshold
+        assert _collections() == before
+    assert gc.isenabled()
+    del keep
+
+
+def test_gc_paused_restores_the_collector_when_the_stretch_raises() -> None:
+    with pytest.raises(ValueError), gc_paused():
+        raise ValueError("bad batch")
+    assert gc.isenabled()
+
+
+def test_gc_paused_leaves_a_disabled_collector_disabled() -> None:
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -12,7 +12,7 @@ import pytest
 
 from reactor.application.apply import OPERATION_NAMESPACE, operation_id
 from reactor.domain.actions import Action
-from reactor.domain.ids import uuid4_text, uuid5_text
+from reactor.domain.ids import uuid4_text, uuid4_texts, uuid5_text
 
 ALPHABET = string.ascii_letters + string.digits + "/:-_ éü漢字🙂\x00"
 
@@ -47,3 +47,20 @@ def test_actions_get_distinct_uuid4_ids() -> None:
     a, b = Action(type="X"), Action(type="X")
     assert a.id != b.id
     assert uuid.UUID(a.id).version == 4
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 3000])
+def test_uuid4_texts_are_canonical_distinct_random_uuids(count: int) -> None:
+    ids = uuid4_texts(count)
+    assert len(ids) == count
+    assert len(set(ids)) == count
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
+def test_uuid4_texts_use_every_variant_digit() -> None:
+    """The variant digit keeps two random bits: 8, 9, a and b all occur."""
+    assert {t[19] for t in uuid4_texts(400)} == set("89ab")
