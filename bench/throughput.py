@@ -1,7 +1,7 @@
 """Write throughput through the whole stack: Temporal batch workflows, a
 worker process applying jobs to PostgreSQL.
 
-    python bench/throughput.py [--json] [--scale 0.1] [--phases aebcd]
+    python bench/throughput.py [--json] [--scale 0.1] [--phases aebcds]
                                [--repeat 3] [--preload 500]
 
 The phases, in this order (each phase's repetitions back to back):
@@ -12,16 +12,20 @@ The phases, in this order (each phase's repetitions back to back):
      each (the reactor coalesces them into shared batch workflows);
   b. 2,000 jobs of the same shape as 20 batches of 100;
   c. one batch of 500 jobs: 50 depends_on chains of 10 (chain c on document c % 20);
-  d. 200 jobs of 10 actions each, in batches of 100.
+  d. 200 jobs of 10 actions each, in batches of 100;
+  s. sustained: 2,000 jobs of 10 actions each, in batches of 100, over 200
+     documents (10 jobs, 100 items per document: the same document sizes as
+     d, ten times the volume, so the fixed cost of a run's first and last
+     batch is spread thin and the machine's CPU sets the pace).
 
 Every action adds one todo item, and every operation hashes the document's
 whole state, so the cost of an operation grows with the document. To keep
 phases independent of each other, every run of a phase (each phase,
-each repetition) works on its own 20 fresh todo-list documents,
+each repetition) works on its own fresh todo-list documents (20; 200 for s),
 `bench-<phase><repetition>-doc-NN` (`bench-b2-doc-07`), with job keys and item
 ids prefixed the same way. Before the run's clock starts, and not measured:
-one batch of 20 CREATE_DOCUMENT jobs, then with `--preload ITEMS` ITEMS todo
-items on each of the 20 documents (jobs of 50 ADD_TODO_ITEM actions, batches
+one batch of CREATE_DOCUMENT jobs, then with `--preload ITEMS` ITEMS todo
+items on each of the documents (jobs of 50 ADD_TODO_ITEM actions, batches
 of 100 jobs), to measure how the per-operation cost grows with document size.
 
 Wall time runs from the first submit to the moment every batch's
@@ -64,7 +68,8 @@ SUBMIT_CONCURRENCY = 64
 # ("namespace concurrent poller limit exceeded"), so waiting is bounded too.
 WAIT_CONCURRENCY = 500
 TODO = "powerhouse/todo-list"
-PHASE_ORDER = "aebcd"
+PHASE_ORDER = "aebcds"
+SUSTAINED_DOCS = 200
 # --preload: jobs of this many ADD_TODO_ITEM actions, in batches of this many jobs
 PRELOAD_ACTIONS_PER_JOB = 50
 PRELOAD_BATCH_JOBS = 100
@@ -84,6 +89,7 @@ class Phase:
     # which repetition (1-based); `tag` (name + repetition) prefixes the run's
     # document ids, job keys and item ids
     repetition: int = 1
+    docs: int = DOCS
 
     @property
     def tag(self) -> str:
@@ -91,7 +97,7 @@ class Phase:
 
     @property
     def documents(self) -> list[str]:
-        return [doc_id(self.tag, n) for n in range(DOCS)]
+        return [doc_id(self.tag, n, self.docs) for n in range(self.docs)]
 
     @property
     def jobs(self) -> int:
@@ -221,9 +227,9 @@ class PhaseRuns:
         }
 
 
-def doc_id(tag: str, n: int | None) -> str:
-    """Document n % 20 of the run `tag`; `bench-<tag>-doc-NN` for n=None."""
-    return f"bench-{tag}-doc-{'NN' if n is None else f'{n % DOCS:02d}'}"
+def doc_id(tag: str, n: int | None, docs: int = DOCS) -> str:
+    """Document n % docs of the run `tag`; `bench-<tag>-doc-NN` for n=None."""
+    return f"bench-{tag}-doc-{'NN' if n is None else f'{n % docs:02d}'}"
 
 
 def add_item(item_id: str) -> dict[str, Any]:
@@ -258,42 +264,42 @@ def chain_jobs(tag: str, chains: int, length: int) -> list[Job]:
     return jobs
 
 
-def multi_action_jobs(tag: str, count: int, actions: int) -> list[Job]:
+def multi_action_jobs(tag: str, count: int, actions: int, docs: int = DOCS) -> list[Job]:
     return [
         {
             "key": f"{tag}-m-{i}",
-            "document_id": doc_id(tag, i),
+            "document_id": doc_id(tag, i, docs),
             "actions": [add_item(f"{tag}-m-{i}-{a}") for a in range(actions)],
         }
         for i in range(count)
     ]
 
 
-def create_jobs(tag: str) -> list[Job]:
+def create_jobs(tag: str, docs: int) -> list[Job]:
     return [
         {
             "key": f"{tag}-create-{n}",
-            "document_id": doc_id(tag, n),
+            "document_id": doc_id(tag, n, docs),
             "scope": "document",
             "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
         }
-        for n in range(DOCS)
+        for n in range(docs)
     ]
 
 
-def preload_jobs(tag: str, items: int) -> list[Job]:
-    """`items` todo items on each of the run's 20 documents, in jobs of 50
+def preload_jobs(tag: str, items: int, docs: int) -> list[Job]:
+    """`items` todo items on each of the run's documents, in jobs of 50
     actions; job k of every document comes before job k + 1 of any, so each
-    batch spreads over all 20 documents."""
+    batch spreads over all the documents."""
     jobs: list[Job] = []
     for start in range(0, items, PRELOAD_ACTIONS_PER_JOB):
         stop = min(items, start + PRELOAD_ACTIONS_PER_JOB)
-        for n in range(DOCS):
+        for n in range(docs):
             prefix = f"{tag}-p{n:02d}"
             jobs.append(
                 {
                     "key": f"{prefix}-{start}",
-                    "document_id": doc_id(tag, n),
+                    "document_id": doc_id(tag, n, docs),
                     "actions": [add_item(f"{prefix}-{k}") for k in range(start, stop)],
                 }
             )
@@ -346,6 +352,16 @@ def build_phase(name: str, scale: float, repetition: int) -> Phase:
             10,
             repetition=repetition,
         )
+    if name == "s":
+        docs = max(1, round(SUSTAINED_DOCS * scale))
+        return Phase(
+            "s",
+            f"{multi * 10:,} jobs × 10 actions on {docs} documents, batches of 100",
+            chunks(multi_action_jobs(tag, multi * 10, 10, docs), 100),
+            10,
+            repetition=repetition,
+            docs=docs,
+        )
     raise ValueError(f"unknown phase {name!r}")
 
 
@@ -366,13 +382,15 @@ async def run_unmeasured(stack: BenchStack, batches: list[list[Job]], what: str)
 
 
 async def prepare(stack: BenchStack, phase: Phase, preload: int) -> int:
-    """Creates the run's 20 documents and preloads them; not measured.
+    """Creates the run's documents and preloads them; not measured.
     Returns the number of global (preload) operations written."""
-    await run_unmeasured(stack, [create_jobs(phase.tag)], f"creating {phase.tag}")
+    await run_unmeasured(stack, [create_jobs(phase.tag, phase.docs)], f"creating {phase.tag}")
     if not preload:
         return 0
     return await run_unmeasured(
-        stack, chunks(preload_jobs(phase.tag, preload), PRELOAD_BATCH_JOBS), f"preload {phase.tag}"
+        stack,
+        chunks(preload_jobs(phase.tag, preload, phase.docs), PRELOAD_BATCH_JOBS),
+        f"preload {phase.tag}",
     )
 
 
@@ -480,8 +498,8 @@ async def verify(
 async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     info = await _stack.server_info(stack)
     _stack.log.print(
-        f"worker idle RSS {mb(stack.worker_idle_rss):.0f} MB; every run on {DOCS} fresh "
-        f"documents with {args.preload:,} items preloaded each; {args.repeat} run(s) per phase"
+        f"worker idle RSS {mb(stack.worker_idle_rss):.0f} MB; every run on fresh "
+        f"documents ({DOCS}; {SUSTAINED_DOCS} for s) with {args.preload:,} items preloaded each; {args.repeat} run(s) per phase"
     )
 
     all_runs: list[PhaseResult] = []
@@ -507,7 +525,8 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
 
     measured = sum(r.phase.actions for r in all_runs)
     preloaded = sum(r.preload_operations for r in all_runs)
-    check = await verify(stack, measured + preloaded, DOCS * len(all_runs))
+    created = sum(r.phase.docs for r in all_runs)
+    check = await verify(stack, measured + preloaded, created)
     peak = stack.rss.peak if stack.rss is not None else 0
 
     repeated = args.repeat > 1
@@ -546,7 +565,7 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
             columns,
             rows,
             caption=(
-                f"{runs_note}Every run on {DOCS} fresh documents, preloaded with "
+                f"{runs_note}Every run on fresh documents ({DOCS}; {SUSTAINED_DOCS} in s), preloaded with "
                 f"{args.preload:,} todo items each (not measured). "
                 f"latency = the job's batch: submit start → wait_for_batch returned; "
                 f"{SUBMIT_CONCURRENCY} submissions and {args.wait_concurrency} waits in flight at most. Worker RSS: idle "
@@ -638,8 +657,8 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         f"{check['expected_global_operations']:,} submitted ({measured:,} measured + "
         f"{preloaded:,} preload); sum of document revisions "
         f"{check['sum_of_global_revisions']:,}; {check['document_operations']} CREATE_DOCUMENT "
-        f"operations ({check['expected_document_operations']} expected: {len(all_runs)} runs × "
-        f"{DOCS}); {check['duplicated_actions']} duplicated actions: {status}"
+        f"operations ({check['expected_document_operations']} expected: one per document of "
+        f"{len(all_runs)} runs); {check['duplicated_actions']} duplicated actions: {status}"
     )
     return {
         "bench": "throughput",
