@@ -99,6 +99,7 @@ class _Reduced:
     keyframes: list[tuple[int, str, bytes]]
     model: DocumentModel | None
     children: list[str] | None  # the model's child edges, when it declares them
+    coordinates: list[Coordinate]  # one per operation: the outcome's and the ledger's
     # The initial heads of the other scopes a CREATE_DOCUMENT wrote: cached at
     # commit, so the document's first job takes the fast path.
     created: list[tuple[str, CachedState]] = field(default_factory=list)
@@ -219,7 +220,7 @@ class JobApplier:
         outcome = JobOutcome(
             index=job.index,
             ok=True,
-            coordinates=[_coordinate(job, o.index) for o in reduced.ops],
+            coordinates=reduced.coordinates,
             last_position=(positions[-1].tx_id, positions[-1].ordinal),
         )
         return Committed(outcome, announced)
@@ -380,7 +381,8 @@ class JobApplier:
         else:
             state_json = orjson.dumps(doc_state)
             new_head = _Head(head.revision + len(ops), previous_hash, doc_state)
-        return _Reduced(ops, new_head, state_json, keyframes, model, children, created)
+        coordinates = [_coordinate(job, o.index) for o in ops]
+        return _Reduced(ops, new_head, state_json, keyframes, model, children, coordinates, created)
 
     async def _write(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, reduced: _Reduced
@@ -407,7 +409,7 @@ class JobApplier:
                 modified_at=job.actions[-1].timestamp,
                 rename=rename[-1].input["name"] if rename and job.scope != "document" else None,
                 header=job.scope != "document",
-                coordinates=canonical_json([_coordinate(job, o.index).model_dump() for o in ops]),
+                coordinates=canonical_json([c.model_dump() for c in reduced.coordinates]),
                 applied_by=self.identity,
                 lock_key=f"{job.document_id}/{job.branch}",
                 keyframes=[(i, h, js.decode()) for i, h, js in reduced.keyframes],

@@ -155,7 +155,7 @@ WITH gate AS MATERIALIZED (
          AS o(id, idx, ts, hash, action)
     WHERE (SELECT ok FROM go)
     ORDER BY o.idx
-    RETURNING tx_id::text::bigint AS tx, ordinal, idx, action->>'type' AS type
+    RETURNING tx_id::text::bigint AS tx, ordinal
 ), st AS (
     INSERT INTO reactor_document_states (document_id, scope, branch, revision, hash, state)
     SELECT $1, $2, $3, $10, $11, $12::text::json WHERE (SELECT ok FROM go)

@@ -997,18 +997,13 @@ class FloatDeepInside(BaseModel):
     nested: dict[str, list[FloatLiteralNeighbour]] = Field(default_factory=dict)
 
 
-class FloatSquare(BaseModel):
-    kind: Literal["square"] = "square"
-    side: int = 1
-
-
 class FloatCircle(BaseModel):
     kind: Literal["circle"] = "circle"
     radius: float = 1.0
 
 
 class FloatInDiscriminatedUnion(BaseModel):
-    shape: FloatSquare | FloatCircle = Field(discriminator="kind")
+    shape: Square | FloatCircle = Field(discriminator="kind")
 
 
 FLOAT_SCHEMA_CASES: list[tuple[str, Callable[[], BaseModel]]] = [
@@ -1025,7 +1020,7 @@ FLOAT_SCHEMA_CASES: list[tuple[str, Callable[[], BaseModel]]] = [
         "float_deep_inside",
         lambda: FloatDeepInside(leaf=Leaf(name="l"), nested={"k": [FloatLiteralNeighbour()]}),
     ),
-    ("float_in_discriminated_union_member", lambda: FloatInDiscriminatedUnion(shape=FloatSquare())),
+    ("float_in_discriminated_union_member", lambda: FloatInDiscriminatedUnion(shape=Square())),
 ]
 
 
