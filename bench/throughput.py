@@ -2,9 +2,10 @@
 worker process applying jobs to PostgreSQL.
 
     python bench/throughput.py [--json] [--scale 0.1] [--phases aebcds]
-                               [--repeat 3] [--preload 500]
+                               [--repeat 3] [--preload 500] [--floors bds]
 
-The phases, in this order (each phase's repetitions back to back):
+The phases, in this order (each phase's repetitions back to back, each run
+of b, d and s followed by its floors, see below):
 
   a. 2,000 single-action jobs as 2,000 batches of 1 job, submitted concurrently
      (at most 64 submissions in flight);
@@ -39,6 +40,13 @@ commit times (the ledger's `applied_at`) split each run's wall time into the
 wait for the first commit, the commits themselves and the report after the
 last one, and give the steady commit rate over the middle 80% of the jobs.
 
+Floors (bench/_floors.py), measured right after each run of the phases named
+by `--floors` on documents of their own, preloaded the same way: the same
+jobs applied in this process by `plan_batch` + `JobApplier.commit` with no
+Temporal (the in-process reactor), only their operation rows inserted into
+PostgreSQL one transaction per job (raw PostgreSQL), and one empty workflow
+per batch (Temporal's fixed cost). A table puts them next to the reactor.
+
 Runs on a shared VM vary by about 20%, so `--repeat N` runs every selected
 phase N times. The tables show each phase's median run by jobs/s (for an even
 N, the slower of the two middle runs) and, for N > 1, the jobs/s range over
@@ -55,7 +63,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import _floors
 import _stack
+from _floors import FloorResult
 from _stack import BenchStack, Summary, fmt, mb, out, table
 
 from reactor.domain.jobs import JobStatus
@@ -69,6 +79,7 @@ SUBMIT_CONCURRENCY = 64
 WAIT_CONCURRENCY = 500
 TODO = "powerhouse/todo-list"
 PHASE_ORDER = "aebcds"
+FLOOR_PHASES = "bds"  # the shapes the targets name: 100-job batches, 10-action jobs
 SUSTAINED_DOCS = 200
 # --preload: jobs of this many ADD_TODO_ITEM actions, in batches of this many jobs
 PRELOAD_ACTIONS_PER_JOB = 50
@@ -90,10 +101,12 @@ class Phase:
     # document ids, job keys and item ids
     repetition: int = 1
     docs: int = DOCS
+    # "f": the run of the floors next to repetition `repetition` (own documents)
+    variant: str = ""
 
     @property
     def tag(self) -> str:
-        return f"{self.name}{self.repetition}"
+        return f"{self.name}{self.repetition}{self.variant}"
 
     @property
     def documents(self) -> list[str]:
@@ -306,8 +319,13 @@ def preload_jobs(tag: str, items: int, docs: int) -> list[Job]:
     return jobs
 
 
-def build_phase(name: str, scale: float, repetition: int) -> Phase:
-    tag = f"{name}{repetition}"
+def build_phase(name: str, scale: float, repetition: int, variant: str = "") -> Phase:
+    phase = _build_phase(name, scale, repetition, f"{name}{repetition}{variant}")
+    phase.variant = variant
+    return phase
+
+
+def _build_phase(name: str, scale: float, repetition: int, tag: str) -> Phase:
     n = max(DOCS, round(2000 * scale))
     chains = max(1, round(50 * scale))
     multi = max(1, round(200 * scale))
@@ -460,6 +478,59 @@ async def run_phase(
     )
 
 
+@dataclass
+class FloorRuns:
+    """The floors measured next to each repetition of one phase."""
+
+    phase: str
+    runs: list[dict[str, FloorResult]] = field(default_factory=list)
+    operations: int = 0  # written to reactor_operations (the in-process floor)
+    preload_operations: int = 0
+    documents: int = 0
+
+    def median(self, floor: str) -> FloorResult:
+        ordered = sorted((r[floor] for r in self.runs), key=lambda f: f.wall_s)
+        return ordered[len(ordered) // 2]
+
+    def as_dict(self) -> dict[str, Any]:
+        floors = self.runs[0].keys() if self.runs else []
+        return {
+            "phase": self.phase,
+            **{
+                f: {
+                    **self.median(f).as_dict(),
+                    "repetitions": [r[f].as_dict() for r in self.runs],
+                }
+                for f in floors
+            },
+        }
+
+
+async def run_floors(
+    stack: BenchStack, name: str, scale: float, repetition: int, preload: int, into: FloorRuns
+) -> None:
+    """The floors for phase `name` (see bench/_floors.py), on documents of
+    their own (`bench-<phase><repetition>f-doc-NN`), preloaded like the phase's."""
+    phase = build_phase(name, scale, repetition, variant="f")
+    into.preload_operations += await prepare(stack, phase, preload)
+    into.documents += phase.docs
+    results = {
+        "in_process": await _floors.in_process(stack, phase.batches, phase.documents, phase.tag),
+        "raw_postgres": await _floors.raw_postgres(stack, phase.batches, phase.tag),
+        "noop_workflows": await _floors.noop_workflows(stack, len(phase.batches), phase.tag),
+    }
+    into.operations += phase.actions
+    into.runs.append(results)
+    _stack.log.print(
+        "  floors: "
+        + ", ".join(
+            f"{r.name} {r.wall_s:.2f} s"
+            + (f" ({r.operations_per_s:,.0f} ops/s)" if r.operations else f" ({r.jobs} workflows)")
+            for r in results.values()
+        )
+    )
+
+
 async def verify(
     stack: BenchStack, expected_global: int, expected_documents: int
 ) -> dict[str, Any]:
@@ -504,10 +575,12 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
 
     all_runs: list[PhaseResult] = []
     phase_runs: list[PhaseRuns] = []
+    floor_runs: list[FloorRuns] = []
     for name in PHASE_ORDER:
         if name not in args.phases:
             continue
         runs = []
+        floors = FloorRuns(name) if name in args.floors else None
         for rep in range(1, args.repeat + 1):
             phase = build_phase(name, args.scale, rep)
             _stack.log.print(
@@ -520,12 +593,19 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
                 f"{result.jobs_per_s:.0f} jobs/s, statuses {result.statuses}"
             )
             runs.append(result)
+            if floors is not None:
+                # Next to each run, so both see the same phase of a drifting VM.
+                await run_floors(stack, name, args.scale, rep, args.preload, floors)
         all_runs.extend(runs)
         phase_runs.append(PhaseRuns(runs))
+        if floors is not None:
+            floor_runs.append(floors)
 
-    measured = sum(r.phase.actions for r in all_runs)
-    preloaded = sum(r.preload_operations for r in all_runs)
-    created = sum(r.phase.docs for r in all_runs)
+    measured = sum(r.phase.actions for r in all_runs) + sum(f.operations for f in floor_runs)
+    preloaded = sum(r.preload_operations for r in all_runs) + sum(
+        f.preload_operations for f in floor_runs
+    )
+    created = sum(r.phase.docs for r in all_runs) + sum(f.documents for f in floor_runs)
     check = await verify(stack, measured + preloaded, created)
     peak = stack.rss.peak if stack.rss is not None else 0
 
@@ -651,6 +731,8 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
             ),
         )
     )
+    if floor_runs:
+        print_floors(phase_runs, floor_runs, repeated)
     status = "[green]OK[/]" if check["ok"] else "[red]MISMATCH[/]"
     out.print(
         f"correctness: {check['global_operations']:,} global operations in reactor_operations, "
@@ -658,7 +740,8 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         f"{preloaded:,} preload); sum of document revisions "
         f"{check['sum_of_global_revisions']:,}; {check['document_operations']} CREATE_DOCUMENT "
         f"operations ({check['expected_document_operations']} expected: one per document of "
-        f"{len(all_runs)} runs); {check['duplicated_actions']} duplicated actions: {status}"
+        f"{len(all_runs)} runs and {sum(len(f.runs) for f in floor_runs)} floor runs); "
+        f"{check['duplicated_actions']} duplicated actions: {status}"
     )
     return {
         "bench": "throughput",
@@ -669,10 +752,65 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         "repeat": args.repeat,
         "preload_items": args.preload,
         "phases": [pr.as_dict() for pr in phase_runs],
+        "floors": [f.as_dict() for f in floor_runs],
         "worker_idle_rss_mb": mb(stack.worker_idle_rss),
         "worker_peak_rss_mb": mb(peak),
         "verify": check,
     }
+
+
+def print_floors(phase_runs: list[PhaseRuns], floor_runs: list[FloorRuns], repeated: bool) -> None:
+    by_phase = {pr.median.phase.name: pr for pr in phase_runs}
+    rows = []
+    for f in floor_runs:
+        r = by_phase[f.phase].median
+        inproc, raw, noop = (
+            f.median("in_process"),
+            f.median("raw_postgres"),
+            f.median("noop_workflows"),
+        )
+        ops = r.phase.actions / r.wall_s
+        reactor_cpu = sum(r.cpu.get(k, 0.0) for k in ("worker", "temporal", "postgres", "bench"))
+        rows.append(
+            [
+                f.phase,
+                ops,
+                inproc.operations_per_s,
+                raw.operations_per_s,
+                f"{noop.wall_s:.2f} ({noop.jobs})",
+                f"{ops / inproc.operations_per_s:.2f}×",
+                1e6 * reactor_cpu / r.phase.actions,
+                inproc.cpu_us_per_operation("bench") + inproc.cpu_us_per_operation("postgres"),
+                raw.cpu_us_per_operation("bench") + raw.cpu_us_per_operation("postgres"),
+            ]
+        )
+    out.print(
+        table(
+            "Floors: the same jobs without Temporal, and without the reactor"
+            + (" (median runs)" if repeated else ""),
+            [
+                "phase",
+                "reactor ops/s",
+                "in-process ops/s",
+                "raw PostgreSQL ops/s",
+                "no-op workflows s (n)",
+                "reactor ÷ in-process",
+                "reactor CPU µs/op",
+                "in-process CPU µs/op",
+                "raw PG CPU µs/op",
+            ],
+            rows,
+            caption=(
+                "in-process = plan_batch + JobApplier.commit in the bench process, no Temporal "
+                "(one transaction per job, reducers, a state hash per operation, the document "
+                "view), at most 8 jobs in flight per batch, batches concurrent; raw PostgreSQL = "
+                "only the operation rows, one INSERT transaction per job, 8 connections; no-op "
+                "workflows = one empty workflow per batch, all at once. Each on fresh documents "
+                "preloaded like the phase's, run right after the phase's run. CPU µs/op: every "
+                "process of the stack for the reactor; this process + PostgreSQL for the floors."
+            ),
+        )
+    )
 
 
 def _at_least(low: int) -> Any:
@@ -690,6 +828,11 @@ def main() -> None:
         p.add_argument("--scale", type=float, default=1.0, help="multiply job counts (smoke runs)")
         p.add_argument(
             "--phases", default=PHASE_ORDER, help=f"which phases to run (default {PHASE_ORDER})"
+        )
+        p.add_argument(
+            "--floors",
+            default=FLOOR_PHASES,
+            help=f"the phases to measure floors next to (default {FLOOR_PHASES}; '' for none)",
         )
         p.add_argument(
             "--wait-concurrency",
