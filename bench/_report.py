@@ -100,6 +100,33 @@ def throughput(data: dict[str, Any]) -> str:
             for p in phases
         ],
     )
+    by_phase = {p["phase"]: p for p in phases}
+    floors = md(
+        [
+            "phase",
+            "reactor ops/s",
+            "in-process ops/s",
+            "raw PostgreSQL ops/s",
+            "no-op workflows s (n)",
+            "reactor ÷ in-process",
+            "in-process CPU µs/op (client + PostgreSQL)",
+        ],
+        [
+            [
+                f["phase"],
+                by_phase[f["phase"]]["operations_per_s"],
+                f["in_process"]["operations_per_s"],
+                f["raw_postgres"]["operations_per_s"],
+                f"{f['noop_workflows']['wall_s']:.2f} ({f['noop_workflows']['jobs']})",
+                f"{by_phase[f['phase']]['operations_per_s'] / f['in_process']['operations_per_s']:.2f}×",
+                1e6
+                * (f["in_process"]["cpu_s"]["bench"] + f["in_process"]["cpu_s"]["postgres"])
+                / f["in_process"]["operations"],
+            ]
+            for f in data.get("floors", [])
+            if f["phase"] in by_phase
+        ],
+    )
     v = data["verify"]
     check = (
         f"Correctness: {v['global_operations']:,} global operations in `reactor_operations` for "
@@ -108,7 +135,8 @@ def throughput(data: dict[str, Any]) -> str:
         f"{v['duplicated_actions']} duplicated actions: {'OK' if v['ok'] else 'MISMATCH'}. "
         f"Worker RSS: {data['worker_idle_rss_mb']:.0f} MB idle, {data['worker_peak_rss_mb']:.0f} MB peak."
     )
-    return "\n\n".join([main, cpu, check])
+    parts = [main, cpu] + ([floors] if data.get("floors") else []) + [check]
+    return "\n\n".join(parts)
 
 
 def latency(data: dict[str, Any]) -> str:
