@@ -62,9 +62,6 @@ class FloorResult:
     def operations_per_s(self) -> float:
         return self.operations / self.wall_s
 
-    def cpu_us_per_operation(self, part: str) -> float:
-        return 1e6 * self.cpu.get(part, float("nan")) / self.operations
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "floor": self.name,
@@ -75,6 +72,54 @@ class FloorResult:
             "operations_per_s": self.operations_per_s,
             "cpu_s": self.cpu,
         }
+
+
+# The floors table, as bench/throughput.py prints it and bench/_report.py
+# writes it, from the JSON forms (`as_dict`) of a phase's median run and its
+# median floors.
+COLUMNS = [
+    "phase",
+    "reactor ops/s",
+    "in-process ops/s",
+    "raw PostgreSQL ops/s",
+    "no-op workflows s (n)",
+    "reactor ÷ in-process",
+    "reactor CPU µs/op",
+    "in-process CPU µs/op",
+    "raw PG CPU µs/op",
+]
+CAPTION = (
+    "in-process = plan_batch + JobApplier.commit in the bench process, no Temporal "
+    "(one transaction per job, reducers, a state hash per operation, the document "
+    "view), at most 8 jobs in flight per batch, batches concurrent; raw PostgreSQL = "
+    "only the operation rows, one INSERT transaction per job, 8 connections; no-op "
+    "workflows = one empty workflow per batch, all at once. Each on fresh documents "
+    "preloaded like the phase's, run right after the phase's run. CPU µs/op: every "
+    "process of the stack for the reactor; this process + PostgreSQL for the floors."
+)
+
+
+def table_row(phase: dict[str, Any], floors: dict[str, Any]) -> list[Any]:
+    """`phase`: a throughput phase's JSON; `floors`: its floors' JSON."""
+    inproc, raw, noop = floors["in_process"], floors["raw_postgres"], floors["noop_workflows"]
+    ops = phase["operations_per_s"]
+    return [
+        phase["phase"],
+        ops,
+        inproc["operations_per_s"],
+        raw["operations_per_s"],
+        f"{noop['wall_s']:.2f} ({noop['jobs']})",
+        f"{ops / inproc['operations_per_s']:.2f}×",
+        _us_per_op(
+            phase["cpu_s"], ("worker", "temporal", "postgres", "bench"), phase["operations"]
+        ),
+        _us_per_op(inproc["cpu_s"], ("bench", "postgres"), inproc["operations"]),
+        _us_per_op(raw["cpu_s"], ("bench", "postgres"), raw["operations"]),
+    ]
+
+
+def _us_per_op(cpu: dict[str, float], parts: tuple[str, ...], operations: int) -> float:
+    return 1e6 * sum(cpu.get(p, 0.0) for p in parts) / operations
 
 
 async def _timed(

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import _floors
+
 
 def fmt(value: Any, digits: int = 1) -> str:
     if value is None:
@@ -102,30 +104,8 @@ def throughput(data: dict[str, Any]) -> str:
     )
     by_phase = {p["phase"]: p for p in phases}
     floors = md(
-        [
-            "phase",
-            "reactor ops/s",
-            "in-process ops/s",
-            "raw PostgreSQL ops/s",
-            "no-op workflows s (n)",
-            "reactor ÷ in-process",
-            "in-process CPU µs/op (client + PostgreSQL)",
-        ],
-        [
-            [
-                f["phase"],
-                by_phase[f["phase"]]["operations_per_s"],
-                f["in_process"]["operations_per_s"],
-                f["raw_postgres"]["operations_per_s"],
-                f"{f['noop_workflows']['wall_s']:.2f} ({f['noop_workflows']['jobs']})",
-                f"{by_phase[f['phase']]['operations_per_s'] / f['in_process']['operations_per_s']:.2f}×",
-                1e6
-                * (f["in_process"]["cpu_s"]["bench"] + f["in_process"]["cpu_s"]["postgres"])
-                / f["in_process"]["operations"],
-            ]
-            for f in data.get("floors", [])
-            if f["phase"] in by_phase
-        ],
+        _floors.COLUMNS,
+        [_floors.table_row(by_phase[f["phase"]], f) for f in data.get("floors", [])],
     )
     v = data["verify"]
     check = (

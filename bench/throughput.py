@@ -760,55 +760,15 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_floors(phase_runs: list[PhaseRuns], floor_runs: list[FloorRuns], repeated: bool) -> None:
-    by_phase = {pr.median.phase.name: pr for pr in phase_runs}
-    rows = []
-    for f in floor_runs:
-        r = by_phase[f.phase].median
-        inproc, raw, noop = (
-            f.median("in_process"),
-            f.median("raw_postgres"),
-            f.median("noop_workflows"),
-        )
-        ops = r.phase.actions / r.wall_s
-        reactor_cpu = sum(r.cpu.get(k, 0.0) for k in ("worker", "temporal", "postgres", "bench"))
-        rows.append(
-            [
-                f.phase,
-                ops,
-                inproc.operations_per_s,
-                raw.operations_per_s,
-                f"{noop.wall_s:.2f} ({noop.jobs})",
-                f"{ops / inproc.operations_per_s:.2f}×",
-                1e6 * reactor_cpu / r.phase.actions,
-                inproc.cpu_us_per_operation("bench") + inproc.cpu_us_per_operation("postgres"),
-                raw.cpu_us_per_operation("bench") + raw.cpu_us_per_operation("postgres"),
-            ]
-        )
+    by_phase = {pr.median.phase.name: pr.median.as_dict() for pr in phase_runs}
+    rows = [_floors.table_row(by_phase[f.phase], f.as_dict()) for f in floor_runs]
+    title = "Floors: the same jobs without Temporal, and without the reactor"
     out.print(
         table(
-            "Floors: the same jobs without Temporal, and without the reactor"
-            + (" (median runs)" if repeated else ""),
-            [
-                "phase",
-                "reactor ops/s",
-                "in-process ops/s",
-                "raw PostgreSQL ops/s",
-                "no-op workflows s (n)",
-                "reactor ÷ in-process",
-                "reactor CPU µs/op",
-                "in-process CPU µs/op",
-                "raw PG CPU µs/op",
-            ],
+            title + (" (median runs)" if repeated else ""),
+            _floors.COLUMNS,
             rows,
-            caption=(
-                "in-process = plan_batch + JobApplier.commit in the bench process, no Temporal "
-                "(one transaction per job, reducers, a state hash per operation, the document "
-                "view), at most 8 jobs in flight per batch, batches concurrent; raw PostgreSQL = "
-                "only the operation rows, one INSERT transaction per job, 8 connections; no-op "
-                "workflows = one empty workflow per batch, all at once. Each on fresh documents "
-                "preloaded like the phase's, run right after the phase's run. CPU µs/op: every "
-                "process of the stack for the reactor; this process + PostgreSQL for the floors."
-            ),
+            caption=_floors.CAPTION,
         )
     )
 
