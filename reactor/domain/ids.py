@@ -19,7 +19,7 @@ def _text(raw: bytes, version: int) -> str:
 
 def uuid4_text() -> str:
     """A random (version 4) UUID."""
-    return _text(os.urandom(16), 4)
+    return uuid4_texts(1)[0]
 
 
 def uuid4_texts(count: int) -> list[str]:

@@ -53,6 +53,10 @@ class CommitNotifier:
         self.pool = pool
         self.channel = channel
         self.instance_id = instance_id
+        # A message is _head + commits joined by "," + b"]}"; _bare is the
+        # length of one with no commit in it.
+        self._head = b'{"by":' + orjson.dumps(instance_id) + b',"commits":['
+        self._bare = len(self._head) + 2
         self._pending: list[bytes] = []
         self._sent: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +71,7 @@ class CommitNotifier:
         """Queues the commit; the future resolves once its message was sent
         (None: too big for a NOTIFY, listeners' polling covers it)."""
         encoded = orjson.dumps(commit)
-        if len(self._envelope(encoded)) >= MAX_PAYLOAD:
+        if self._bare + len(encoded) >= MAX_PAYLOAD:
             return None
         loop = asyncio.get_running_loop()
         if self._task is not None and self._task.get_loop() is not loop:
@@ -82,17 +86,17 @@ class CommitNotifier:
         return asyncio.shield(sent)
 
     def _envelope(self, commits: bytes) -> bytes:
-        return b'{"by":' + orjson.dumps(self.instance_id) + b',"commits":[' + commits + b"]}"
+        return self._head + commits + b"]}"
 
     def _messages(self, commits: list[bytes]) -> list[str]:
         messages: list[str] = []
         group: list[bytes] = []
-        size = len(self._envelope(b""))
+        size = self._bare
         for c in commits:
             # PostgreSQL takes payloads shorter than MAX_PAYLOAD bytes.
             if group and size + len(c) + 1 >= MAX_PAYLOAD:
                 messages.append(self._envelope(b",".join(group)).decode())
-                group, size = [], len(self._envelope(b""))
+                group, size = [], self._bare
             group.append(c)
             size += len(c) + 1
         if group:
