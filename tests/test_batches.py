@@ -229,6 +229,40 @@ async def test_a_10000_job_batch_travels_by_reference_and_completes(reactor: Rea
     assert len(events) < 400  # bounded: chunks of jobs per activity, not one per job
 
 
+async def test_a_batch_of_100_action_jobs_completes_within_temporal_payload_limits(
+    reactor: Reactor,
+) -> None:
+    """300 jobs of 100 actions run as one chunk. With one coordinate per
+    operation their outcomes came to 2.7 MB, over Temporal's 2 MB payload
+    limit: the activity's result was refused on every retry and the batch
+    never finished. As one span per job they are a few tens of KB, and the
+    consistency tokens still list every operation."""
+    docs = [f"wide-{n}" for n in range(30)]
+    await run(reactor, [create(f"c{n}", d, "powerhouse/todo-list") for n, d in enumerate(docs)])
+    jobs = [
+        todo(
+            f"j{i}",
+            docs[i % 30],
+            [("ADD_TODO_ITEM", {"id": f"{i}-{a}", "text": "x"}) for a in range(100)],
+        )
+        for i in range(300)
+    ]
+    result = await reactor.execute_batch({"jobs": jobs})
+    infos = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 120)
+    assert all(i.status is JobStatus.READ_READY for i in infos)
+    for info in infos:
+        j = int(info.key[1:])
+        token = info.consistency_token
+        assert token is not None
+        first = 100 * (j // 30)  # the document's earlier jobs come first on its lane
+        assert [(c.document_id, c.operation_index) for c in token.coordinates] == [
+            (docs[j % 30], first + a) for a in range(100)
+        ]
+    status = await reactor.get_job_status(infos[-1].id)
+    assert status.consistency_token is not None and infos[-1].consistency_token is not None
+    assert status.consistency_token.coordinates == infos[-1].consistency_token.coordinates
+
+
 async def test_concurrent_submissions_are_prepared_in_order_and_start_while_later_ones_wait(
     reactor: Reactor,
 ) -> None:

@@ -38,6 +38,8 @@ from reactor.domain.jobs import (
     JobError,
     JobInfo,
     JobStatus,
+    OperationSpan,
+    expand_spans,
     job_id_for,
     parse_job_id,
     workflow_id_for,
@@ -300,7 +302,7 @@ class Reactor:
             if outcome is not None and outcome["status"] == "applied":
                 info.status = JobStatus.WRITE_READY
                 info.consistency_token = _token(
-                    [Coordinate.model_validate(c) for c in outcome["coordinates"]]
+                    expand_spans([OperationSpan.model_validate(c) for c in outcome["coordinates"]])
                 )
         return info
 
@@ -525,5 +527,5 @@ def _job_info(batch_id: str, view: JobView) -> JobInfo:
         document_id=view.document_id,
         status=view.status,
         error=error,
-        consistency_token=_token(view.coordinates),
+        consistency_token=_token(expand_spans(view.coordinates)),
     )

@@ -39,7 +39,7 @@ from reactor.domain.document_scope import initial_document_state, reduce_documen
 from reactor.domain.errors import ReactorError, ReducerError
 from reactor.domain.hashing import canonical_json, state_hash
 from reactor.domain.ids import uuid5_text
-from reactor.domain.jobs import Coordinate, JobError, JobOutcome, job_id_for
+from reactor.domain.jobs import JobError, JobOutcome, OperationSpan, job_id_for
 from reactor.domain.model import DocumentModel, ModelRegistry, ReduceSession
 from reactor.domain.signing import SignatureError, SignatureVerifier
 from reactor.storage.database import Database
@@ -99,16 +99,10 @@ class _Reduced:
     keyframes: list[tuple[int, str, bytes]]
     model: DocumentModel | None
     children: list[str] | None  # the model's child edges, when it declares them
-    coordinates: list[Coordinate]  # one per operation: the outcome's and the ledger's
+    span: OperationSpan  # the job's operations: the outcome's and the ledger's
     # The initial heads of the other scopes a CREATE_DOCUMENT wrote: cached at
     # commit, so the document's first job takes the fast path.
     created: list[tuple[str, CachedState]] = field(default_factory=list)
-
-
-def _coordinate(job: PlannedJob, index: int) -> Coordinate:
-    return Coordinate(
-        document_id=job.document_id, scope=job.scope, branch=job.branch, operation_index=index
-    )
 
 
 def operation_id(job_id: str, action: Action, position: int) -> str:
@@ -220,7 +214,7 @@ class JobApplier:
         outcome = JobOutcome(
             index=job.index,
             ok=True,
-            coordinates=reduced.coordinates,
+            coordinates=[reduced.span],
             last_position=(positions[-1].tx_id, positions[-1].ordinal),
         )
         return Committed(outcome, announced)
@@ -381,8 +375,14 @@ class JobApplier:
         else:
             state_json = orjson.dumps(doc_state)
             new_head = _Head(head.revision + len(ops), previous_hash, doc_state)
-        coordinates = [_coordinate(job, o.index) for o in ops]
-        return _Reduced(ops, new_head, state_json, keyframes, model, children, coordinates, created)
+        span = OperationSpan(
+            document_id=job.document_id,
+            scope=job.scope,
+            branch=job.branch,
+            operation_index=head.revision,
+            count=len(ops),
+        )
+        return _Reduced(ops, new_head, state_json, keyframes, model, children, span, created)
 
     async def _write(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, reduced: _Reduced
@@ -409,7 +409,7 @@ class JobApplier:
                 modified_at=job.actions[-1].timestamp,
                 rename=rename[-1].input["name"] if rename and job.scope != "document" else None,
                 header=job.scope != "document",
-                coordinates=canonical_json([c.model_dump() for c in reduced.coordinates]),
+                coordinates=canonical_json([reduced.span.model_dump()]),
                 applied_by=self.identity,
                 lock_key=f"{job.document_id}/{job.branch}",
                 keyframes=[(i, h, js.decode()) for i, h, js in reduced.keyframes],
@@ -500,15 +500,16 @@ async def _outcome_from_ledger(
     conn: asyncpg.Connection, index: int, row: asyncpg.Record
 ) -> JobOutcome:
     if row["status"] == "applied":
-        coords = [Coordinate.model_validate(c) for c in row["coordinates"]]
-        last = coords[-1]
+        # Rows recorded before spans hold one coordinate per operation.
+        spans = [OperationSpan.model_validate(c) for c in row["coordinates"]]
+        last = spans[-1]
         pos = await OperationStore.position_of(
-            conn, last.document_id, last.scope, last.branch, last.operation_index
+            conn, last.document_id, last.scope, last.branch, last.last_index
         )
         return JobOutcome(
             index=index,
             ok=True,
-            coordinates=coords,
+            coordinates=spans,
             last_position=(pos.tx_id, pos.ordinal) if pos else None,
         )
     return JobOutcome(index=index, ok=False, error=JobError.model_validate(row["error"]))

@@ -27,6 +27,41 @@ class Coordinate(BaseModel):
     operation_index: int
 
 
+class OperationSpan(BaseModel):
+    """`count` operations with contiguous indices from `operation_index` on one
+    lane: how a job's coordinates travel through Temporal and sit in the job
+    ledger. A job writes contiguous indices on one lane, so its outcome is one
+    span whatever its size, and a batch's history stays small (a Temporal
+    payload may not exceed 2 MB; 300 jobs of 100 actions as single
+    coordinates already did). A recorded Coordinate reads as a span of one,
+    so histories and ledger rows written before spans replay unchanged."""
+
+    document_id: str
+    scope: str
+    branch: str
+    operation_index: int
+    count: int = Field(default=1, ge=1)
+
+    @property
+    def last_index(self) -> int:
+        return self.operation_index + self.count - 1
+
+    def coordinates(self) -> list[Coordinate]:
+        return [
+            Coordinate(
+                document_id=self.document_id,
+                scope=self.scope,
+                branch=self.branch,
+                operation_index=i,
+            )
+            for i in range(self.operation_index, self.operation_index + self.count)
+        ]
+
+
+def expand_spans(spans: list[OperationSpan]) -> list[Coordinate]:
+    return [c for span in spans for c in span.coordinates()]
+
+
 class ConsistencyToken(BaseModel):
     version: int = 1
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -71,7 +106,7 @@ class JobOutcome(BaseModel):
     index: int
     ok: bool
     error: JobError | None = None
-    coordinates: list[Coordinate] = Field(default_factory=list)
+    coordinates: list[OperationSpan] = Field(default_factory=list)
     # (tx_id, ordinal) of the job's last operation: read models must reach it
     # before the job is READ_READY.
     last_position: tuple[int, int] | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 
 from reactor.domain.batch import PlanEntry
-from reactor.domain.jobs import Coordinate, JobError, JobOutcome, JobStatus
+from reactor.domain.jobs import JobError, JobOutcome, JobStatus, OperationSpan
 
 
 class JobState:
@@ -21,7 +21,7 @@ class JobState:
     def __init__(self) -> None:
         self.status = JobStatus.PENDING
         self.error: JobError | None = None
-        self.coordinates: list[Coordinate] = []
+        self.coordinates: list[OperationSpan] = []
 
 
 class Scheduler:
@@ -50,9 +50,9 @@ class Scheduler:
             if self.states[i].status is not JobStatus.PENDING:
                 continue
             e = self.entries[i]
-            if all(d in taken or self.states[d].status is JobStatus.READ_READY for d in e.deps) and (
-                e.after is None or e.after in taken or self.states[e.after].status.done
-            ):
+            if all(
+                d in taken or self.states[d].status is JobStatus.READ_READY for d in e.deps
+            ) and (e.after is None or e.after in taken or self.states[e.after].status.done):
                 chunk.append(i)
                 taken.add(i)
         for i in chunk:
@@ -88,9 +88,7 @@ class Scheduler:
 
 
 def dependency_failed(key: str) -> JobError:
-    return JobError(
-        type="DependencyFailed", message=f"dependency {key!r} failed", dependency=key
-    )
+    return JobError(type="DependencyFailed", message=f"dependency {key!r} failed", dependency=key)
 
 
 def _topological_order(entries: list[PlanEntry]) -> list[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from reactor.domain.batch import PlanEntry, PlannedJob
-from reactor.domain.jobs import Coordinate, JobError, JobStatus
+from reactor.domain.jobs import JobError, JobStatus, OperationSpan
 
 PLAN_PAGE = 2000
 
@@ -38,7 +38,7 @@ class JobView(BaseModel):
     document_id: str
     status: JobStatus
     error: JobError | None = None
-    coordinates: list[Coordinate] = Field(default_factory=list)
+    coordinates: list[OperationSpan] = Field(default_factory=list)
 
 
 class BatchSummary(BaseModel):

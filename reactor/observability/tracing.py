@@ -32,6 +32,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Span, Tracer
 
+from reactor.domain.jobs import expand_spans
+
 if TYPE_CHECKING:
     from reactor.domain.batch import BatchPlan, PlannedJob
     from reactor.domain.jobs import JobOutcome
@@ -157,7 +159,9 @@ def annotate_batch(plan: BatchPlan) -> None:
             "reactor.batch_id": plan.batch_id,
             "reactor.job_count": len(plan.jobs),
             "reactor.document_ids": _listed(j.document_id for j in plan.jobs),
-            "reactor.document_types": _listed(j.document_type for j in plan.jobs if j.document_type),
+            "reactor.document_types": _listed(
+                j.document_type for j in plan.jobs if j.document_type
+            ),
         }
     )
 
@@ -183,7 +187,7 @@ def annotate_outcome(span: Span, outcome: JobOutcome) -> None:
     if outcome.coordinates:
         span.set_attribute(
             "reactor.operation_indices",
-            [c.operation_index for c in outcome.coordinates[:MAX_LISTED]],
+            [c.operation_index for c in expand_spans(outcome.coordinates)[:MAX_LISTED]],
         )
     if outcome.error is not None:
         span.set_attribute("reactor.error_type", outcome.error.type)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from reactor.domain.batch import PlanEntry
-from reactor.domain.jobs import Coordinate, JobError, JobOutcome, JobStatus
+from reactor.domain.jobs import JobError, JobOutcome, JobStatus, OperationSpan
 from reactor.domain.scheduling import Scheduler
 
 
@@ -284,11 +284,13 @@ def test_finished_and_failed_counts() -> None:
 
 
 def test_success_records_coordinates() -> None:
-    coord = Coordinate(document_id="doc-a", scope="global", branch="main", operation_index=4)
+    span = OperationSpan(
+        document_id="doc-a", scope="global", branch="main", operation_index=4, count=3
+    )
     s = Scheduler([entry("a")])
     s.next_chunk(1)
-    s.complete(JobOutcome(index=0, ok=True, coordinates=[coord]))
-    assert s.states[0].coordinates == [coord]
+    s.complete(JobOutcome(index=0, ok=True, coordinates=[span]))
+    assert s.states[0].coordinates == [span]
 
 
 def test_complete_on_a_terminal_job_is_a_no_op() -> None:
