@@ -11,7 +11,7 @@ import pytest
 from reactor.api.reactor import Reactor
 from reactor.application.replay import rebuild_state
 from reactor.domain.errors import ShutdownError
-from reactor.domain.jobs import JobStatus
+from reactor.domain.jobs import MAX_ERROR_MESSAGE, JobStatus
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -261,6 +261,28 @@ async def test_a_batch_of_100_action_jobs_completes_within_temporal_payload_limi
     status = await reactor.get_job_status(infos[-1].id)
     assert status.consistency_token is not None and infos[-1].consistency_token is not None
     assert status.consistency_token.coordinates == infos[-1].consistency_token.coordinates
+
+
+async def test_long_error_messages_are_cut_and_a_large_result_is_paged(reactor: Reactor) -> None:
+    """600 jobs fail with 5,000-character messages (the reducer names the
+    missing item, whose id is that long). Each message is cut to 1,000
+    characters; the views would still make a 780 KB result, so the workflow
+    leaves them out and wait_for_batch pages through the `jobs` query."""
+    docs = [f"err-{n}" for n in range(20)]
+    await run(reactor, [create(f"c{n}", d, "powerhouse/todo-list") for n, d in enumerate(docs)])
+    jobs = [
+        todo(f"j{i}", docs[i % 20], [("DELETE_TODO_ITEM", {"id": f"{i}-" + "x" * 5000})])
+        for i in range(600)
+    ]
+    result = await reactor.execute_batch({"jobs": jobs})
+    infos = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 120)
+    assert [i.key for i in infos] == [f"j{i}" for i in range(600)]
+    for info in infos:
+        assert info.status is JobStatus.FAILED and info.error is not None
+        assert len(info.error.message) <= MAX_ERROR_MESSAGE
+        assert info.error.message.endswith("more characters)")
+    summary = await reactor.client.get_workflow_handle(f"batch-{result.batch_id}").result()
+    assert summary["failed"] == 600 and summary["jobs"] is None
 
 
 async def test_concurrent_submissions_are_prepared_in_order_and_start_while_later_ones_wait(

@@ -21,9 +21,11 @@ with workflow.unsafe.imports_passed_through():
     from reactor.domain.workflow_io import (
         PLAN_PAGE,
         RESULT_JOBS_LIMIT,
+        RESULT_VIEWS_BYTES,
         BatchInput,
         BatchSummary,
         JobView,
+        views_json_size,
     )
     from reactor.observability import search_attributes
 
@@ -126,7 +128,9 @@ class BatchWorkflow:
             workflow.upsert_search_attributes(search_attributes.batch_end_updates(sched.failed))
         result = self._summary()
         if self._total <= RESULT_JOBS_LIMIT:
-            result.jobs = self._views(0, self._total)
+            views = self._views(0, self._total)
+            if views_json_size(views) <= RESULT_VIEWS_BYTES:
+                result.jobs = views
         return result
 
     @workflow.query

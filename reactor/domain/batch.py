@@ -22,6 +22,10 @@ from reactor.domain.ids import uuid4_texts
 from reactor.domain.model import ModelRegistry, validate_with
 
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Keys, document ids and branch names travel in every plan entry, job view
+# and outcome through Temporal; bounded, a batch's payloads stay far from
+# Temporal's 2 MB limit.
+MAX_NAME_LENGTH = 256
 
 
 class JobRequest(BaseModel):
@@ -117,6 +121,12 @@ def plan_batch(
     for i, job in enumerate(request.jobs):
         if not job.key:
             raise ValidationError("job key must not be empty", job=f"#{i}", field="key")
+        if len(job.key) > MAX_NAME_LENGTH:
+            raise ValidationError(
+                f"job key is {len(job.key)} characters long (at most {MAX_NAME_LENGTH})",
+                job=f"#{i}",
+                field="key",
+            )
         if job.key in index_of:
             raise ValidationError(
                 f"duplicate job key (also job #{index_of[job.key]})", job=job.key, field="key"
@@ -137,6 +147,13 @@ def plan_batch(
             )
         if not job.branch:
             raise ValidationError("branch must not be empty", job=key, field="branch")
+        for name, value in (("document_id", job.document_id), ("branch", job.branch)):
+            if len(value) > MAX_NAME_LENGTH:
+                raise ValidationError(
+                    f"{name} is {len(value)} characters long (at most {MAX_NAME_LENGTH})",
+                    job=key,
+                    field=name,
+                )
         if not job.actions:
             raise ValidationError("the job has no actions", job=key, field="actions")
         deps: list[int] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class JobStatus(StrEnum):
@@ -68,10 +68,25 @@ class ConsistencyToken(BaseModel):
     coordinates: list[Coordinate] = Field(default_factory=list)
 
 
+MAX_ERROR_MESSAGE = 1000
+
+
 class JobError(BaseModel):
+    """Why a job failed. Messages longer than MAX_ERROR_MESSAGE characters (a
+    reducer that puts a whole state in its exception) are cut: they travel in
+    activity results and batch results, whose payloads Temporal caps at 2 MB."""
+
     type: str
     message: str
     dependency: str | None = None  # key of the failed dependency, for dependents
+
+    @field_validator("message")
+    @classmethod
+    def _bounded(cls, message: str) -> str:
+        if len(message) <= MAX_ERROR_MESSAGE:
+            return message
+        cut = MAX_ERROR_MESSAGE - 40
+        return f"{message[:cut]}… ({len(message) - cut} more characters)"
 
 
 class JobInfo(BaseModel):

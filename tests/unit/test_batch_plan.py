@@ -129,6 +129,30 @@ def test_empty_key_is_rejected_by_position() -> None:
     assert "must not be empty" in err.reason
 
 
+def test_an_overlong_key_is_rejected_by_position() -> None:
+    err = reject(job("k" * 257, "list-1", add_item()))
+    assert err.job == "#0"
+    assert err.field == "key"
+    assert "257 characters long (at most 256)" in err.reason
+
+
+@pytest.mark.parametrize("field", ["document_id", "branch"])
+def test_an_overlong_document_id_or_branch_is_rejected(field: str) -> None:
+    long_name = "x" * 300
+    spec = job("a", "list-1", add_item())
+    spec[field] = long_name
+    err = reject(spec, existing={**EXISTING, long_name: ExistingDocument(TODO)})
+    assert err.job == "a"
+    assert err.field == field
+    assert "300 characters long (at most 256)" in err.reason
+
+
+def test_names_of_256_characters_are_accepted() -> None:
+    name = "n" * 256
+    p = plan(job(name, name, add_item()), existing={name: ExistingDocument(TODO)})
+    assert p.jobs[0].key == name and p.jobs[0].document_id == name
+
+
 def test_unknown_dependency_is_rejected() -> None:
     err = reject(job("a", "list-1", add_item(), depends_on=("nope",)))
     assert err.job == "a"

@@ -26,8 +26,12 @@ class FakeSubmit:
         docs = [j.document_id for j in request.jobs]
         if self.reject & set(docs):
             raise ValidationError("rejected", job=request.jobs[0].key)
-        return {j.key: JobInfo(id=f"b{len(self.requests)}:{i}", key=j.key, batch_id="b", document_id=j.document_id)
-                for i, j in enumerate(request.jobs)}
+        return {
+            j.key: JobInfo(
+                id=f"b{len(self.requests)}:{i}", key=j.key, batch_id="b", document_id=j.document_id
+            )
+            for i, j in enumerate(request.jobs)
+        }
 
 
 async def test_a_lone_call_is_submitted_at_once_alone() -> None:
