@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -60,6 +61,12 @@ class OperationSpan(BaseModel):
 
 def expand_spans(spans: list[OperationSpan]) -> list[Coordinate]:
     return [c for span in spans for c in span.coordinates()]
+
+
+def operation_indices(spans: list[OperationSpan]) -> Iterator[int]:
+    """The spans' indices, lazily (a span may cover thousands)."""
+    for span in spans:
+        yield from range(span.operation_index, span.last_index + 1)
 
 
 class ConsistencyToken(BaseModel):

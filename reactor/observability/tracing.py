@@ -20,6 +20,7 @@ import functools
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry import trace
@@ -32,7 +33,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Span, Tracer
 
-from reactor.domain.jobs import expand_spans
+from reactor.domain.jobs import operation_indices
 
 if TYPE_CHECKING:
     from reactor.domain.batch import BatchPlan, PlannedJob
@@ -187,7 +188,7 @@ def annotate_outcome(span: Span, outcome: JobOutcome) -> None:
     if outcome.coordinates:
         span.set_attribute(
             "reactor.operation_indices",
-            [c.operation_index for c in expand_spans(outcome.coordinates)[:MAX_LISTED]],
+            list(islice(operation_indices(outcome.coordinates), MAX_LISTED)),
         )
     if outcome.error is not None:
         span.set_attribute("reactor.error_type", outcome.error.type)

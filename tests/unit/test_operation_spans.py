@@ -4,10 +4,18 @@ per operation) reading back as the same coordinates."""
 
 from __future__ import annotations
 
+from itertools import islice
+
 import pydantic
 import pytest
 
-from reactor.domain.jobs import Coordinate, JobOutcome, OperationSpan, expand_spans
+from reactor.domain.jobs import (
+    Coordinate,
+    JobOutcome,
+    OperationSpan,
+    expand_spans,
+    operation_indices,
+)
 from reactor.domain.workflow_io import JobView
 
 
@@ -77,3 +85,12 @@ def test_a_hundred_action_job_is_one_span_on_the_wire() -> None:
     per_coordinate = JobOutcome(index=0, ok=True, coordinates=[]).model_dump_json()
     assert len(wire) - len(per_coordinate) == len(span.model_dump_json())
     assert expand_spans(JobOutcome.model_validate_json(wire).coordinates) == span.coordinates()
+
+
+def test_operation_indices_are_lazy_over_huge_spans() -> None:
+    spans = [
+        OperationSpan(
+            document_id="doc-a", scope="global", branch="main", operation_index=5, count=10**12
+        )
+    ]
+    assert list(islice(operation_indices(spans), 3)) == [5, 6, 7]
