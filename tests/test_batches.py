@@ -295,13 +295,13 @@ async def test_concurrent_submissions_are_prepared_in_order_and_start_while_late
     events: list[tuple[str, str]] = []
     store, start = reactor.ledger.store_batch, reactor._start
 
-    async def recording_store(plan: Any) -> bool:
+    async def recording_store(plan: Any, *args: Any) -> bool:
         events.append(("stored", plan.batch_id))
-        return await store(plan)
+        return await store(plan, *args)
 
-    async def recording_start(plan: Any, inline: bool) -> Any:
+    async def recording_start(plan: Any, *args: Any) -> Any:
         events.append(("starting", plan.batch_id))
-        return await start(plan, inline)
+        return await start(plan, *args)
 
     reactor.ledger.store_batch = recording_store  # type: ignore[method-assign]
     reactor._start = recording_start  # type: ignore[method-assign]

@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -51,7 +55,7 @@ from reactor.observability.tracing import annotate_batch, traced_batch
 from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
-from reactor.storage.job_ledger import JobLedger
+from reactor.storage.job_ledger import JobLedger, plan_hash
 from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
 from workflows.batch import BatchWorkflow
@@ -60,6 +64,8 @@ INLINE_PLAN_LIMIT = 1000
 INLINE_JOBS_LIMIT = 20  # jobs (larger inline batches cost the worker more in payload
 # (de)serialization than the one query that loads them by reference), and
 INLINE_BYTES_LIMIT = 128 * 1024  # serialized actions: well below the 2 MB payload limit
+# The batch workflow's memo key for its request's hash (`plan_hash`).
+REQUEST_HASH_MEMO = "request_hash"
 
 
 def _inline(plan: BatchPlan) -> bool:
@@ -140,10 +146,11 @@ class Reactor:
             existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
             with gc_paused():
                 plan = plan_batch(req, self.registry, existing)
+                digest = plan_hash(plan)
             inline = _inline(plan)
             if not inline:
-                await self.ledger.store_batch(plan)
-        handle = self._started[plan.batch_id] = await self._start(plan, inline)
+                await self.ledger.store_batch(plan, digest)
+        handle = self._started[plan.batch_id] = await self._start(plan, inline, digest)
         result = BatchResult(
             batch_id=plan.batch_id,
             jobs={
@@ -161,7 +168,11 @@ class Reactor:
         )
         return result
 
-    async def _start(self, plan: BatchPlan, inline: bool) -> WorkflowHandle[Any, Any]:
+    async def _start(self, plan: BatchPlan, inline: bool, digest: str) -> WorkflowHandle[Any, Any]:
+        """Starts the batch's workflow, or returns the one a resubmission of
+        the same request finds. The request's hash rides in the workflow's
+        memo: inline batches are stored nowhere else, so that is where a
+        different request under a used batch_id is caught."""
         annotate_batch(plan)
         entries = plan.entries()
         doc_types = sorted({j.document_type for j in plan.jobs if j.document_type})
@@ -185,6 +196,7 @@ class Reactor:
             (j.document_type for j in plan.jobs if j.document_type),
             len(plan.jobs),
         )
+        reuse = WorkflowIDReusePolicy.REJECT_DUPLICATE
         while True:
             try:
                 return await self.client.start_workflow(
@@ -192,7 +204,12 @@ class Reactor:
                     inp,
                     id=wf_id,
                     task_queue=self.config.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    # A batch id names one batch: a running or closed batch
+                    # with this id raises WorkflowAlreadyStartedError, and
+                    # the request is compared with the one it ran.
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    id_reuse_policy=reuse,
+                    memo={REQUEST_HASH_MEMO: digest},
                     static_summary=summary,
                     static_details=f"documents: {', '.join(docs[:20])}"
                     + (" …" if len(docs) > 20 else ""),
@@ -202,8 +219,17 @@ class Reactor:
                     request_eager_start=True,
                 )
             except WorkflowAlreadyStartedError:
-                # Resubmission of a batch whose workflow already closed: same jobs.
-                return self.client.get_workflow_handle_for(BatchWorkflow.run, wf_id)
+                handle = self.client.get_workflow_handle_for(BatchWorkflow.run, wf_id)
+                if await self._resubmitted(handle, plan.batch_id, digest):
+                    return handle
+                if reuse is WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY:
+                    raise ReactorError(
+                        f"batch {plan.batch_id!r}: its workflow ended without finishing "
+                        "and could not be started again"
+                    ) from None
+                # Same request, but its workflow failed or was terminated:
+                # run it again (the job ledger keeps applied jobs applied).
+                reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
             except RPCError as exc:
                 # A cluster without our search attributes (`reactor
                 # setup-search-attributes` not run): start without them.
@@ -217,6 +243,28 @@ class Reactor:
                     "starting batch %s without search attributes: %s", plan.batch_id, exc
                 )
                 attributes = None
+
+    async def _resubmitted(
+        self, handle: WorkflowHandle[Any, Any], batch_id: str, digest: str
+    ) -> bool:
+        """For a batch id already in use, whose workflow ran this very request:
+        True if that workflow is running or completed, False if it ended
+        without finishing (failed, terminated, timed out, canceled). A
+        different request raises ValidationError, and nothing was written.
+        Workflows started before the memo existed carry no hash and are taken
+        as the same request."""
+        description = await handle.describe()
+        recorded = (await description.memo()).get(REQUEST_HASH_MEMO)
+        if recorded is not None and recorded != digest:
+            raise ValidationError(
+                f"batch_id {batch_id!r} was already used for a different request",
+                field="batch_id",
+            )
+        return description.status in (
+            WorkflowExecutionStatus.RUNNING,
+            WorkflowExecutionStatus.COMPLETED,
+            WorkflowExecutionStatus.CONTINUED_AS_NEW,
+        )
 
     async def execute(
         self,

@@ -52,11 +52,12 @@ class JobLedger:
     def __init__(self, db: Database):
         self.db = db
 
-    async def store_batch(self, plan: BatchPlan) -> bool:
+    async def store_batch(self, plan: BatchPlan, digest: str | None = None) -> bool:
         """Stores the batch; False if the same batch was stored before. A
-        different request under a used batch_id is rejected."""
+        different request under a used batch_id is rejected. `digest` is
+        `plan_hash(plan)` when the caller has it already."""
         with gc_paused():  # one row per job, every action serialized
-            digest = plan_hash(plan)
+            digest = digest or plan_hash(plan)
             cols: list[list[Any]] = [[] for _ in range(9)]
             for j in plan.jobs:
                 row = (
