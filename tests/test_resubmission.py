@@ -65,33 +65,21 @@ async def test_the_same_request_again_is_a_no_op(reactor: Reactor, jobs: int) ->
 
 
 @with_worker
+@pytest.mark.parametrize("finished", [True, False], ids=["after-it-completed", "while-it-runs"])
 @pytest.mark.parametrize("jobs", [1, INLINE_JOBS_LIMIT + 5], ids=["inline", "stored"])
 async def test_a_different_request_under_a_used_batch_id_is_rejected(
-    reactor: Reactor, jobs: int
+    reactor: Reactor, jobs: int, finished: bool
 ) -> None:
-    doc = f"resubmit-other-{jobs}"
+    doc = f"resubmit-other-{jobs}-{finished}"
+    batch = f"other-{jobs}-{finished}"
     await create(reactor, doc)
-    first = await reactor.execute_batch(request(f"other-{jobs}", doc, jobs, "milk"))
-    await reactor.wait_for_batch(first.batch_id)
+    first = await reactor.execute_batch(request(batch, doc, jobs, "milk"))
+    if finished:
+        await reactor.wait_for_batch(first.batch_id)
     with pytest.raises(ValidationError) as info:
-        await reactor.execute_batch(request(f"other-{jobs}", doc, jobs, "eggs"))
+        await reactor.execute_batch(request(batch, doc, jobs, "eggs"))
     assert info.value.field == "batch_id"
     assert "different request" in str(info.value)
-    document = await reactor.get(doc)
-    assert [i["text"] for i in document.state["global"]["items"]] == ["milk"] * jobs
-
-
-@with_worker
-@pytest.mark.parametrize("jobs", [1, INLINE_JOBS_LIMIT + 5], ids=["inline", "stored"])
-async def test_a_different_request_is_rejected_while_the_first_still_runs(
-    reactor: Reactor, jobs: int
-) -> None:
-    doc = f"resubmit-running-{jobs}"
-    await create(reactor, doc)
-    first = await reactor.execute_batch(request(f"running-{jobs}", doc, jobs, "milk"))
-    with pytest.raises(ValidationError) as info:
-        await reactor.execute_batch(request(f"running-{jobs}", doc, jobs, "eggs"))
-    assert info.value.field == "batch_id"
     await reactor.wait_for_batch(first.batch_id)
     document = await reactor.get(doc)
     assert [i["text"] for i in document.state["global"]["items"]] == ["milk"] * jobs
