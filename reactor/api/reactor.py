@@ -55,7 +55,7 @@ from reactor.observability.tracing import annotate_batch, traced_batch
 from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
-from reactor.storage.job_ledger import JobLedger, plan_hash
+from reactor.storage.job_ledger import JobLedger
 from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
 from workflows.batch import BatchWorkflow
@@ -64,7 +64,7 @@ INLINE_PLAN_LIMIT = 1000
 INLINE_JOBS_LIMIT = 20  # jobs (larger inline batches cost the worker more in payload
 # (de)serialization than the one query that loads them by reference), and
 INLINE_BYTES_LIMIT = 128 * 1024  # serialized actions: well below the 2 MB payload limit
-# The batch workflow's memo key for its request's hash (`plan_hash`).
+# The batch workflow's memo key for its request's hash (`BatchPlan.request_hash`).
 REQUEST_HASH_MEMO = "request_hash"
 
 
@@ -146,7 +146,7 @@ class Reactor:
             existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
             with gc_paused():
                 plan = plan_batch(req, self.registry, existing)
-                digest = plan_hash(plan)
+                digest = plan.request_hash()
             inline = _inline(plan)
             if not inline:
                 await self.ledger.store_batch(plan, digest)

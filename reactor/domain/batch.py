@@ -8,6 +8,7 @@ Jobs on the same (document, branch) form a lane and keep submission order;
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactor.domain.actions import SCOPES, Action, ActionSpec, utcnow
 from reactor.domain.document_scope import DOCUMENT_ACTIONS
 from reactor.domain.errors import ReducerError, ValidationError
+from reactor.domain.hashing import canonical_json
 from reactor.domain.ids import uuid4_texts
 from reactor.domain.model import ModelRegistry, validate_with
 
@@ -83,6 +85,23 @@ class BatchPlan(BaseModel):
 
     def entries(self) -> list[PlanEntry]:
         return [entry_of(j) for j in self.jobs]
+
+    def request_hash(self) -> str:
+        """Identity of the request, ignoring the ids and timestamps planning
+        generated: the same request under the same batch_id is the same
+        batch (checked against the job ledger and the workflow's memo)."""
+        body = [
+            [
+                j.key,
+                j.document_id,
+                j.scope,
+                j.branch,
+                j.deps,
+                [[a.type, a.input, a.scope] for a in j.actions],
+            ]
+            for j in self.jobs
+        ]
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
 def entry_of(job: PlannedJob) -> PlanEntry:

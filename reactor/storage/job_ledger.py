@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -12,7 +11,6 @@ from pydantic import TypeAdapter
 from reactor.domain.actions import Action
 from reactor.domain.batch import BatchPlan, PlanEntry, PlannedJob
 from reactor.domain.errors import ValidationError
-from reactor.domain.hashing import canonical_json
 from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.database import Database
 
@@ -32,32 +30,15 @@ FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[
 """
 
 
-def plan_hash(plan: BatchPlan) -> str:
-    """Identity of a request, ignoring the ids/timestamps we generated."""
-    body = [
-        [
-            j.key,
-            j.document_id,
-            j.scope,
-            j.branch,
-            j.deps,
-            [[a.type, a.input, a.scope] for a in j.actions],
-        ]
-        for j in plan.jobs
-    ]
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
-
-
 class JobLedger:
     def __init__(self, db: Database):
         self.db = db
 
-    async def store_batch(self, plan: BatchPlan, digest: str | None = None) -> bool:
+    async def store_batch(self, plan: BatchPlan, digest: str) -> bool:
         """Stores the batch; False if the same batch was stored before. A
         different request under a used batch_id is rejected. `digest` is
-        `plan_hash(plan)` when the caller has it already."""
+        `plan.request_hash()`."""
         with gc_paused():  # one row per job, every action serialized
-            digest = digest or plan_hash(plan)
             cols: list[list[Any]] = [[] for _ in range(9)]
             for j in plan.jobs:
                 row = (
