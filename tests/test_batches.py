@@ -295,13 +295,13 @@ async def test_concurrent_submissions_are_prepared_in_order_and_start_while_late
     events: list[tuple[str, str]] = []
     store, start = reactor.ledger.store_batch, reactor._start
 
-    async def recording_store(plan: Any, *args: Any) -> bool:
-        events.append(("stored", plan.batch_id))
-        return await store(plan, *args)
+    async def recording_store(rows: Any) -> bool:
+        events.append(("stored", rows.batch_id))
+        return await store(rows)
 
-    async def recording_start(plan: Any, *args: Any) -> Any:
-        events.append(("starting", plan.batch_id))
-        return await start(plan, *args)
+    async def recording_start(sub: Any) -> Any:
+        events.append(("starting", sub.batch_id))
+        return await start(sub)
 
     reactor.ledger.store_batch = recording_store  # type: ignore[method-assign]
     reactor._start = recording_start  # type: ignore[method-assign]

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from reactor.api.module import ReactorModule
-from reactor.api.reactor import INLINE_JOBS_LIMIT, Reactor
+from reactor.api.reactor import Reactor
+from reactor.api.submission import INLINE_JOBS_LIMIT
 from reactor.domain.errors import ValidationError
 from reactor.domain.jobs import JobStatus
 

@@ -13,7 +13,6 @@ from typing import Any
 import pydantic
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -21,12 +20,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from reactor.api.coalescer import ExecuteCoalescer
+from reactor.api.submission import Submission
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
 from reactor.application.wakeup import Wakeup
 from reactor.domain.actions import Action, ActionSpec
-from reactor.domain.batch import BatchPlan, BatchRequest, ExistingDocument, JobRequest, plan_batch
+from reactor.domain.batch import BatchRequest, ExistingDocument, JobRequest, plan_batch
 from reactor.domain.document import Document, PagedResults
 from reactor.domain.errors import (
     AmbiguousIdentifierError,
@@ -35,7 +35,6 @@ from reactor.domain.errors import (
     ShutdownError,
     ValidationError,
 )
-from reactor.domain.hashing import canonical_bytes
 from reactor.domain.jobs import (
     ConsistencyToken,
     Coordinate,
@@ -49,8 +48,7 @@ from reactor.domain.jobs import (
     workflow_id_for,
 )
 from reactor.domain.model import ModelRegistry
-from reactor.domain.workflow_io import BatchConfig, BatchInput, BatchSummary, JobView
-from reactor.observability.search_attributes import batch_start_attributes
+from reactor.domain.workflow_io import BatchConfig, BatchSummary, JobView
 from reactor.observability.tracing import annotate_batch, traced_batch
 from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.database import Database
@@ -60,20 +58,8 @@ from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
 from workflows.batch import BatchWorkflow
 
-INLINE_PLAN_LIMIT = 1000
-INLINE_JOBS_LIMIT = 20  # jobs (larger inline batches cost the worker more in payload
-# (de)serialization than the one query that loads them by reference), and
-INLINE_BYTES_LIMIT = 128 * 1024  # serialized actions: well below the 2 MB payload limit
 # The batch workflow's memo key for its request's hash (`BatchPlan.request_hash`).
 REQUEST_HASH_MEMO = "request_hash"
-
-
-def _inline(plan: BatchPlan) -> bool:
-    """Small batches travel inside the workflow input; the rest by reference."""
-    if len(plan.jobs) > INLINE_JOBS_LIMIT:
-        return False
-    size = sum(len(canonical_bytes(a.input)) + 200 for j in plan.jobs for a in j.actions)
-    return size <= INLINE_BYTES_LIMIT
 
 
 ActionLike = Action | ActionSpec | Mapping[str, Any]
@@ -141,67 +127,49 @@ class Reactor:
             self._check_open()  # kill() may have come while this one queued
             with gc_paused():
                 req = _parse_request(request)
-            ids = sorted({j.document_id for j in req.jobs if j.document_id})
+                ids = sorted({j.document_id for j in req.jobs if j.document_id})
             found = await self.document_view.existing(ids)
             existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
             with gc_paused():
                 plan = plan_batch(req, self.registry, existing)
-                digest = plan.request_hash()
-            inline = _inline(plan)
-            if not inline:
-                await self.ledger.store_batch(plan, digest)
-        handle = self._started[plan.batch_id] = await self._start(plan, inline, digest)
+                annotate_batch(plan)
+                sub = Submission.of(plan, self.config.batch)
+                # The plan and the parsed request go now, before any await
+                # and while the collector is off (see reactor/api/submission.py).
+                del plan, req
+            if sub.rows is not None:
+                await self.ledger.store_batch(sub.rows)
+        handle = self._started[sub.batch_id] = await self._start(sub)
         result = BatchResult(
-            batch_id=plan.batch_id,
+            batch_id=sub.batch_id,
             jobs={
-                j.key: JobInfo(
-                    id=job_id_for(plan.batch_id, j.index),
-                    key=j.key,
-                    batch_id=plan.batch_id,
-                    document_id=j.document_id,
+                key: JobInfo(
+                    id=job_id_for(sub.batch_id, index),
+                    key=key,
+                    batch_id=sub.batch_id,
+                    document_id=document_id,
                 )
-                for j in plan.jobs
+                for index, (key, document_id) in enumerate(sub.jobs)
             },
         )
         await self.job_tracker.submitted(
-            list(result.jobs.values()), handle, lambda: self.batch_jobs(plan.batch_id)
+            list(result.jobs.values()), handle, lambda: self.batch_jobs(sub.batch_id)
         )
         return result
 
-    async def _start(self, plan: BatchPlan, inline: bool, digest: str) -> WorkflowHandle[Any, Any]:
+    async def _start(self, sub: Submission) -> WorkflowHandle[Any, Any]:
         """Starts the batch's workflow, or returns the one a resubmission of
         the same request finds. The request's hash rides in the workflow's
         memo: inline batches are stored nowhere else, so that is where a
         different request under a used batch_id is caught."""
-        annotate_batch(plan)
-        entries = plan.entries()
-        doc_types = sorted({j.document_type for j in plan.jobs if j.document_type})
-        docs = sorted({j.document_id for j in plan.jobs})
-        summary = (
-            f"{len(plan.jobs)} job{'s' if len(plan.jobs) != 1 else ''} on "
-            f"{len(docs)} document{'s' if len(docs) != 1 else ''}"
-            + (f" ({', '.join(doc_types)})" if doc_types else "")
-        )
-        inp = BatchInput(
-            batch_id=plan.batch_id,
-            job_count=len(plan.jobs),
-            plan=entries if not inline and len(entries) <= INLINE_PLAN_LIMIT else None,
-            jobs=plan.jobs if inline else None,
-            config=self.config.batch,
-        )
-        wf_id = workflow_id_for(plan.batch_id)
-        attributes: TypedSearchAttributes | None = batch_start_attributes(
-            plan.batch_id,
-            (j.document_id for j in plan.jobs),  # capped: the first 100, in submission order
-            (j.document_type for j in plan.jobs if j.document_type),
-            len(plan.jobs),
-        )
+        wf_id = workflow_id_for(sub.batch_id)
+        attributes = sub.attributes
         reuse = WorkflowIDReusePolicy.REJECT_DUPLICATE
         while True:
             try:
                 return await self.client.start_workflow(
                     BatchWorkflow.run,
-                    inp,
+                    sub.start,
                     id=wf_id,
                     task_queue=self.config.task_queue,
                     # A batch id names one batch: a running or closed batch
@@ -209,10 +177,9 @@ class Reactor:
                     # the request is compared with the one it ran.
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=reuse,
-                    memo={REQUEST_HASH_MEMO: digest},
-                    static_summary=summary,
-                    static_details=f"documents: {', '.join(docs[:20])}"
-                    + (" …" if len(docs) > 20 else ""),
+                    memo={REQUEST_HASH_MEMO: sub.digest},
+                    static_summary=sub.summary,
+                    static_details=sub.details,
                     search_attributes=attributes,
                     # With a worker in this process, its first task comes back
                     # in the start response: one round trip less.
@@ -220,11 +187,11 @@ class Reactor:
                 )
             except WorkflowAlreadyStartedError:
                 handle = self.client.get_workflow_handle_for(BatchWorkflow.run, wf_id)
-                if await self._resubmitted(handle, plan.batch_id, digest):
+                if await self._resubmitted(handle, sub.batch_id, sub.digest):
                     return handle
                 if reuse is WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY:
                     raise ReactorError(
-                        f"batch {plan.batch_id!r}: its workflow ended without finishing "
+                        f"batch {sub.batch_id!r}: its workflow ended without finishing "
                         "and could not be started again"
                     ) from None
                 # Same request, but its workflow failed or was terminated:
@@ -240,7 +207,7 @@ class Reactor:
                 ):
                     raise
                 logging.getLogger("reactor").warning(
-                    "starting batch %s without search attributes: %s", plan.batch_id, exc
+                    "starting batch %s without search attributes: %s", sub.batch_id, exc
                 )
                 attributes = None
 

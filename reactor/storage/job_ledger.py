@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -30,16 +31,24 @@ FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[
 """
 
 
-class JobLedger:
-    def __init__(self, db: Database):
-        self.db = db
+@dataclass(frozen=True)
+class BatchRows:
+    """A planned batch as the rows `store_batch` writes, one column per field:
+    strings and numbers, no models. A submission keeps these, not the plan,
+    while it waits on PostgreSQL and Temporal (see `Reactor.execute_batch`)."""
 
-    async def store_batch(self, plan: BatchPlan, digest: str) -> bool:
-        """Stores the batch; False if the same batch was stored before. A
-        different request under a used batch_id is rejected. `digest` is
-        `plan.request_hash()`."""
+    batch_id: str
+    digest: str  # `BatchPlan.request_hash()`
+    columns: tuple[list[Any], ...]
+
+    @property
+    def job_count(self) -> int:
+        return len(self.columns[0])
+
+    @classmethod
+    def of(cls, plan: BatchPlan, digest: str) -> BatchRows:
         with gc_paused():  # one row per job, every action serialized
-            cols: list[list[Any]] = [[] for _ in range(9)]
+            cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
             for j in plan.jobs:
                 row = (
                     j.index,
@@ -54,25 +63,35 @@ class JobLedger:
                 )
                 for col, v in zip(cols, row, strict=True):
                     col.append(v)
+        return cls(plan.batch_id, digest, cols)
+
+
+class JobLedger:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def store_batch(self, rows: BatchRows) -> bool:
+        """Stores the batch; False if the same batch was stored before. A
+        different request under a used batch_id is rejected."""
         async with self.db.pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO reactor_batches (batch_id, request_hash, job_count) "
                 "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-                plan.batch_id,
-                digest,
-                len(plan.jobs),
+                rows.batch_id,
+                rows.digest,
+                rows.job_count,
             )
             if not inserted:
                 existing = await conn.fetchval(
-                    "SELECT request_hash FROM reactor_batches WHERE batch_id = $1", plan.batch_id
+                    "SELECT request_hash FROM reactor_batches WHERE batch_id = $1", rows.batch_id
                 )
-                if existing != digest:
+                if existing != rows.digest:
                     raise ValidationError(
-                        f"batch_id {plan.batch_id!r} was already used for a different request",
+                        f"batch_id {rows.batch_id!r} was already used for a different request",
                         field="batch_id",
                     )
                 return False
-            await conn.execute(INSERT_JOBS, plan.batch_id, *cols)
+            await conn.execute(INSERT_JOBS, rows.batch_id, *rows.columns)
         return True
 
     async def load_jobs(self, batch_id: str, indices: list[int]) -> list[PlannedJob]:
