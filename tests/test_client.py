@@ -217,3 +217,36 @@ async def test_client_writes_return_documents_and_raise_on_failure(module_factor
     await client.delete_documents(["tasks"])
     assert (await client.get_children("dr2")).results == []
     assert other.id == "dr2"
+
+
+async def test_the_job_tracker_forgets_jobs_once_their_batch_is_done(module_factory: Any) -> None:
+    """A long-lived reactor submits without bound: neither an unfollowed
+    submission nor a followed batch that has finished may leave per-job
+    state behind (it used to keep every submitted job's id forever)."""
+    module = await module_factory()
+    reactor = module.reactor
+    create = {"key": "c", "document_id": "forget", "scope": "document", "actions": [CREATE_LIST]}
+    await reactor.wait_for_batch((await reactor.execute_batch({"jobs": [create]})).batch_id)
+
+    def items(prefix: str) -> dict[str, Any]:
+        return {"jobs": [
+            {"key": f"{prefix}{i}", "document_id": "forget",
+             "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": f"{prefix}{i}", "text": "x"}}]}
+            for i in range(30)
+        ]}
+
+    unfollowed = await reactor.execute_batch(items("u"))
+    assert reactor.job_tracker.tracked == 0
+    await reactor.wait_for_batch(unfollowed.batch_id)
+    assert reactor.job_tracker.tracked == 0
+
+    finals: list[str] = []
+    module.event_bus.subscribe(ReactorEventTypes.JOB_READ_READY, lambda _t, e: finals.append(e.key))
+    followed = await reactor.execute_batch(items("f"))
+    assert reactor.job_tracker.tracked == 30
+    await reactor.wait_for_batch(followed.batch_id)
+
+    async def forgotten() -> bool:
+        return len(finals) == 30 and reactor.job_tracker.tracked == 0
+
+    await wait_until(forgotten, 30, "every READ_READY event, then the tracker empty")

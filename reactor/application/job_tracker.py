@@ -42,17 +42,27 @@ class JobTracker:
     def following(self) -> bool:
         return any(self.bus.has_subscribers(t) for t in FOLLOWED)
 
+    @property
+    def tracked(self) -> int:
+        """Jobs this tracker holds state for: those of followed batches still open."""
+        return len(self._jobs.keys() | self._emitted.keys())
+
     async def submitted(
         self, jobs: list[JobInfo], handle: WorkflowHandle[Any, Any], fetch: Any
     ) -> None:
-        """`fetch()` returns the batch's final JobInfos once it closed."""
+        """`fetch()` returns the batch's final JobInfos once it closed.
+        Only followed jobs are remembered (until their batch closes): a
+        reactor nobody follows keeps nothing per job, however many it
+        submits."""
+        following = self.following()
+        if following:
+            for job in jobs:
+                self._jobs[job.id] = job
         for job in jobs:
             await self._emit(job, JobStatus.PENDING)
-        if not self.following():
+        if not following:
             return
-        for job in jobs:
-            self._jobs[job.id] = job
-        task = asyncio.create_task(self._follow(handle, fetch))
+        task = asyncio.create_task(self._follow(handle, fetch, [j.id for j in jobs]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -68,23 +78,24 @@ class JobTracker:
         async with self._lock:
             await self._advance(job, JobStatus.WRITE_READY)
 
-    async def _follow(self, handle: WorkflowHandle[Any, Any], fetch: Any) -> None:
+    async def _follow(self, handle: WorkflowHandle[Any, Any], fetch: Any, ids: list[str]) -> None:
         try:
             await handle.result()
             final: list[JobInfo] = await fetch()
+            async with self._lock:
+                for job in final:
+                    if job.status is JobStatus.READ_READY:
+                        await self._advance(job, JobStatus.READ_READY)
+                    elif job.status is JobStatus.FAILED:
+                        await self._emit(job, JobStatus.FAILED)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("could not follow batch %s", handle.id)
-            return
-        async with self._lock:
-            for job in final:
-                if job.status is JobStatus.READ_READY:
-                    await self._advance(job, JobStatus.READ_READY)
-                elif job.status is JobStatus.FAILED:
-                    await self._emit(job, JobStatus.FAILED)
-                self._jobs.pop(job.id, None)
-                self._emitted.pop(job.id, None)
+        finally:
+            for job_id in ids:
+                self._jobs.pop(job_id, None)
+                self._emitted.pop(job_id, None)
 
     async def _advance(self, job: JobInfo, target: JobStatus) -> None:
         order = [JobStatus.RUNNING, JobStatus.WRITE_READY, JobStatus.READ_READY]
@@ -94,7 +105,8 @@ class JobTracker:
             await self._emit(job, status)
 
     async def _emit(self, job: JobInfo, status: JobStatus) -> None:
-        self._emitted[job.id] = status
+        if job.id in self._jobs:
+            self._emitted[job.id] = status
         event_type = STATUS_EVENT[status]
         if not self.bus.has_subscribers(event_type):
             return
