@@ -12,10 +12,7 @@ from typing import Any
 
 import pydantic
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import (
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -41,10 +38,10 @@ from reactor.domain.jobs import (
     JobError,
     JobInfo,
     JobStatus,
-    OperationSpan,
     expand_spans,
     job_id_for,
     parse_job_id,
+    recorded_spans,
     workflow_id_for,
 )
 from reactor.domain.model import ModelRegistry
@@ -317,7 +314,7 @@ class Reactor:
             if outcome is not None and outcome["status"] == "applied":
                 info.status = JobStatus.WRITE_READY
                 info.consistency_token = _token(
-                    expand_spans([OperationSpan.model_validate(c) for c in outcome["coordinates"]])
+                    expand_spans(recorded_spans(outcome["coordinates"]))
                 )
         return info
 

@@ -39,7 +39,7 @@ from reactor.domain.document_scope import initial_document_state, reduce_documen
 from reactor.domain.errors import ReactorError, ReducerError
 from reactor.domain.hashing import canonical_json, state_hash
 from reactor.domain.ids import uuid5_text
-from reactor.domain.jobs import JobError, JobOutcome, OperationSpan, job_id_for
+from reactor.domain.jobs import JobError, JobOutcome, OperationSpan, job_id_for, recorded_spans
 from reactor.domain.model import DocumentModel, ModelRegistry, ReduceSession
 from reactor.domain.signing import SignatureError, SignatureVerifier
 from reactor.storage.database import Database
@@ -500,8 +500,7 @@ async def _outcome_from_ledger(
     conn: asyncpg.Connection, index: int, row: asyncpg.Record
 ) -> JobOutcome:
     if row["status"] == "applied":
-        # Rows recorded before spans hold one coordinate per operation.
-        spans = [OperationSpan.model_validate(c) for c in row["coordinates"]]
+        spans = recorded_spans(row["coordinates"])
         last = spans[-1]
         pos = await OperationStore.position_of(
             conn, last.document_id, last.scope, last.branch, last.last_index

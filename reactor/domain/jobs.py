@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -55,8 +56,14 @@ class OperationSpan(BaseModel):
                 branch=self.branch,
                 operation_index=i,
             )
-            for i in range(self.operation_index, self.operation_index + self.count)
+            for i in range(self.operation_index, self.last_index + 1)
         ]
+
+
+def recorded_spans(recorded: list[dict[str, Any]]) -> list[OperationSpan]:
+    """A job ledger row's `coordinates`: one span, or (rows recorded before
+    spans) one coordinate per operation, each read as a span of one."""
+    return [OperationSpan.model_validate(c) for c in recorded]
 
 
 def expand_spans(spans: list[OperationSpan]) -> list[Coordinate]:

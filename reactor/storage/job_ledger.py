@@ -12,7 +12,6 @@ from pydantic import TypeAdapter
 from reactor.domain.actions import Action
 from reactor.domain.batch import BatchPlan, PlanEntry, PlannedJob
 from reactor.domain.errors import ValidationError
-from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.database import Database
 
 # Actions go to and come from PostgreSQL as JSON text, parsed and written by
@@ -47,22 +46,23 @@ class BatchRows:
 
     @classmethod
     def of(cls, plan: BatchPlan, digest: str) -> BatchRows:
-        with gc_paused():  # one row per job, every action serialized
-            cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
-            for j in plan.jobs:
-                row = (
-                    j.index,
-                    j.key,
-                    j.document_id,
-                    j.document_type,
-                    j.scope,
-                    j.branch,
-                    json.dumps(j.deps),
-                    j.after,
-                    _ACTIONS.dump_json(j.actions).decode(),
-                )
-                for col, v in zip(cols, row, strict=True):
-                    col.append(v)
+        """One row per job, every action serialized: call it with the
+        collector paused, as `Submission.of` is."""
+        cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
+        for j in plan.jobs:
+            row = (
+                j.index,
+                j.key,
+                j.document_id,
+                j.document_type,
+                j.scope,
+                j.branch,
+                json.dumps(j.deps),
+                j.after,
+                _ACTIONS.dump_json(j.actions).decode(),
+            )
+            for col, v in zip(cols, row, strict=True):
+                col.append(v)
         return cls(plan.batch_id, digest, cols)
 
 
