@@ -154,6 +154,19 @@ def spawn_worker(
         out.close()
 
 
+async def wait_polling(log: Path, timeout: float = 60) -> None:
+    """Until the worker logging to `log` polls its task queue (its start-up,
+    imports included, takes seconds on a fresh clone)."""
+
+    def says_polling() -> bool:
+        return log.exists() and b"worker polling" in log.read_bytes()
+
+    async def polling() -> bool:
+        return await asyncio.to_thread(says_polling)
+
+    await wait_until(polling, timeout, f"the worker logging to {log.name} to poll")
+
+
 async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await predicate():

@@ -13,7 +13,7 @@ from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobStatus
 from reactor.domain.workflow_io import BatchConfig
 from reactor.storage.database import Database
-from tests.conftest import Stack, spawn_worker, wait_until
+from tests.conftest import Stack, spawn_worker, wait_polling, wait_until
 
 DOCS = [f"doc-{n}" for n in range(5)]
 
@@ -111,10 +111,13 @@ async def test_two_workers_on_the_same_documents_lose_and_duplicate_nothing(
     # regular activities: any worker may take any chunk (local ones stay with
     # the worker that runs the workflow task)
     reactor.config.batch = BatchConfig(chunk_size=5, max_parallel_chunks=4, local_activity_max_jobs=0)
-    workers = [
-        spawn_worker(stack, database_url, task_queue, tmp_path / f"w{n}.log") for n in range(2)
-    ]
+    logs = [tmp_path / f"w{n}.log" for n in range(2)]
+    workers = [spawn_worker(stack, database_url, task_queue, log) for log in logs]
     try:
+        # Both poll before anything is submitted, or the first one up may
+        # take every chunk.
+        for log in logs:
+            await wait_polling(log)
         setup = await reactor.execute_batch({"jobs": creates()})
         await reactor.wait_for_batch(setup.batch_id)
         batches = await asyncio.gather(
