@@ -140,7 +140,7 @@ def latency(data: dict[str, Any]) -> str:
     total = sum(s["mean"] for s in split.values())
     labels = {
         "execute": "execute(): validate, store batch, start workflow",
-        "result": "workflow result (long poll until closed)",
+        "result": "wait_for_job: read-ready announcement or workflow result",
         "query": "job-table query on the closed workflow",
     }
     steps = md(
@@ -150,7 +150,15 @@ def latency(data: dict[str, Any]) -> str:
             for k, s in split.items()
         ],
     )
-    return "\n\n".join([main, steps])
+    parts = [main, steps]
+    announced = data.get("announced")
+    if announced:
+        total_jobs = announced["yes"] + announced["no"]
+        parts.append(
+            f"`wait_for_job` answered from the commit's read-ready announcement: "
+            f"{announced['yes']} of {total_jobs} jobs."
+        )
+    return "\n\n".join(parts)
 
 
 def read_cost(data: dict[str, Any]) -> str:

@@ -250,3 +250,64 @@ async def test_the_job_tracker_forgets_jobs_once_their_batch_is_done(module_fact
         return len(finals) == 30 and reactor.job_tracker.tracked == 0
 
     await wait_until(forgotten, 30, "every READ_READY event, then the tracker empty")
+
+
+ADD = [{"type": "ADD_TODO_ITEM", "input": {"id": "a", "text": "A"}}, {"type": "ADD_TODO_ITEM", "input": {"id": "b", "text": "B"}}]
+
+
+def comparable(info: Any) -> dict[str, Any]:
+    """A JobInfo without its token's creation time."""
+    data: dict[str, Any] = info.model_dump()
+    if data["consistency_token"] is not None:
+        data["consistency_token"].pop("created_at")
+    return data
+
+
+async def test_wait_for_job_answers_from_the_read_ready_announcement_as_the_workflow_does(
+    module_factory: Any,
+) -> None:
+    """A worker without read models announces its commits as read-ready; the
+    JobInfo the announcement gives is the one the workflow reports."""
+    module = await module_factory()
+    reactor = module.reactor
+    created = await reactor.create("powerhouse/todo-list", document_id="ann")
+    await reactor.wait_for_job(created.id, timeout=30)
+    job = await reactor.execute("ann", "main", ADD)
+    early = await reactor.wait_for_job(job.id, timeout=30)
+    assert reactor.ready_notices.get(job.id) is not None  # the announcement arrived
+    [closed] = await reactor.wait_for_batch(job.batch_id)  # the workflow's answer
+    assert early.status is JobStatus.READ_READY
+    assert comparable(early) == comparable(closed)
+    assert early.consistency_token is not None
+    assert [c.operation_index for c in early.consistency_token.coordinates] == [0, 1]
+    assert comparable(await reactor.get_job_status(job.id)) == comparable(closed)
+
+
+async def test_the_announcement_alone_answers_wait_for_job(module_factory: Any) -> None:
+    """With the workflow's result held back, wait_for_job still returns: the
+    commit's read-ready NOTIFY is enough, and the document is readable."""
+    module = await module_factory()
+    reactor = module.reactor
+    created = await reactor.create("powerhouse/todo-list", document_id="solo")
+    await reactor.wait_for_job(created.id, timeout=30)
+    never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    reactor._result = lambda _batch_id: asyncio.shield(never)  # type: ignore[method-assign]
+    job = await reactor.execute("solo", "main", ADD)
+    info = await reactor.wait_for_job(job.id, timeout=30)
+    assert info.status is JobStatus.READ_READY and not never.done()
+    doc = await reactor.get("solo", consistency_token=info.consistency_token)
+    assert [item["id"] for item in doc.state["global"]["items"]] == ["a", "b"]
+
+
+async def test_a_failed_job_is_answered_by_its_workflow(module_factory: Any) -> None:
+    module = await module_factory()
+    reactor = module.reactor
+    created = await reactor.create("powerhouse/todo-list", document_id="fails")
+    await reactor.wait_for_job(created.id, timeout=30)
+    job = await reactor.execute(
+        "fails", "main", [{"type": "DELETE_TODO_ITEM", "input": {"id": "missing"}}]
+    )
+    info = await reactor.wait_for_job(job.id, timeout=30)
+    assert info.status is JobStatus.FAILED and info.error is not None
+    assert reactor.ready_notices.get(job.id) is None
+

@@ -148,3 +148,35 @@ async def test_keyframe_interval_is_configurable_and_used_for_rebuilds(module_fa
     assert with_frames == without
     at_15 = await rebuild_state(module.database, module.registry, "kf0", "global", revision=15)
     assert at_15[0] == 15 and len(at_15[2]["items"]) == 15
+
+
+async def test_with_read_models_wait_for_job_waits_for_them_not_for_the_commit(module_factory: Any) -> None:
+    """A worker with read models does not announce its commits as read-ready
+    (reactor/application/ready_notices.py): wait_for_job answers once the
+    workflow saw the read models catch up, and then they have."""
+    stats = TodoStatsPerDrive()
+    module = await module_factory(lambda b: b.with_read_model(stats))
+    reactor = module.reactor
+    setup = await reactor.execute_batch({"jobs": [
+        {"key": "drive", "document_id": "drv", "scope": "document",
+         "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/document-drive"}}]},
+        {"key": "list", "document_id": "lst", "scope": "document",
+         "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}]},
+        {"key": "file", "document_id": "drv", "depends_on": ["drive", "list"],
+         "actions": [{"type": "ADD_FILE", "input": {"id": "lst", "name": "L", "document_type": "powerhouse/todo-list"}}]},
+    ]})
+    await reactor.wait_for_batch(setup.batch_id)
+    seen: list[dict[str, Any]] = []
+    module.listener.add_handler(lambda _channel, payload: seen.append(payload))
+    job = await reactor.execute("lst", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}])
+    info = await reactor.wait_for_job(job.id, timeout=30)
+    assert info.status is JobStatus.READ_READY
+    assert (await TodoStatsPerDrive.for_drive(module.database, "drv"))["total"] == 1
+    await wait_until(lambda: _async(any(p.get("job_id") == job.id for p in seen)), 10, "the commit's NOTIFY")
+    [commit] = [p for p in seen if p.get("job_id") == job.id]
+    assert "read_ready" not in commit
+    assert reactor.ready_notices.get(job.id) is None
+
+
+async def _async(value: bool) -> bool:
+    return value

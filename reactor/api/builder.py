@@ -235,11 +235,13 @@ class ReactorBuilder:
             def on_notify(channel: str, payload: dict[str, Any]) -> None:
                 wakeup.set()
                 if channel == commits:
+                    reactor.ready_notices.on_commit(payload)
                     reactor.job_tracker.on_commit(payload)
 
             listener.add_handler(on_notify)
             listener.on_reconnect(wakeup.set)
             await listener.start()
+            reactor.ready_notices.listening = True
         manager = ProcessorManager(db, self._processors)
         await manager.setup()
         if self._signal_handlers:

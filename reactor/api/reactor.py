@@ -21,6 +21,7 @@ from reactor.api.submission import Submission
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
+from reactor.application.ready_notices import ReadyNotices
 from reactor.application.wakeup import Wakeup
 from reactor.domain.actions import Action, ActionSpec
 from reactor.domain.batch import BatchRequest, ExistingDocument, JobRequest, plan_batch
@@ -101,6 +102,7 @@ class Reactor:
         self.relationships = RelationshipIndex(db)
         self.ledger = JobLedger(db)
         self.job_tracker = JobTracker(self.event_bus, self.operation_store)
+        self.ready_notices = ReadyNotices()
         self._coalescer = ExecuteCoalescer(self._submit_jobs)
         self._preparing = asyncio.Lock()  # FIFO: see execute_batch
         # Batches this reactor started and has not seen finish; kill() awaits
@@ -299,8 +301,13 @@ class Reactor:
     async def get_job_status(self, job_id: str) -> JobInfo:
         """From the batch workflow's state (a query: works while it runs and
         after it closed, from any process). A RUNNING job whose write already
-        committed reports WRITE_READY."""
+        committed reports WRITE_READY; one whose commit was just announced
+        READ_READY (reactor/application/ready_notices.py) is answered from
+        that announcement, which is what the workflow reports a moment later."""
         batch_id, index = parse_job_id(job_id)
+        announced = self.ready_notices.get(job_id)
+        if announced is not None:
+            return announced
         handle = self.client.get_workflow_handle(workflow_id_for(batch_id))
         try:
             view = await handle.query(BatchWorkflow.job, index)
@@ -332,24 +339,52 @@ class Reactor:
                 return out
 
     async def wait_for_batch(self, batch_id: str) -> list[JobInfo]:
-        """Every job's final JobInfo, once the batch workflow has finished."""
+        """Every job's final JobInfo, once the batch workflow has finished
+        (its summary and search attributes are final too). To act on a job
+        as soon as it is READ_READY, use `wait_for_job`."""
         summary = await self._result(batch_id)
         if summary.jobs is not None:
             return [_job_info(batch_id, v) for v in summary.jobs]
         return await self.batch_jobs(batch_id)
 
     async def wait_for_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
-        """The job's final JobInfo (READ_READY or FAILED). Waits on its batch's
-        result, one wait per batch however many callers share it."""
+        """The job's final JobInfo (READ_READY or FAILED): from its commit's
+        read-ready announcement when one arrives first (see
+        reactor/application/ready_notices.py; the workflow may still be
+        closing then), else from its batch's result, one wait per batch
+        however many callers share it."""
         batch_id, index = parse_job_id(job_id)
 
         async def wait() -> JobInfo:
-            summary = await self._result(batch_id)
+            if self.ready_notices.listening:
+                answer = await self._announced_or_closed(batch_id, job_id)
+                if isinstance(answer, JobInfo):
+                    return answer
+                summary = answer
+            else:
+                summary = await self._result(batch_id)
             if summary.jobs is not None and index < len(summary.jobs):
                 return _job_info(batch_id, summary.jobs[index])
             return await self.get_job_status(job_id)
 
         return await asyncio.wait_for(wait(), timeout)
+
+    async def _announced_or_closed(self, batch_id: str, job_id: str) -> JobInfo | BatchSummary:
+        """Whichever comes first: the job's read-ready announcement or its
+        batch's result (the workflow's answer, failures included)."""
+        known = self.ready_notices.get(job_id)
+        if known is not None:
+            return known
+        notice = asyncio.ensure_future(self.ready_notices.wait(job_id))
+        result = self._result(batch_id)
+        try:
+            await asyncio.wait((notice, result), return_when=asyncio.FIRST_COMPLETED)
+            if notice.done() and not notice.cancelled():
+                return notice.result()
+            return await result
+        finally:
+            notice.cancel()
+            result.cancel()  # a shield: the shared wait goes on for the others
 
     def _result(self, batch_id: str) -> asyncio.Future[BatchSummary]:
         """The batch workflow's result, shared by every waiter in this process."""

@@ -128,6 +128,7 @@ class JobApplier:
         verifier: SignatureVerifier | None = None,
         on_commit: Callable[[dict[str, Any]], None] | None = None,
         fast_path: bool = True,
+        read_ready_on_commit: bool = False,
     ):
         self.verifier = verifier
         # In-process commit hook (the local path to wake reactions; NOTIFY
@@ -145,6 +146,11 @@ class JobApplier:
         self.cache = cache if cache is not None else WriteCache()
         self.keyframe_interval = keyframe_interval
         self.fast_path = fast_path
+        # True when nothing else stands between a commit and READ_READY (the
+        # worker runs no read models): the commit's announcement says so, and
+        # a client waiting on the job can stop there instead of waiting for
+        # the workflow to hear back (reactor/application/ready_notices.py).
+        self.read_ready_on_commit = read_ready_on_commit
         self.lanes = LaneLocks()
         # How jobs were applied (fast: one round trip; fallbacks: fast path
         # turned back to the locked one), for benchmarks and tests.
@@ -193,10 +199,12 @@ class JobApplier:
                 self.cache.put((job.document_id, scope, job.branch), initial)
         announced: asyncio.Future[None] | None = None
         if self.on_commit is not None or self.notifier is not None:
-            payload = {
+            payload: dict[str, Any] = {
                 "document_id": job.document_id,
                 "document_type": doc_type,
                 "job_id": job_id,
+                "key": job.key,
+                "branch": job.branch,
                 "events": [
                     {
                         "ordinal": p.ordinal,
@@ -207,6 +215,8 @@ class JobApplier:
                     for o, p in zip(reduced.ops, positions, strict=True)
                 ],
             }
+            if self.read_ready_on_commit:
+                payload["read_ready"] = True
             if self.on_commit is not None:
                 self.on_commit(payload)
             if self.notifier is not None:

@@ -2,8 +2,10 @@
 event-bus events, whichever process runs them.
 
 JOB_PENDING is emitted on submission. A commit notification naming a job
-(from any worker process) yields JOB_RUNNING then JOB_WRITE_READY; the batch
-workflow's completion yields JOB_READ_READY or JOB_FAILED. A job whose
+(from any worker process) yields JOB_RUNNING then JOB_WRITE_READY, and
+JOB_READ_READY too when it says the commit is read-ready (its worker runs no
+read models, see reactor/application/ready_notices.py); the batch workflow's
+completion yields JOB_READ_READY (if not yet emitted) or JOB_FAILED. A job whose
 commit notification was lost still gets RUNNING and WRITE_READY, just before
 READ_READY, so handlers always see the full sequence, in order. Nothing is
 followed (no RPC is opened) unless a handler subscribed to job events."""
@@ -70,13 +72,18 @@ class JobTracker:
         """NOTIFY handler: a worker committed a job."""
         job_id = payload.get("job_id")
         if isinstance(job_id, str) and job_id in self._jobs:
-            task = asyncio.create_task(self._written(self._jobs[job_id]))
+            ready = payload.get("read_ready") is True
+            task = asyncio.create_task(
+                self._written(
+                    self._jobs[job_id], JobStatus.READ_READY if ready else JobStatus.WRITE_READY
+                )
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _written(self, job: JobInfo) -> None:
+    async def _written(self, job: JobInfo, status: JobStatus) -> None:
         async with self._lock:
-            await self._advance(job, JobStatus.WRITE_READY)
+            await self._advance(job, status)
 
     async def _follow(self, handle: WorkflowHandle[Any, Any], fetch: Any, ids: list[str]) -> None:
         try:

@@ -134,6 +134,8 @@ def build_worker(
         instance_id=instance_id,
         verifier=verifier,
         on_commit=router.route if router is not None else None,
+        # With no read model to catch up, a commit is READ_READY as it lands.
+        read_ready_on_commit=read_models is None or not read_models.read_models,
     )
     acts = BatchActivities(
         applier, JobLedger(db), read_models=read_models, max_parallel=max_parallel_jobs

@@ -1,0 +1,125 @@
+"""Jobs whose commit announcement said they are READ_READY.
+
+A batch workflow hears that its job is done when the apply activity
+returns; a client hears it when the workflow has completed and Temporal
+answers its long poll. On our machines that is 15-20 ms after the commit, a
+third of a single job's round trip. A worker that runs no read models
+marks its commit announcements `read_ready` (nothing stands between the
+commit and READ_READY there), and this keeps the latest of them, so that
+`Reactor.wait_for_job` and `Reactor.get_job_status` answer as soon as the
+NOTIFY arrives.
+
+Like every notification it is only ever a shortcut. A job with no such
+announcement (it failed, its worker runs read models, its payload was over
+NOTIFY's limit, the LISTEN connection was down, or it left this window) is
+answered by its workflow, as before. What an announcement says is what the
+workflow will say: the worker sent it after the commit, and the job's
+ledger row makes any retry of the activity report the same outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any
+
+from reactor.domain.jobs import (
+    ConsistencyToken,
+    JobInfo,
+    JobStatus,
+    OperationSpan,
+    expand_spans,
+    parse_job_id,
+)
+
+# Announcements kept for callers that ask after the NOTIFY arrived (a burst
+# of concurrent `execute()` calls waits on its jobs after submitting them).
+CAPACITY = 4096
+
+
+class ReadyNotices:
+    def __init__(self, capacity: int = CAPACITY):
+        self.capacity = capacity
+        # Set once notifications reach this process; without them nobody waits here.
+        self.listening = False
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._waiters: dict[str, list[asyncio.Future[JobInfo]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def on_commit(self, payload: dict[str, Any]) -> None:
+        """NOTIFY handler for the commits channel. Kept raw: most
+        announcements are never asked about, so JobInfos are built on demand."""
+        if payload.get("read_ready") is not True:
+            return
+        job_id = payload.get("job_id")
+        if not isinstance(job_id, str):
+            return
+        self._recent[job_id] = payload
+        if len(self._recent) > self.capacity:
+            self._recent.popitem(last=False)
+        waiters = self._waiters.pop(job_id, None)
+        if waiters:
+            info = job_info_of(payload)
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if info is None:
+                    waiter.cancel()  # unreadable: its workflow answers instead
+                else:
+                    waiter.set_result(info)
+
+    def get(self, job_id: str) -> JobInfo | None:
+        payload = self._recent.get(job_id)
+        return job_info_of(payload) if payload is not None else None
+
+    async def wait(self, job_id: str) -> JobInfo:
+        """Returns once the job's announcement arrives; waits for ever
+        otherwise, so race it against the workflow."""
+        known = self.get(job_id)
+        if known is not None:
+            return known
+        waiter: asyncio.Future[JobInfo] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append(waiter)
+        try:
+            return await waiter
+        finally:
+            others = self._waiters.get(job_id)
+            if others is not None and waiter in others:
+                others.remove(waiter)
+                if not others:
+                    del self._waiters[job_id]
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(w) for w in self._waiters.values())
+
+
+def job_info_of(payload: dict[str, Any]) -> JobInfo | None:
+    """The JobInfo the job's workflow reports once it closes (None if the
+    payload is not a complete read-ready announcement)."""
+    try:
+        job_id = payload["job_id"]
+        batch_id, _ = parse_job_id(job_id)
+        events = payload["events"]
+        token = None
+        if events:
+            span = OperationSpan(
+                document_id=payload["document_id"],
+                scope=events[0]["scope"],
+                branch=payload["branch"],
+                operation_index=events[0]["index"],
+                count=len(events),
+            )
+            token = ConsistencyToken(coordinates=expand_spans([span]))
+        return JobInfo(
+            id=job_id,
+            key=payload["key"],
+            batch_id=batch_id,
+            document_id=payload["document_id"],
+            status=JobStatus.READ_READY,
+            consistency_token=token,
+        )
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
