@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from reactor.domain.jobs import (
@@ -37,42 +38,55 @@ from reactor.domain.jobs import (
 CAPACITY = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class _Notice:
+    """What a JobInfo needs from an announcement (kept instead of the
+    payload, which may hold thousands of events)."""
+
+    key: str
+    document_id: str
+    branch: str
+    scope: str
+    first_index: int
+    count: int
+
+
 class ReadyNotices:
     def __init__(self, capacity: int = CAPACITY):
         self.capacity = capacity
         # Set once notifications reach this process; without them nobody waits here.
         self.listening = False
-        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._recent: OrderedDict[str, _Notice] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[JobInfo]]] = {}
 
     def __len__(self) -> int:
         return len(self._recent)
 
     def on_commit(self, payload: dict[str, Any]) -> None:
-        """NOTIFY handler for the commits channel. Kept raw: most
-        announcements are never asked about, so JobInfos are built on demand."""
+        """NOTIFY handler for the commits channel."""
         if payload.get("read_ready") is not True:
             return
         job_id = payload.get("job_id")
         if not isinstance(job_id, str):
             return
-        self._recent[job_id] = payload
-        if len(self._recent) > self.capacity:
-            self._recent.popitem(last=False)
+        notice = _notice_of(payload)
         waiters = self._waiters.pop(job_id, None)
-        if waiters:
-            info = job_info_of(payload)
-            for waiter in waiters:
-                if waiter.done():
-                    continue
-                if info is None:
-                    waiter.cancel()  # unreadable: its workflow answers instead
-                else:
-                    waiter.set_result(info)
+        if notice is not None:
+            self._recent[job_id] = notice
+            if len(self._recent) > self.capacity:
+                self._recent.popitem(last=False)
+        for waiter in waiters or ():
+            if waiter.done():
+                continue
+            info = _job_info(job_id, notice) if notice is not None else None
+            if info is None:
+                waiter.cancel()  # unreadable: its workflow answers instead
+            else:
+                waiter.set_result(info)
 
     def get(self, job_id: str) -> JobInfo | None:
-        payload = self._recent.get(job_id)
-        return job_info_of(payload) if payload is not None else None
+        notice = self._recent.get(job_id)
+        return _job_info(job_id, notice) if notice is not None else None
 
     async def wait(self, job_id: str) -> JobInfo:
         """Returns once the job's announcement arrives; waits for ever
@@ -96,30 +110,54 @@ class ReadyNotices:
         return sum(len(w) for w in self._waiters.values())
 
 
-def job_info_of(payload: dict[str, Any]) -> JobInfo | None:
-    """The JobInfo the job's workflow reports once it closes (None if the
-    payload is not a complete read-ready announcement)."""
+def _notice_of(payload: dict[str, Any]) -> _Notice | None:
     try:
-        job_id = payload["job_id"]
-        batch_id, _ = parse_job_id(job_id)
         events = payload["events"]
+        first: dict[str, Any] = events[0] if events else {"scope": "", "index": 0}
+        notice = _Notice(
+            key=payload["key"],
+            document_id=payload["document_id"],
+            branch=payload["branch"],
+            scope=first["scope"],
+            first_index=first["index"],
+            count=len(events),
+        )
+    except (KeyError, IndexError, TypeError):
+        return None
+    types = (str, str, str, str, int, int)
+    if not all(type(v) is t for v, t in zip(astuple(notice), types, strict=True)):
+        return None
+    return notice
+
+
+def _job_info(job_id: str, notice: _Notice) -> JobInfo | None:
+    try:
+        batch_id, _ = parse_job_id(job_id)
         token = None
-        if events:
+        if notice.count:
             span = OperationSpan(
-                document_id=payload["document_id"],
-                scope=events[0]["scope"],
-                branch=payload["branch"],
-                operation_index=events[0]["index"],
-                count=len(events),
+                document_id=notice.document_id,
+                scope=notice.scope,
+                branch=notice.branch,
+                operation_index=notice.first_index,
+                count=notice.count,
             )
             token = ConsistencyToken(coordinates=expand_spans([span]))
         return JobInfo(
             id=job_id,
-            key=payload["key"],
+            key=notice.key,
             batch_id=batch_id,
-            document_id=payload["document_id"],
+            document_id=notice.document_id,
             status=JobStatus.READ_READY,
             consistency_token=token,
         )
-    except (KeyError, IndexError, TypeError, ValueError):
+    except ValueError:  # pydantic's ValidationError included
         return None
+
+
+def job_info_of(payload: dict[str, Any]) -> JobInfo | None:
+    """The JobInfo the job's workflow reports once it closes (None if the
+    payload is not a complete read-ready announcement)."""
+    job_id = payload.get("job_id")
+    notice = _notice_of(payload) if isinstance(job_id, str) else None
+    return _job_info(job_id, notice) if isinstance(job_id, str) and notice is not None else None

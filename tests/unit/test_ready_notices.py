@@ -54,8 +54,8 @@ def test_announcements_without_read_ready_or_incomplete_are_ignored() -> None:
     notices.on_commit({**announcement("b1:1"), "key": None} | {"events": "x"})
     notices.on_commit({"read_ready": True, "job_id": 7})
     assert notices.get("b1:0") is None
-    assert notices.get("b1:1") is None  # kept, but unreadable: the workflow answers
-    assert len(notices) == 1
+    assert notices.get("b1:1") is None  # unreadable: the workflow answers
+    assert len(notices) == 0
 
 
 def test_the_window_keeps_the_latest_announcements_only() -> None:
