@@ -44,17 +44,23 @@ def todo_batch(n: int, docs: int = 4, prefix: str = "t") -> dict[str, Any]:
     return {"jobs": jobs}
 
 
+# A drive `drv` that files the todo list `lst`.
+DRIVE_FILING_A_LIST: list[dict[str, Any]] = [
+    {"key": "drive", "document_id": "drv", "scope": "document",
+     "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/document-drive"}}]},
+    {"key": "list", "document_id": "lst", "scope": "document",
+     "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}]},
+    {"key": "file", "document_id": "drv", "depends_on": ["drive", "list"],
+     "actions": [{"type": "ADD_FILE", "input": {"id": "lst", "name": "L", "document_type": "powerhouse/todo-list"}}]},
+]
+
+
 async def test_read_models_index_before_read_ready(module_factory: Any) -> None:
     stats = TodoStatsPerDrive()
     module = await module_factory(lambda b: b.with_read_model(stats).with_read_model(CountingReadModel()))
     reactor = module.reactor
     result = await reactor.execute_batch({"jobs": [
-        {"key": "drive", "document_id": "drv", "scope": "document",
-         "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/document-drive"}}]},
-        {"key": "list", "document_id": "lst", "scope": "document",
-         "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}]},
-        {"key": "file", "document_id": "drv", "depends_on": ["drive", "list"],
-         "actions": [{"type": "ADD_FILE", "input": {"id": "lst", "name": "L", "document_type": "powerhouse/todo-list"}}]},
+        *DRIVE_FILING_A_LIST,
         {"key": "items", "document_id": "lst", "depends_on": ["list"],
          "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}},
                      {"type": "ADD_TODO_ITEM", "input": {"id": "2", "text": "b"}},
@@ -157,14 +163,7 @@ async def test_with_read_models_wait_for_job_waits_for_them_not_for_the_commit(m
     stats = TodoStatsPerDrive()
     module = await module_factory(lambda b: b.with_read_model(stats))
     reactor = module.reactor
-    setup = await reactor.execute_batch({"jobs": [
-        {"key": "drive", "document_id": "drv", "scope": "document",
-         "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/document-drive"}}]},
-        {"key": "list", "document_id": "lst", "scope": "document",
-         "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}]},
-        {"key": "file", "document_id": "drv", "depends_on": ["drive", "list"],
-         "actions": [{"type": "ADD_FILE", "input": {"id": "lst", "name": "L", "document_type": "powerhouse/todo-list"}}]},
-    ]})
+    setup = await reactor.execute_batch({"jobs": DRIVE_FILING_A_LIST})
     await reactor.wait_for_batch(setup.batch_id)
     seen: list[dict[str, Any]] = []
     module.listener.add_handler(lambda _channel, payload: seen.append(payload))
