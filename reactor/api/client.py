@@ -3,6 +3,7 @@ when it has a signer; raises when a job fails."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -147,14 +148,19 @@ class ReactorClient:
         return await self.reactor.get(document_id, consistency_token=token, branch=branch)
 
     async def execute_batch(self, request: BatchRequest | Mapping[str, Any]) -> dict[str, JobInfo]:
-        """Runs the batch to the end; raises JobFailedError naming every failed
-        job (the error's `.jobs` holds all results)."""
+        """Runs the batch until every job is final; raises JobFailedError
+        naming every failed job (the error's `.jobs` holds all results)."""
         with gc_paused():
             req = _parse_request(request)
         if self.signer is not None:
             req = await self._signed(req)
         result = await self.reactor.execute_batch(req)
-        infos = {j.key: j for j in await self.reactor.wait_for_batch(result.batch_id)}
+        # Each job as soon as it is final (Reactor.wait_for_job): the documents
+        # are readable before the batch's workflow has closed.
+        finals = await asyncio.gather(
+            *(self.reactor.wait_for_job(j.id) for j in result.jobs.values())
+        )
+        infos = {j.key: j for j in finals}
         failed = [j for j in infos.values() if j.status is JobStatus.FAILED]
         if failed:
             detail = "; ".join(
