@@ -10,9 +10,10 @@ from temporalio import activity
 from reactor.application.apply import JobApplier
 from reactor.application.read_models import ReadModelCoordinator
 from reactor.domain.batch import PlanEntry, PlannedJob
-from reactor.domain.jobs import JobOutcome
+from reactor.domain.jobs import JobOutcome, job_id_for
 from reactor.domain.scheduling import dependency_failed
 from reactor.storage.job_ledger import JobLedger
+from reactor.storage.notify import CommitNotifier
 from reactor.storage.operation_store import Position
 
 
@@ -38,11 +39,15 @@ class BatchActivities:
         *,
         read_models: ReadModelCoordinator | None = None,
         max_parallel: int = 8,
+        ready_notifier: CommitNotifier | None = None,
     ):
         self.applier = applier
         self.ledger = ledger
         self.read_models = read_models
         self.max_parallel = max_parallel
+        # Announces jobs as read-ready once the read models caught up (see
+        # reactor/application/ready_notices.py); None: not announced here.
+        self.ready_notifier = ready_notifier
 
     @activity.defn(name="apply_jobs")
     async def apply_jobs(self, inp: ApplyJobsInput) -> list[JobOutcome]:
@@ -93,10 +98,35 @@ class BatchActivities:
             written = [o.last_position for o in outcomes.values() if o.last_position]
             if self.read_models is not None and written:
                 await self.read_models.catch_up(Position(*max(written)))
+                if self.ready_notifier is not None:
+                    self._announce_read_ready(inp.batch_id, by_index, outcomes)
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
         return [outcomes[i] for i in inp.indices]
+
+    def _announce_read_ready(
+        self, batch_id: str, jobs: dict[int, PlannedJob], outcomes: dict[int, JobOutcome]
+    ) -> None:
+        """A hint, sent without waiting: the workflow's answer does not wait
+        for it (the NOTIFY leaves with the next event-loop tick)."""
+        assert self.ready_notifier is not None
+        for index, outcome in outcomes.items():
+            if not outcome.ok or len(outcome.coordinates) != 1:
+                continue
+            span = outcome.coordinates[0]
+            self.ready_notifier.announce(
+                {
+                    "job_id": job_id_for(batch_id, index),
+                    "key": jobs[index].key,
+                    "document_id": span.document_id,
+                    "branch": span.branch,
+                    "scope": span.scope,
+                    "index": span.operation_index,
+                    "count": span.count,
+                    "read_ready": True,
+                }
+            )
 
     @activity.defn(name="load_plan")
     async def load_plan(self, inp: LoadPlanInput) -> list[PlanEntry]:

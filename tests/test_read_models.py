@@ -16,6 +16,7 @@ from reactor.domain.workflow_io import BatchConfig
 from reactor.models import BUILTIN_MODELS
 from reactor.read_models.todo_stats import TodoStatsPerDrive
 from reactor.storage.database import Database
+from reactor.storage.notify import READ_MODEL_CHANNEL, channel_name
 from tests.conftest import Stack, spawn_worker, wait_until
 from tests.support.read_models import CountingReadModel
 
@@ -156,26 +157,31 @@ async def test_keyframe_interval_is_configurable_and_used_for_rebuilds(module_fa
     assert at_15[0] == 15 and len(at_15[2]["items"]) == 15
 
 
-async def test_with_read_models_wait_for_job_waits_for_them_not_for_the_commit(module_factory: Any) -> None:
-    """A worker with read models does not announce its commits as read-ready
-    (reactor/application/ready_notices.py): wait_for_job answers once the
-    workflow saw the read models catch up, and then they have."""
+async def test_with_read_models_a_job_is_announced_read_ready_once_they_caught_up(
+    module_factory: Any,
+) -> None:
+    """A worker with read models does not mark its commits read-ready; it
+    announces the job on the read models' channel once they have indexed it
+    (reactor/application/ready_notices.py). That announcement alone answers
+    wait_for_job (the workflow's result is held back here), and by then the
+    read model has the job."""
     stats = TodoStatsPerDrive()
     module = await module_factory(lambda b: b.with_read_model(stats))
     reactor = module.reactor
     setup = await reactor.execute_batch({"jobs": DRIVE_FILING_A_LIST})
     await reactor.wait_for_batch(setup.batch_id)
-    seen: list[dict[str, Any]] = []
-    module.listener.add_handler(lambda _channel, payload: seen.append(payload))
+    seen: list[tuple[str, dict[str, Any]]] = []
+    module.listener.add_handler(lambda channel, payload: seen.append((channel, payload)))
+    never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    reactor._result = lambda _batch_id: asyncio.shield(never)  # type: ignore[method-assign]
     job = await reactor.execute("lst", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}])
     info = await reactor.wait_for_job(job.id, timeout=30)
-    assert info.status is JobStatus.READ_READY
+    assert info.status is JobStatus.READ_READY and not never.done()
     assert (await TodoStatsPerDrive.for_drive(module.database, "drv"))["total"] == 1
-    await wait_until(lambda: _async(any(p.get("job_id") == job.id for p in seen)), 10, "the commit's NOTIFY")
-    [commit] = [p for p in seen if p.get("job_id") == job.id]
-    assert "read_ready" not in commit
-    assert reactor.ready_notices.get(job.id) is None
-
-
-async def _async(value: bool) -> bool:
-    return value
+    about_job = [(channel, p) for channel, p in seen if p.get("job_id") == job.id]
+    commits = [p for channel, p in about_job if channel == channel_name()]
+    announced = [p for channel, p in about_job if channel == READ_MODEL_CHANNEL]
+    assert [("read_ready" in p) for p in commits] == [False]
+    assert [p["read_ready"] for p in announced] == [True]
+    assert info.consistency_token is not None
+    assert [c.operation_index for c in info.consistency_token.coordinates] == [0]

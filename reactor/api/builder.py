@@ -230,13 +230,12 @@ class ReactorBuilder:
         listener = None
         if self._notifications:
             listener = NotifyListener(_dsn(database), [channel_name(), READ_MODEL_CHANNEL])
-            commits = channel_name()
 
-            def on_notify(channel: str, payload: dict[str, Any]) -> None:
+            def on_notify(_channel: str, payload: dict[str, Any]) -> None:
                 wakeup.set()
-                if channel == commits:
-                    reactor.ready_notices.on_commit(payload)
-                    reactor.job_tracker.on_commit(payload)
+                # Commits, and read-ready announcements on either channel.
+                reactor.ready_notices.on_commit(payload)
+                reactor.job_tracker.on_commit(payload)
 
             listener.add_handler(on_notify)
             listener.on_reconnect(wakeup.set)

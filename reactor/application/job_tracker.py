@@ -2,10 +2,10 @@
 event-bus events, whichever process runs them.
 
 JOB_PENDING is emitted on submission. A commit notification naming a job
-(from any worker process) yields JOB_RUNNING then JOB_WRITE_READY, and
-JOB_READ_READY too when it says the commit is read-ready (its worker runs no
-read models, see reactor/application/ready_notices.py); the batch workflow's
-completion yields JOB_READ_READY (if not yet emitted) or JOB_FAILED. A job whose
+(from any worker process) yields JOB_RUNNING then JOB_WRITE_READY; a
+read-ready announcement (reactor/application/ready_notices.py) yields
+JOB_READ_READY; the batch workflow's completion yields JOB_READ_READY (if
+not yet emitted) or JOB_FAILED. A job whose
 commit notification was lost still gets RUNNING and WRITE_READY, just before
 READ_READY, so handlers always see the full sequence, in order. Nothing is
 followed (no RPC is opened) unless a handler subscribed to job events."""
@@ -69,7 +69,7 @@ class JobTracker:
         task.add_done_callback(self._tasks.discard)
 
     def on_commit(self, payload: dict[str, Any]) -> None:
-        """NOTIFY handler: a worker committed a job."""
+        """NOTIFY handler: a worker committed a job, or announced it read-ready."""
         job_id = payload.get("job_id")
         if isinstance(job_id, str) and job_id in self._jobs:
             ready = payload.get("read_ready") is True

@@ -1,20 +1,24 @@
-"""Jobs whose commit announcement said they are READ_READY.
+"""Jobs whose announcement said they are READ_READY.
 
 A batch workflow hears that its job is done when the apply activity
 returns; a client hears it when the workflow has completed and Temporal
 answers its long poll. On our machines that is 15-20 ms after the commit, a
-third of a single job's round trip. A worker that runs no read models
-marks its commit announcements `read_ready` (nothing stands between the
-commit and READ_READY there), and this keeps the latest of them, so that
-`Reactor.wait_for_job` and `Reactor.get_job_status` answer as soon as the
-NOTIFY arrives.
+third of a single job's round trip. So workers announce it themselves:
+
+- a worker that runs no read models marks its commit announcements
+  `read_ready` (nothing stands between the commit and READ_READY there);
+- a worker that runs read models announces its jobs as read-ready on the
+  read models' channel once they caught up (before the activity returns).
+
+This keeps the latest of those announcements, so that `Reactor.wait_for_job`
+and `Reactor.get_job_status` answer as soon as the NOTIFY arrives.
 
 Like every notification it is only ever a shortcut. A job with no such
-announcement (it failed, its worker runs read models, its payload was over
-NOTIFY's limit, the LISTEN connection was down, or it left this window) is
-answered by its workflow, as before. What an announcement says is what the
-workflow will say: the worker sent it after the commit, and the job's
-ledger row makes any retry of the activity report the same outcome.
+announcement (it failed, its payload was over NOTIFY's limit, the LISTEN
+connection was down, or it left this window) is answered by its workflow,
+as before. What an announcement says is what the workflow will say: the
+worker sent it after the commit (and the catch-up), and the job's ledger
+row makes any retry of the activity report the same outcome.
 """
 
 from __future__ import annotations
@@ -111,16 +115,23 @@ class ReadyNotices:
 
 
 def _notice_of(payload: dict[str, Any]) -> _Notice | None:
+    """From a commit announcement (its operations as `events`) or from the
+    one a worker with read models sends once they caught up (`scope`,
+    `index`, `count`)."""
     try:
-        events = payload["events"]
-        first: dict[str, Any] = events[0] if events else {"scope": "", "index": 0}
+        if "events" in payload:
+            events = payload["events"]
+            first: dict[str, Any] = events[0] if events else {"scope": "", "index": 0}
+            scope, index, count = first["scope"], first["index"], len(events)
+        else:
+            scope, index, count = payload["scope"], payload["index"], payload["count"]
         notice = _Notice(
             key=payload["key"],
             document_id=payload["document_id"],
             branch=payload["branch"],
-            scope=first["scope"],
-            first_index=first["index"],
-            count=len(events),
+            scope=scope,
+            first_index=index,
+            count=count,
         )
     except (KeyError, IndexError, TypeError):
         return None

@@ -32,7 +32,7 @@ from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.migrate import migrate
-from reactor.storage.notify import NotifyListener, channel_name
+from reactor.storage.notify import READ_MODEL_CHANNEL, CommitNotifier, NotifyListener, channel_name
 from reactor.storage.operation_store import OperationStore
 from workflows.batch import BatchWorkflow
 from workflows.reaction import ReactionWorkflow
@@ -138,7 +138,15 @@ def build_worker(
         read_ready_on_commit=read_models is None or not read_models.read_models,
     )
     acts = BatchActivities(
-        applier, JobLedger(db), read_models=read_models, max_parallel=max_parallel_jobs
+        applier,
+        JobLedger(db),
+        read_models=read_models,
+        max_parallel=max_parallel_jobs,
+        # With read models, a job is read-ready once they caught up: said on
+        # their channel, where reaction routers do not listen.
+        ready_notifier=CommitNotifier(db.pool, READ_MODEL_CHANNEL, applier.instance_id)
+        if notify and not applier.read_ready_on_commit
+        else None,
     )
     workflows: list[type] = [BatchWorkflow]
     activities: list[Callable[..., Any]] = [acts.apply_jobs, acts.load_plan]

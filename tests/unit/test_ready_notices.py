@@ -111,3 +111,24 @@ async def test_an_unreadable_announcement_hands_the_waiter_back_to_the_workflow(
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(waiting, 1)
     assert notices.waiting == 0
+
+
+def test_the_announcement_after_read_models_caught_up_reads_the_same() -> None:
+    compact = {
+        "by": "worker-1",
+        "job_id": "b1:3",
+        "key": "add-two",
+        "document_id": "doc-1",
+        "branch": "main",
+        "scope": "global",
+        "index": 7,
+        "count": 2,
+        "read_ready": True,
+    }
+    assert _without_time(job_info_of(compact)) == _without_time(job_info_of(announcement()))
+
+
+def _without_time(info: Any) -> dict[str, Any]:
+    data: dict[str, Any] = info.model_dump()
+    data["consistency_token"].pop("created_at")
+    return data
