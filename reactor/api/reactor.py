@@ -375,7 +375,7 @@ class Reactor:
         known = self.ready_notices.get(job_id)
         if known is not None:
             return known
-        notice = asyncio.ensure_future(self.ready_notices.wait(job_id))
+        notice = self.ready_notices.waiter(job_id)
         result = self._result(batch_id)
         try:
             await asyncio.wait((notice, result), return_when=asyncio.FIRST_COMPLETED)
@@ -383,7 +383,7 @@ class Reactor:
                 return notice.result()
             return await result
         finally:
-            notice.cancel()
+            self.ready_notices.discard(job_id, notice)
             result.cancel()  # a shield: the shared wait goes on for the others
 
     def _result(self, batch_id: str) -> asyncio.Future[BatchSummary]:

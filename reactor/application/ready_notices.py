@@ -25,17 +25,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from reactor.domain.jobs import (
-    ConsistencyToken,
-    JobInfo,
-    JobStatus,
-    OperationSpan,
-    expand_spans,
-    parse_job_id,
-)
+from reactor.domain.jobs import ConsistencyToken, Coordinate, JobInfo, JobStatus, parse_job_id
 
 # Announcements kept for callers that ask after the NOTIFY arrived (a burst
 # of concurrent `execute()` calls waits on its jobs after submitting them).
@@ -98,16 +91,27 @@ class ReadyNotices:
         known = self.get(job_id)
         if known is not None:
             return known
-        waiter: asyncio.Future[JobInfo] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(job_id, []).append(waiter)
+        waiter = self.waiter(job_id)
         try:
             return await waiter
         finally:
-            others = self._waiters.get(job_id)
-            if others is not None and waiter in others:
-                others.remove(waiter)
-                if not others:
-                    del self._waiters[job_id]
+            self.discard(job_id, waiter)
+
+    def waiter(self, job_id: str) -> asyncio.Future[JobInfo]:
+        """A future the job's announcement resolves (cancelled if the
+        announcement cannot be read); hand it back to `discard` when done.
+        Cheaper than a task around `wait` for callers that race it."""
+        waiter: asyncio.Future[JobInfo] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append(waiter)
+        return waiter
+
+    def discard(self, job_id: str, waiter: asyncio.Future[JobInfo]) -> None:
+        waiter.cancel()
+        others = self._waiters.get(job_id)
+        if others is not None and waiter in others:
+            others.remove(waiter)
+            if not others:
+                del self._waiters[job_id]
 
     @property
     def waiting(self) -> int:
@@ -135,8 +139,10 @@ def _notice_of(payload: dict[str, Any]) -> _Notice | None:
         )
     except (KeyError, IndexError, TypeError):
         return None
-    types = (str, str, str, str, int, int)
-    if not all(type(v) is t for v, t in zip(astuple(notice), types, strict=True)):
+    strings = (notice.key, notice.document_id, notice.branch, notice.scope)
+    if not all(type(v) is str for v in strings):
+        return None
+    if type(notice.first_index) is not int or type(notice.count) is not int:
         return None
     return notice
 
@@ -145,15 +151,19 @@ def _job_info(job_id: str, notice: _Notice) -> JobInfo | None:
     try:
         batch_id, _ = parse_job_id(job_id)
         token = None
-        if notice.count:
-            span = OperationSpan(
-                document_id=notice.document_id,
-                scope=notice.scope,
-                branch=notice.branch,
-                operation_index=notice.first_index,
-                count=notice.count,
+        if notice.count > 0:
+            first = notice.first_index
+            token = ConsistencyToken(
+                coordinates=[
+                    Coordinate(
+                        document_id=notice.document_id,
+                        scope=notice.scope,
+                        branch=notice.branch,
+                        operation_index=index,
+                    )
+                    for index in range(first, first + notice.count)
+                ]
             )
-            token = ConsistencyToken(coordinates=expand_spans([span]))
         return JobInfo(
             id=job_id,
             key=notice.key,
