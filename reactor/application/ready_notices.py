@@ -60,7 +60,8 @@ class ReadyNotices:
         return len(self._recent)
 
     def on_commit(self, payload: dict[str, Any]) -> None:
-        """NOTIFY handler for the commits channel."""
+        """NOTIFY handler (commits channel or read models' channel); ignores
+        anything that is not a read-ready announcement."""
         if payload.get("read_ready") is not True:
             return
         job_id = payload.get("job_id")
