@@ -311,3 +311,29 @@ async def test_a_failed_job_is_answered_by_its_workflow(module_factory: Any) -> 
     assert info.status is JobStatus.FAILED and info.error is not None
     assert reactor.ready_notices.get(job.id) is None
 
+
+
+async def test_a_reactor_that_never_waits_forgets_batches_once_they_closed(
+    module_factory: Any,
+) -> None:
+    """Past its limit of remembered batches, a reactor asks Temporal which
+    of them closed and forgets those; kill() still awaits the rest."""
+    module = await module_factory()
+    reactor = module.reactor
+    reactor._started.limit = reactor._started._check_at = 4
+    created = await reactor.create("powerhouse/todo-list", document_id="fire-and-forget")
+    await reactor.wait_for_batch(created.batch_id)  # seen closed: forgotten
+    jobs = [
+        await reactor.execute("fire-and-forget", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": f"{i}", "text": "x"}}])
+        for i in range(4)
+    ]
+    for job in jobs:  # closed, seen through handles of our own, not the reactor's waits
+        await reactor.client.get_workflow_handle(f"batch-{job.batch_id}").result()
+    assert len(reactor._started) == 4
+    last = await reactor.execute("fire-and-forget", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "last", "text": "x"}}])
+    await reactor._started.checked()
+    assert reactor._started.forgotten_closed == 4
+    assert [reactor._started.get(j.batch_id) for j in jobs] == [None] * 4
+    assert len(reactor._started) <= 1  # the last one, unless it closed before the check
+    await asyncio.wait_for(reactor.kill().completed, 30)
+    assert (await reactor.get_job_status(last.id)).status is JobStatus.READ_READY

@@ -17,6 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from reactor.api.coalescer import ExecuteCoalescer
+from reactor.api.started import StartedBatches
 from reactor.api.submission import Submission
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
@@ -107,7 +108,7 @@ class Reactor:
         self._preparing = asyncio.Lock()  # FIFO: see execute_batch
         # Batches this reactor started and has not seen finish; kill() awaits
         # them. Handles only: no RPC is open until someone waits.
-        self._started: dict[str, WorkflowHandle[Any, Any]] = {}
+        self._started = StartedBatches()
         self._results: dict[str, asyncio.Future[BatchSummary]] = {}
         self._shutdown: ShutdownHandle | None = None
 
@@ -138,7 +139,8 @@ class Reactor:
                 del plan, req
             if sub.rows is not None:
                 await self.ledger.store_batch(sub.rows)
-        handle = self._started[sub.batch_id] = await self._start(sub)
+        handle = await self._start(sub)
+        self._started.remember(sub.batch_id, handle)
         result = BatchResult(
             batch_id=sub.batch_id,
             jobs={
@@ -397,7 +399,7 @@ class Reactor:
 
             def forget(_: asyncio.Future[BatchSummary]) -> None:
                 self._results.pop(batch_id, None)
-                self._started.pop(batch_id, None)
+                self._started.forget(batch_id)
 
             pending.add_done_callback(forget)
         return asyncio.shield(pending)
@@ -500,7 +502,7 @@ class Reactor:
         """Stops accepting writes at once; `completed` resolves when every
         batch this reactor started has finished."""
         if self._shutdown is None:
-            handles = list(self._started.values())
+            handles = self._started.handles()
 
             async def drain() -> None:
                 await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
@@ -519,6 +521,7 @@ class Reactor:
             self._shutdown.completed.cancel()
             await asyncio.gather(self._shutdown.completed, return_exceptions=True)
         await self.job_tracker.close()
+        await self._started.close()
         await self.db.close()
 
     def _check_open(self) -> None:
