@@ -28,7 +28,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from reactor.domain.jobs import ConsistencyToken, Coordinate, JobInfo, JobStatus, parse_job_id
+from reactor.domain.jobs import (
+    ConsistencyToken,
+    JobInfo,
+    JobStatus,
+    OperationSpan,
+    expand_spans,
+    parse_job_id,
+)
 
 # Announcements kept for callers that ask after the NOTIFY arrived (a burst
 # of concurrent `execute()` calls waits on its jobs after submitting them).
@@ -153,18 +160,14 @@ def _job_info(job_id: str, notice: _Notice) -> JobInfo | None:
         batch_id, _ = parse_job_id(job_id)
         token = None
         if notice.count > 0:
-            first = notice.first_index
-            token = ConsistencyToken(
-                coordinates=[
-                    Coordinate(
-                        document_id=notice.document_id,
-                        scope=notice.scope,
-                        branch=notice.branch,
-                        operation_index=index,
-                    )
-                    for index in range(first, first + notice.count)
-                ]
+            span = OperationSpan(
+                document_id=notice.document_id,
+                scope=notice.scope,
+                branch=notice.branch,
+                operation_index=notice.first_index,
+                count=notice.count,
             )
+            token = ConsistencyToken(coordinates=expand_spans([span]))
         return JobInfo(
             id=job_id,
             key=notice.key,
@@ -175,11 +178,3 @@ def _job_info(job_id: str, notice: _Notice) -> JobInfo | None:
         )
     except ValueError:  # pydantic's ValidationError included
         return None
-
-
-def job_info_of(payload: dict[str, Any]) -> JobInfo | None:
-    """The JobInfo the job's workflow reports once it closes (None if the
-    payload is not a complete read-ready announcement)."""
-    job_id = payload.get("job_id")
-    notice = _notice_of(payload) if isinstance(job_id, str) else None
-    return _job_info(job_id, notice) if isinstance(job_id, str) and notice is not None else None

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reactor.application.ready_notices import ReadyNotices, job_info_of
-from reactor.domain.jobs import Coordinate, JobStatus
+from reactor.application.ready_notices import ReadyNotices
+from reactor.domain.jobs import Coordinate, JobInfo, JobStatus
 
 
 def announcement(job_id: str = "b1:3", *, ready: bool = True, **extra: Any) -> dict[str, Any]:
@@ -29,6 +29,13 @@ def announcement(job_id: str = "b1:3", *, ready: bool = True, **extra: Any) -> d
     if ready:
         payload["read_ready"] = True
     return payload
+
+
+def job_info_of(payload: dict[str, Any]) -> JobInfo | None:
+    """What a client holding this announcement answers for its job."""
+    notices = ReadyNotices()
+    notices.on_commit(payload)
+    return notices.get(payload["job_id"])
 
 
 def test_an_announcement_reads_as_the_job_info_its_workflow_reports() -> None:
