@@ -22,6 +22,7 @@ class DrainOutput(BaseModel):
     blocked: list[str]
     more: bool
     stopping: bool = False
+    woken: int = 0  # see DrainResult.woken
 
 
 class ReactionActivities:
@@ -46,4 +47,5 @@ class ReactionActivities:
             blocked=result.blocked,
             more=result.more,
             stopping=result.stopping,
+            woken=result.woken,
         )

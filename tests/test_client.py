@@ -299,6 +299,29 @@ async def test_the_announcement_alone_answers_wait_for_job(module_factory: Any) 
     assert [item["id"] for item in doc.state["global"]["items"]] == ["a", "b"]
 
 
+async def test_a_job_too_big_to_list_its_events_is_answered_by_its_range(
+    module_factory: Any,
+) -> None:
+    """150 operations do not fit one NOTIFY as events; the commit is
+    announced as its range, which answers wait_for_job on its own with the
+    token the workflow gives."""
+    module = await module_factory()
+    reactor = module.reactor
+    created = await reactor.create("powerhouse/todo-list", document_id="long")
+    await reactor.wait_for_job(created.id, timeout=30)
+    held: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    reactor._result = lambda _batch_id: asyncio.shield(held)  # type: ignore[method-assign]
+    adds = [{"type": "ADD_TODO_ITEM", "input": {"id": f"i{n:03d}", "text": "t"}} for n in range(150)]
+    job = await reactor.execute("long", "main", adds)
+    info = await reactor.wait_for_job(job.id, timeout=30)
+    assert info.status is JobStatus.READ_READY and not held.done()
+    assert info.consistency_token is not None
+    assert [c.operation_index for c in info.consistency_token.coordinates] == list(range(150))
+    del reactor._result  # the workflow's answer again
+    [closed] = await reactor.wait_for_batch(job.batch_id)
+    assert comparable(info) == comparable(closed)
+
+
 async def test_a_failed_job_is_answered_by_its_workflow(module_factory: Any) -> None:
     module = await module_factory()
     reactor = module.reactor

@@ -87,6 +87,36 @@ async def test_an_oversize_commit_is_not_sent_and_the_others_are(
     assert [p["job_id"] for p in heard] == ["job-2"]
 
 
+async def test_an_oversize_commit_goes_out_in_its_short_form(
+    db: Database, heard: list[dict[str, Any]]
+) -> None:
+    notifier = CommitNotifier(db.pool, CHANNEL, "writer-6")
+    big = commit(1, events=200)
+    short = {"job_id": "job-1", "scope": "global", "index": 0, "count": 200}
+    built: list[int] = []
+
+    def shorten() -> dict[str, Any]:
+        built.append(1)
+        return short
+
+    await notifier.publish(big, oversize=shorten)
+    await notifier.publish(commit(2), oversize=shorten)  # fits: never shortened
+
+    async def both_heard() -> bool:
+        return len(heard) == 2
+
+    await wait_until(both_heard, 5, "both commits")
+    assert heard[0] == {"by": "writer-6", **short}
+    assert heard[1]["job_id"] == "job-2" and len(heard[1]["events"]) == 1
+    assert built == [1]
+
+
+def test_a_short_form_over_the_limit_is_not_sent_either(db: Database) -> None:
+    notifier = CommitNotifier(db.pool, CHANNEL, "writer-7")
+    sent = notifier.announce(commit(1, events=200), oversize=lambda: commit(1, events=150))
+    assert sent is None and notifier._pending == []
+
+
 async def test_a_failed_send_does_not_fail_the_publisher(db: Database) -> None:
     notifier = CommitNotifier(db.pool, "", "writer-3")  # an empty channel name is an error
     await notifier.publish(commit(1))  # returns: a notification is a hint

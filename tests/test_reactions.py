@@ -60,6 +60,35 @@ async def reaction_idle(stack: Stack, task_queue: str, name: str) -> None:
     await wait_until(started, 60, f"reaction {name} to start")
 
 
+async def woken(stack: Stack, task_queue: str, name: str) -> int:
+    """How often the reaction was woken rather than polled: drains woken in
+    the worker (NOTIFY found one waiting) plus wake signals (it found none).
+    Counted when a drain returns, after its idle time (3 s)."""
+    client = await connect(stack.temporal_address)
+    handle = client.get_workflow_handle(reaction_workflow_id(task_queue, name))
+    status = await handle.query(ReactionWorkflow.status)
+    return status.woken + status.wakes
+
+
+async def wait_woken(stack: Stack, task_queue: str, name: str, above: int) -> None:
+    async def more() -> bool:
+        return await woken(stack, task_queue, name) > above
+
+    await wait_until(more, 20, f"a notification to wake reaction {name}")
+
+
+async def reaction_idle_after(stack: Stack, task_queue: str, name: str) -> None:
+    """Waits until the reaction's current drain has returned (its counts are in)."""
+    client = await connect(stack.temporal_address)
+    handle = client.get_workflow_handle(reaction_workflow_id(task_queue, name))
+    start = (await handle.query(ReactionWorkflow.status)).iterations
+
+    async def next_drain() -> bool:
+        return (await handle.query(ReactionWorkflow.status)).iterations > start
+
+    await wait_until(next_drain, 20, f"reaction {name}'s drain to return")
+
+
 async def test_commit_in_one_process_wakes_the_reaction_in_another(
     stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
@@ -74,6 +103,7 @@ async def test_commit_in_one_process_wakes_the_reaction_in_another(
                              REACTOR_REACTION_POLL="30")
     try:
         await reaction_idle(stack, task_queue, "recording")
+        before = await woken(stack, task_queue, "recording")
         for n in range(3):
             await writer.add_items("doc", [f"n{n}"])
 
@@ -81,6 +111,7 @@ async def test_commit_in_one_process_wakes_the_reaction_in_another(
                 return len(await handled(db, "recording")) == n + 1
 
             await wait_until(woke, 10, f"reaction to commit {n}")
+        await wait_woken(stack, task_queue, "recording", before)  # not (only) the poll
     finally:
         worker.terminate()
         worker.wait(60)
@@ -98,20 +129,26 @@ async def test_with_notify_off_the_poll_still_delivers(
                              REACTOR_NOTIFY="0", REACTOR_REACTION_POLL="0.3")
     try:
         await reaction_idle(stack, task_queue, "recording")
+        before = await woken(stack, task_queue, "recording")
         await writer.add_items("doc", ["a", "b"])
 
         async def delivered() -> bool:
             return len(await handled(db, "recording")) == 2
 
         await wait_until(delivered, 20, "the poll to deliver")
+        await reaction_idle_after(stack, task_queue, "recording")
+        assert await woken(stack, task_queue, "recording") == before  # the poll alone
     finally:
         worker.terminate()
         worker.wait(60)
 
 
-async def test_oversize_payload_sends_no_notify_and_polling_delivers(
+async def test_a_job_too_big_to_list_its_events_wakes_the_reaction_by_its_range(
     stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
+    """200 operations' events would pass NOTIFY's 8,000 bytes: the commit is
+    announced as its range and action types, and that wakes the reaction
+    (which polls only every 30 s) like any small commit."""
     db = calls_table
     writer = DirectWriter(db)
     await writer.create_list("big")
@@ -120,21 +157,33 @@ async def test_oversize_payload_sends_no_notify_and_polling_delivers(
     listener.add_handler(lambda _ch, payload: heard.append(payload))
     await listener.start()
     worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording",
-                             REACTOR_REACTION_POLL="0.5")
+                             REACTOR_REACTION_POLL="30")
     try:
         await reaction_idle(stack, task_queue, "recording")
-        await writer.add_items("big", [f"item-{i:04d}" for i in range(200)])  # ~12 kB of events
-        await writer.add_items("big", ["small"])
+        before = await woken(stack, task_queue, "recording")
+        await writer.add_items("big", [f"item-{i:04d}" for i in range(200)])  # ~14 kB of events
 
         async def all_delivered() -> bool:
+            return len(await handled(db, "recording")) == 200
+
+        await wait_until(all_delivered, 10, "the oversize commit to be delivered")
+        await wait_woken(stack, task_queue, "recording", before)  # by its NOTIFY
+        await writer.add_items("big", ["small"])
+
+        async def small_delivered() -> bool:
             return len(await handled(db, "recording")) == 201
 
-        await wait_until(all_delivered, 30, "polling to deliver the oversize commit")
+        await wait_until(small_delivered, 10, "the next commit")
     finally:
         worker.terminate()
         worker.wait(60)
         await listener.stop()
-    assert [len(p["events"]) for p in heard if p["document_id"] == "big"] == [1]
+    big, small = [p for p in heard if p["document_id"] == "big"]
+    assert "events" not in big
+    assert (big["scope"], big["index"], big["count"], big["types"]) == (
+        "global", 0, 200, ["ADD_TODO_ITEM"]
+    )
+    assert [e["index"] for e in small["events"]] == [200]
 
 
 async def test_listener_reconnects_after_its_backend_is_terminated(

@@ -36,6 +36,7 @@ class ReactionWorkflow:
         self._wakes = 0
         self._iterations = 0
         self._handled = 0
+        self._woken = 0
         self._blocked: list[str] = []
 
     @workflow.signal
@@ -50,6 +51,7 @@ class ReactionWorkflow:
             wakes=self._wakes,
             handled=self._handled,
             blocked=self._blocked[-20:],
+            woken=self._woken,
         )
 
     @workflow.run
@@ -108,4 +110,5 @@ class ReactionWorkflow:
 
     def _record(self, out: DrainOutput) -> None:
         self._handled += out.handled
+        self._woken += out.woken
         self._blocked.extend(out.blocked)

@@ -220,7 +220,9 @@ class JobApplier:
             if self.on_commit is not None:
                 self.on_commit(payload)
             if self.notifier is not None:
-                announced = self.notifier.announce(payload)
+                announced = self.notifier.announce(
+                    payload, oversize=lambda: commit_range(payload, reduced.span)
+                )
         outcome = JobOutcome(
             index=job.index,
             ok=True,
@@ -504,6 +506,19 @@ class JobApplier:
                 f"no document model registered for {document_type!r} on this worker",
             )
         return self.registry.get(document_type)
+
+
+def commit_range(payload: dict[str, Any], span: OperationSpan) -> dict[str, Any]:
+    """A commit announcement too big for a NOTIFY (a job of more than about
+    a hundred operations), shortened: its operations as a range of the log
+    and the set of their action types instead of one event each. Readers
+    that want the operations read the range; routers need only the types."""
+    short = {k: v for k, v in payload.items() if k != "events"}
+    short["scope"] = span.scope
+    short["index"] = span.operation_index
+    short["count"] = span.count
+    short["types"] = sorted({e["type"] for e in payload["events"]})
+    return short
 
 
 async def _outcome_from_ledger(

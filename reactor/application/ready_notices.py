@@ -14,8 +14,8 @@ This keeps the latest of those announcements, so that `Reactor.wait_for_job`
 and `Reactor.get_job_status` answer as soon as the NOTIFY arrives.
 
 Like every notification it is only ever a shortcut. A job with no such
-announcement (it failed, its payload was over NOTIFY's limit, the LISTEN
-connection was down, or it left this window) is answered by its workflow,
+announcement (it failed, even its shortened announcement was over
+NOTIFY's limit, the LISTEN connection was down, or it left this window) is answered by its workflow,
 as before. What an announcement says is what the workflow will say: the
 worker sent it after the commit (and the catch-up), and the job's ledger
 row makes any retry of the activity report the same outcome.
@@ -127,9 +127,10 @@ class ReadyNotices:
 
 
 def _notice_of(payload: dict[str, Any]) -> _Notice | None:
-    """From a commit announcement (its operations as `events`) or from the
-    one a worker with read models sends once they caught up (`scope`,
-    `index`, `count`)."""
+    """From a commit announcement (its operations as `events`), or from one
+    that gives them as a range (`scope`, `index`, `count`): the one a worker
+    with read models sends once they caught up, or a commit too big to list
+    its events in one NOTIFY."""
     try:
         if "events" in payload:
             events = payload["events"]

@@ -78,6 +78,7 @@ class ReactionInput(BaseModel):
 class ReactionStatus(BaseModel):
     name: str
     iterations: int
-    wakes: int
+    wakes: int  # wake signals (from routers that found no drain waiting)
     handled: int
     blocked: list[str]
+    woken: int = 0  # drains woken by a notification or a local commit, not the poll

@@ -38,6 +38,10 @@ class DrainResult:
     blocked: list[str] = field(default_factory=list)
     more: bool = False
     stopping: bool = False  # the worker is shutting down: stop scheduling drains here
+    # Drains run again because something woke them (NOTIFY, a commit in this
+    # process) rather than the poll: how operators, and tests, tell a reaction
+    # that hears commits from one that only polls.
+    woken: int = 0
 
 
 class ReactionDrainer:
@@ -110,6 +114,8 @@ class ReactionDrainer:
                 if wakeup.generation == generation:
                     # never wait past a second: shutdown must be noticed
                     await wakeup.wait(min(poll_seconds, remaining, 1.0))
+                if wakeup.generation != generation:
+                    total.woken += 1
         finally:
             self._waiting[name] -= 1
 

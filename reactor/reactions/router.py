@@ -71,7 +71,13 @@ class ReactionRouter:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def route(self, payload: dict[str, Any]) -> None:
-        types = {e.get("type", "") for e in payload.get("events", [])}
+        # A commit too big for one NOTIFY lists its action types, not its events.
+        events = payload.get("events")
+        types = (
+            {e.get("type", "") for e in events}
+            if events is not None
+            else {str(t) for t in payload.get("types", [])}
+        )
         doc_type = str(payload.get("document_type", ""))
         for proc in self.processors:
             if proc.matches_types(types, doc_type):

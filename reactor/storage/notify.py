@@ -29,7 +29,7 @@ import orjson
 
 log = logging.getLogger("reactor.notify")
 
-MAX_PAYLOAD = 8000  # PostgreSQL's limit is 8000 bytes; above it we skip the NOTIFY
+MAX_PAYLOAD = 8000  # PostgreSQL takes payloads shorter than this (bytes)
 
 
 def channel_name(schema: str = "public", table: str = "reactor_operations") -> str:
@@ -62,17 +62,27 @@ class CommitNotifier:
         self._task: asyncio.Task[None] | None = None
         self.messages = 0
 
-    async def publish(self, commit: dict[str, Any]) -> None:
-        sent = self.announce(commit)
+    async def publish(
+        self, commit: dict[str, Any], *, oversize: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
+        sent = self.announce(commit, oversize=oversize)
         if sent is not None:
             await sent
 
-    def announce(self, commit: dict[str, Any]) -> asyncio.Future[None] | None:
-        """Queues the commit; the future resolves once its message was sent
-        (None: too big for a NOTIFY, listeners' polling covers it)."""
+    def announce(
+        self, commit: dict[str, Any], *, oversize: Callable[[], dict[str, Any]] | None = None
+    ) -> asyncio.Future[None] | None:
+        """Queues the commit; the future resolves once its message was sent.
+        A commit too big for a NOTIFY is announced as `oversize()` (a shorter
+        form of it, built only then) when that fits; None when nothing fits
+        (listeners' polling covers it)."""
         encoded = orjson.dumps(commit)
-        if self._bare + len(encoded) >= MAX_PAYLOAD:
-            return None
+        if not self.fits(encoded):
+            if oversize is None:
+                return None
+            encoded = orjson.dumps(oversize())
+            if not self.fits(encoded):
+                return None
         loop = asyncio.get_running_loop()
         if self._task is not None and self._task.get_loop() is not loop:
             # Left over from an event loop that is gone (tests run one per test).
@@ -84,6 +94,10 @@ class CommitNotifier:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="reactor-commit-notifier")
         return asyncio.shield(sent)
+
+    def fits(self, encoded: bytes) -> bool:
+        """Whether one encoded commit fits in a message of its own."""
+        return self._bare + len(encoded) < MAX_PAYLOAD
 
     def _envelope(self, commits: bytes) -> bytes:
         return self._head + commits + b"]}"

@@ -67,9 +67,13 @@ class OperationStore:
 
     async def notify(self, handler: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Calls `handler(payload)` for each commit made by another process
-        (payload: {by, document_id, document_type, job_id, events:[{ordinal, type,
-        scope, index}]}). Returns the disposer. A hint only: it may miss
-        commits (oversize payloads, reconnects); poll for correctness."""
+        (payload: {by, document_id, document_type, job_id, key, branch,
+        events:[{ordinal, type, scope, index}]}; a job too big to list its
+        events in one NOTIFY, over about a hundred operations, comes as
+        {..., scope, index, count, types} instead: read the range from the
+        log). Returns the disposer. A hint only: it may miss commits
+        (reconnects, a shortened payload still too big); poll for
+        correctness."""
         if not self.notify_enabled:
             raise RuntimeError("this operation store was built with notify=False")
         if self._listener is None:
