@@ -283,15 +283,27 @@ async def test_wait_for_job_answers_from_the_read_ready_announcement_as_the_work
     assert comparable(await reactor.get_job_status(job.id)) == comparable(closed)
 
 
+async def reactor_with_list(module_factory: Any, document_id: str) -> Any:
+    """A reactor, and a todo list it created."""
+    reactor = (await module_factory()).reactor
+    created = await reactor.create("powerhouse/todo-list", document_id=document_id)
+    await reactor.wait_for_job(created.id, timeout=30)
+    return reactor
+
+
+def hold_workflow_results(reactor: Any) -> asyncio.Future[Any]:
+    """Holds back every batch workflow's result from `reactor` (until
+    `del reactor._result`): what answers then came from announcements."""
+    held: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    reactor._result = lambda _batch_id: asyncio.shield(held)
+    return held
+
+
 async def test_the_announcement_alone_answers_wait_for_job(module_factory: Any) -> None:
     """With the workflow's result held back, wait_for_job still returns: the
     commit's read-ready NOTIFY is enough, and the document is readable."""
-    module = await module_factory()
-    reactor = module.reactor
-    created = await reactor.create("powerhouse/todo-list", document_id="solo")
-    await reactor.wait_for_job(created.id, timeout=30)
-    never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    reactor._result = lambda _batch_id: asyncio.shield(never)  # type: ignore[method-assign]
+    reactor = await reactor_with_list(module_factory, "solo")
+    never = hold_workflow_results(reactor)
     job = await reactor.execute("solo", "main", ADD)
     info = await reactor.wait_for_job(job.id, timeout=30)
     assert info.status is JobStatus.READ_READY and not never.done()
@@ -305,12 +317,8 @@ async def test_a_job_too_big_to_list_its_events_is_answered_by_its_range(
     """150 operations do not fit one NOTIFY as events; the commit is
     announced as its range, which answers wait_for_job on its own with the
     token the workflow gives."""
-    module = await module_factory()
-    reactor = module.reactor
-    created = await reactor.create("powerhouse/todo-list", document_id="long")
-    await reactor.wait_for_job(created.id, timeout=30)
-    held: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    reactor._result = lambda _batch_id: asyncio.shield(held)  # type: ignore[method-assign]
+    reactor = await reactor_with_list(module_factory, "long")
+    held = hold_workflow_results(reactor)
     adds = [{"type": "ADD_TODO_ITEM", "input": {"id": f"i{n:03d}", "text": "t"}} for n in range(150)]
     job = await reactor.execute("long", "main", adds)
     info = await reactor.wait_for_job(job.id, timeout=30)
