@@ -115,8 +115,25 @@ def throughput(data: dict[str, Any]) -> str:
         f"{v['duplicated_actions']} duplicated actions: {'OK' if v['ok'] else 'MISMATCH'}. "
         f"Worker RSS: {data['worker_idle_rss_mb']:.0f} MB idle, {data['worker_peak_rss_mb']:.0f} MB peak."
     )
-    parts = [main, cpu] + ([floors] if data.get("floors") else []) + [check]
-    return "\n\n".join(parts)
+    parts = [main, cpu] + ([floors] if data.get("floors") else [])
+    split = data.get("cpu_split")
+    if split:
+        parts.append(
+            md(
+                ["process", "b µs/job", "s µs/job", "µs per operation", "µs per job, alone"],
+                [
+                    [
+                        name if name != "stack" else "whole stack",
+                        v["b_us_per_job"],
+                        v["s_us_per_job"],
+                        v["us_per_operation"],
+                        v["us_per_job_alone"],
+                    ]
+                    for name, v in split["parts"].items()
+                ],
+            )
+        )
+    return "\n\n".join([*parts, check])
 
 
 def latency(data: dict[str, Any]) -> str:

@@ -39,6 +39,10 @@ process is measured per run; both cover the timed part only. The jobs'
 commit times (the ledger's `applied_at`) split each run's wall time into the
 wait for the first commit, the commits themselves and the report after the
 last one, and give the steady commit rate over the middle 80% of the jobs.
+When b and s both ran, their median runs (the same jobs and batches, 1
+against 10 actions per job) split each process's CPU into a cost per job and
+a cost per operation, next to what 10,000 operations/s would leave per
+operation.
 
 Floors (bench/_floors.py), measured right after each run of the phases named
 by `--floors` on documents of their own, preloaded the same way: the same
@@ -691,6 +695,9 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
             cpu_rows,
         )
     )
+    split = cpu_split(phase_runs)
+    if split is not None:
+        print_cpu_split(split, cpus)
     timeline_rows = []
     for pr in phase_runs:
         r = pr.median
@@ -755,8 +762,75 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         "floors": [f.as_dict() for f in floor_runs],
         "worker_idle_rss_mb": mb(stack.worker_idle_rss),
         "worker_peak_rss_mb": mb(peak),
+        "cpu_split": split,
         "verify": check,
     }
+
+
+CPU_PARTS = ("worker", "postgres", "temporal", "bench")
+
+
+def cpu_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
+    """The stack's CPU per job and per operation, from the median runs of b
+    (1 action per job) and s (10): the same number of jobs in the same
+    number of batches, on documents that end the same size, so what s costs
+    more is what its extra operations cost. None unless both ran."""
+    runs = {pr.median.phase.name: pr.median for pr in phase_runs}
+    if "b" not in runs or "s" not in runs:
+        return None
+    b, s = runs["b"], runs["s"]
+    extra_ops = s.phase.actions_per_job - b.phase.actions_per_job
+    if extra_ops <= 0 or b.phase.jobs != s.phase.jobs:
+        return None
+    parts: dict[str, dict[str, float]] = {}
+    for part in (*CPU_PARTS, "stack"):
+        if part == "stack":
+            b_s = sum(b.cpu.get(p, 0.0) for p in CPU_PARTS)
+            s_s = sum(s.cpu.get(p, 0.0) for p in CPU_PARTS)
+        else:
+            b_s, s_s = b.cpu.get(part, 0.0), s.cpu.get(part, 0.0)
+        b_job, s_job = 1e6 * b_s / b.phase.jobs, 1e6 * s_s / s.phase.jobs
+        per_op = (s_job - b_job) / extra_ops
+        parts[part] = {
+            "b_us_per_job": b_job,
+            "s_us_per_job": s_job,
+            "us_per_operation": per_op,
+            "us_per_job_alone": b_job - per_op * b.phase.actions_per_job,
+        }
+    busy = s.system.get("busy_pct", float("nan")) / 100
+    return {"parts": parts, "s_busy_fraction": busy, "extra_operations_per_job": extra_ops}
+
+
+def print_cpu_split(split: dict[str, Any], cpus: int) -> None:
+    parts = split["parts"]
+    rows = [
+        [
+            part if part != "stack" else "whole stack",
+            v["b_us_per_job"],
+            v["s_us_per_job"],
+            v["us_per_operation"],
+            v["us_per_job_alone"],
+        ]
+        for part, v in parts.items()
+    ]
+    stack = parts["stack"]
+    busy = split["s_busy_fraction"]
+    budget = 1e6 * cpus * busy / 10_000
+    out.print(
+        table(
+            "CPU per job and per operation (from b and s: same jobs and batches, 1 vs 10 actions)",
+            ["process", "b µs/job", "s µs/job", "µs per operation", "µs per job, alone"],
+            rows,
+            caption=(
+                f"per operation = (s − b) / {split['extra_operations_per_job']}; "
+                f"a job of s costs the stack "
+                f"{stack['us_per_job_alone']:,.0f} µs for being a job and "
+                f"{stack['us_per_operation']:,.0f} µs per operation. At the {100 * busy:.0f}% of "
+                f"{cpus} cores s kept busy, 10,000 operations/s leave {budget:,.0f} µs per "
+                f"operation in all."
+            ),
+        )
+    )
 
 
 def print_floors(phase_runs: list[PhaseRuns], floor_runs: list[FloorRuns], repeated: bool) -> None:
