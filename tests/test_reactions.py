@@ -63,7 +63,8 @@ async def reaction_idle(stack: Stack, task_queue: str, name: str) -> None:
 async def woken(stack: Stack, task_queue: str, name: str) -> int:
     """How often the reaction was woken rather than polled: drains woken in
     the worker (NOTIFY found one waiting) plus wake signals (it found none).
-    Counted when a drain returns, after its idle time (3 s)."""
+    Counted when a drain returns, after its idle time (3 s), and seen by a
+    query once the workflow task completes (its heartbeat: up to 8 s later)."""
     client = await connect(stack.temporal_address)
     handle = client.get_workflow_handle(reaction_workflow_id(task_queue, name))
     status = await handle.query(ReactionWorkflow.status)
@@ -74,7 +75,7 @@ async def wait_woken(stack: Stack, task_queue: str, name: str, above: int) -> No
     async def more() -> bool:
         return await woken(stack, task_queue, name) > above
 
-    await wait_until(more, 20, f"a notification to wake reaction {name}")
+    await wait_until(more, 45, f"a notification to wake reaction {name}")
 
 
 async def status_after_next_drain(stack: Stack, task_queue: str, name: str) -> Any:
@@ -91,7 +92,7 @@ async def status_after_next_drain(stack: Stack, task_queue: str, name: str) -> A
         latest = await handle.query(ReactionWorkflow.status)
         return latest.iterations > start
 
-    await wait_until(next_drain, 30, f"reaction {name}'s drain to return")
+    await wait_until(next_drain, 45, f"reaction {name}'s drain to return")
     return latest
 
 
