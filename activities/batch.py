@@ -9,6 +9,7 @@ from temporalio import activity
 
 from reactor.application.apply import JobApplier
 from reactor.application.read_models import ReadModelCoordinator
+from reactor.application.ready_notices import range_fields
 from reactor.domain.batch import PlanEntry, PlannedJob
 from reactor.domain.jobs import JobOutcome, job_id_for
 from reactor.domain.scheduling import dependency_failed
@@ -114,16 +115,11 @@ class BatchActivities:
         for index, outcome in outcomes.items():
             if not outcome.ok or len(outcome.coordinates) != 1:
                 continue
-            span = outcome.coordinates[0]
             self.ready_notifier.announce(
                 {
                     "job_id": job_id_for(batch_id, index),
                     "key": jobs[index].key,
-                    "document_id": span.document_id,
-                    "branch": span.branch,
-                    "scope": span.scope,
-                    "index": span.operation_index,
-                    "count": span.count,
+                    **range_fields(outcome.coordinates[0]),
                     "read_ready": True,
                 }
             )

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from reactor.domain.workflow_io import ReactionStatus
 from reactor.reactions.drain import ReactionDrainer
 from reactor.reactions.router import reaction_workflow_id
 from reactor.reactions.store import ReactionStore
@@ -46,50 +48,59 @@ def reaction_worker(stack: Stack, database_url: str, task_queue: str, log: Path,
     )
 
 
-async def reaction_idle(stack: Stack, task_queue: str, name: str) -> None:
-    """Waits until the reaction workflow ran its first drain (now it sleeps)."""
+async def status_query(stack: Stack, task_queue: str, name: str) -> Callable[[], Awaitable[ReactionStatus]]:
+    """Queries the reaction workflow's status, on one client however often it
+    is called. A query waits while a drain holds the workflow task, up to its
+    heartbeat (8 s), so the helpers below ask as few times as they can."""
     client = await connect(stack.temporal_address)
     handle = client.get_workflow_handle(reaction_workflow_id(task_queue, name))
+    return lambda: handle.query(ReactionWorkflow.status)
+
+
+async def reaction_idle(stack: Stack, task_queue: str, name: str) -> None:
+    """Waits until the reaction workflow ran its first drain (now it sleeps)."""
+    status = await status_query(stack, task_queue, name)
 
     async def started() -> bool:
         try:
-            return (await handle.query(ReactionWorkflow.status)).iterations >= 1
+            return (await status()).iterations >= 1
         except Exception:
             return False
 
     await wait_until(started, 60, f"reaction {name} to start")
 
 
-async def woken(stack: Stack, task_queue: str, name: str) -> int:
+def woken(status: ReactionStatus) -> int:
     """How often the reaction was woken rather than polled: drains woken in
     the worker (NOTIFY found one waiting) plus wake signals (it found none).
     Counted when a drain returns, after its idle time (3 s), and seen by a
     query once the workflow task completes (its heartbeat: up to 8 s later)."""
-    client = await connect(stack.temporal_address)
-    handle = client.get_workflow_handle(reaction_workflow_id(task_queue, name))
-    status = await handle.query(ReactionWorkflow.status)
     return status.woken + status.wakes
 
 
+async def woken_now(stack: Stack, task_queue: str, name: str) -> int:
+    return woken(await (await status_query(stack, task_queue, name))())
+
+
 async def wait_woken(stack: Stack, task_queue: str, name: str, above: int) -> None:
+    status = await status_query(stack, task_queue, name)
+
     async def more() -> bool:
-        return await woken(stack, task_queue, name) > above
+        return woken(await status()) > above
 
     await wait_until(more, 45, f"a notification to wake reaction {name}")
 
 
-async def status_after_next_drain(stack: Stack, task_queue: str, name: str) -> Any:
+async def status_after_next_drain(stack: Stack, task_queue: str, name: str) -> ReactionStatus:
     """The reaction's status once the drain running now has returned (its
-    counts are in). A query waits while a drain holds the workflow task, up
-    to its heartbeat (8 s), so as few as possible."""
-    client = await connect(stack.temporal_address)
-    handle = client.get_workflow_handle(reaction_workflow_id(task_queue, name))
-    start = (await handle.query(ReactionWorkflow.status)).iterations
-    latest = None
+    counts are in)."""
+    status = await status_query(stack, task_queue, name)
+    latest = await status()
+    start = latest.iterations
 
     async def next_drain() -> bool:
         nonlocal latest
-        latest = await handle.query(ReactionWorkflow.status)
+        latest = await status()
         return latest.iterations > start
 
     await wait_until(next_drain, 45, f"reaction {name}'s drain to return")
@@ -110,7 +121,7 @@ async def test_commit_in_one_process_wakes_the_reaction_in_another(
                              REACTOR_REACTION_POLL="30")
     try:
         await reaction_idle(stack, task_queue, "recording")
-        before = await woken(stack, task_queue, "recording")
+        before = await woken_now(stack, task_queue, "recording")
         for n in range(3):
             await writer.add_items("doc", [f"n{n}"])
 
@@ -166,7 +177,7 @@ async def test_a_job_too_big_to_list_its_events_wakes_the_reaction_by_its_range(
                              REACTOR_REACTION_POLL="30")
     try:
         await reaction_idle(stack, task_queue, "recording")
-        before = await woken(stack, task_queue, "recording")
+        before = await woken_now(stack, task_queue, "recording")
         await writer.add_items("big", [f"item-{i:04d}" for i in range(200)])  # ~14 kB of events
 
         async def all_delivered() -> bool:

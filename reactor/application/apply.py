@@ -32,6 +32,7 @@ import asyncpg
 import orjson
 
 from reactor.application.lane_locks import LaneLocks
+from reactor.application.ready_notices import range_fields
 from reactor.application.write_cache import CachedState, WriteCache
 from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
@@ -514,10 +515,7 @@ def commit_range(payload: dict[str, Any], span: OperationSpan) -> dict[str, Any]
     and the set of their action types instead of one event each. Readers
     that want the operations read the range; routers need only the types."""
     short = {k: v for k, v in payload.items() if k != "events"}
-    short["scope"] = span.scope
-    short["index"] = span.operation_index
-    short["count"] = span.count
-    short["types"] = sorted({e["type"] for e in payload["events"]})
+    short.update(range_fields(span), types=sorted({e["type"] for e in payload["events"]}))
     return short
 
 

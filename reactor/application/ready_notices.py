@@ -126,6 +126,19 @@ class ReadyNotices:
         return sum(len(w) for w in self._waiters.values())
 
 
+def range_fields(span: OperationSpan) -> dict[str, Any]:
+    """A job's operations as an announcement gives them when it does not list
+    them one by one: the shape `_notice_of` reads. Used by the read models'
+    announcement and by a commit too big to list its events in one NOTIFY."""
+    return {
+        "document_id": span.document_id,
+        "branch": span.branch,
+        "scope": span.scope,
+        "index": span.operation_index,
+        "count": span.count,
+    }
+
+
 def _notice_of(payload: dict[str, Any]) -> _Notice | None:
     """From a commit announcement (its operations as `events`), or from one
     that gives them as a range (`scope`, `index`, `count`): the one a worker

@@ -77,11 +77,11 @@ class CommitNotifier:
         form of it, built only then) when that fits; None when nothing fits
         (listeners' polling covers it)."""
         encoded = orjson.dumps(commit)
-        if not self.fits(encoded):
+        if not self._fits(encoded):
             if oversize is None:
                 return None
             encoded = orjson.dumps(oversize())
-            if not self.fits(encoded):
+            if not self._fits(encoded):
                 return None
         loop = asyncio.get_running_loop()
         if self._task is not None and self._task.get_loop() is not loop:
@@ -95,7 +95,7 @@ class CommitNotifier:
             self._task = asyncio.create_task(self._run(), name="reactor-commit-notifier")
         return asyncio.shield(sent)
 
-    def fits(self, encoded: bytes) -> bool:
+    def _fits(self, encoded: bytes) -> bool:
         """Whether one encoded commit fits in a message of its own."""
         return self._bare + len(encoded) < MAX_PAYLOAD
 
