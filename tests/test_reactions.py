@@ -7,13 +7,14 @@ import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from reactor.domain.workflow_io import ReactionStatus
+from reactor.domain.workflow_io import ReactionInput, ReactionStatus
 from reactor.reactions.drain import ReactionDrainer
 from reactor.reactions.router import reaction_workflow_id
 from reactor.reactions.store import ReactionStore
@@ -24,7 +25,7 @@ from reactor.storage.operation_store import OperationStore, Position
 from tests.conftest import Stack, spawn_worker, wait_until
 from tests.support.direct import DirectWriter
 from tests.support.reactions import SETUP, recording
-from workflows.reaction import ReactionWorkflow
+from workflows.reaction import TASK_TIMEOUT, ReactionWorkflow
 
 
 @pytest.fixture
@@ -51,7 +52,8 @@ def reaction_worker(stack: Stack, database_url: str, task_queue: str, log: Path,
 async def status_query(stack: Stack, task_queue: str, name: str) -> Callable[[], Awaitable[ReactionStatus]]:
     """Queries the reaction workflow's status, on one client however often it
     is called. A query waits while a drain holds the workflow task, up to its
-    heartbeat (8 s), so the helpers below ask as few times as they can."""
+    heartbeat (1.6 s, see TASK_TIMEOUT), so the helpers ask as few times as
+    they can."""
     client = await connect(stack.temporal_address)
     handle = client.get_workflow_handle(reaction_workflow_id(task_queue, name))
     return lambda: handle.query(ReactionWorkflow.status)
@@ -74,7 +76,7 @@ def woken(status: ReactionStatus) -> int:
     """How often the reaction was woken rather than polled: drains woken in
     the worker (NOTIFY found one waiting) plus wake signals (it found none).
     Counted when a drain returns, after its idle time (3 s), and seen by a
-    query once the workflow task completes (its heartbeat: up to 8 s later)."""
+    query once the workflow task completes (its heartbeat: up to 1.6 s later)."""
     return status.woken + status.wakes
 
 
@@ -431,6 +433,46 @@ async def test_reaction_workflows_are_findable_by_search_attributes(
             return [w.id async for w in client.list_workflows(query)] == [wf_id]
 
         await wait_until(visible, 30, "the reaction workflow in visibility")
+    finally:
+        worker.terminate()
+        worker.wait(60)
+
+
+async def test_reaction_runs_keep_a_short_task_timeout_so_queries_pass_a_waiting_drain(
+    stack: Stack, calls_table: Database, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    """A query reaches the workflow only when its task (held open by the
+    waiting drain) is heartbeated, at 80% of the task timeout: the router
+    starts reactions with TASK_TIMEOUT and every continued run keeps it."""
+    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording")
+    try:
+        await reaction_idle(stack, task_queue, "recording")
+        client = await connect(stack.temporal_address)
+        wf_id = reaction_workflow_id(task_queue, "recording")
+
+        async def task_timeout(run_id: str | None = None) -> tuple[str, Any]:
+            desc = await client.get_workflow_handle(wf_id, run_id=run_id).describe()
+            config = desc.raw_description.execution_config
+            return desc.run_id, config.default_workflow_task_timeout.ToTimedelta()
+
+        assert (await task_timeout())[1] == TASK_TIMEOUT  # as the router starts it
+
+        # A run started without it (Temporal's default, 10 s) that continues
+        # as new after one drain: the next run gets TASK_TIMEOUT all the same.
+        await client.get_workflow_handle(wf_id).terminate("restart with one iteration per run")
+        started = await client.start_workflow(
+            ReactionWorkflow.run,
+            ReactionInput(name="recording", max_iterations=1),
+            id=wf_id,
+            task_queue=task_queue,
+        )
+        assert (await task_timeout(started.result_run_id))[1] == timedelta(seconds=10)
+
+        async def continued() -> bool:
+            return (await task_timeout())[0] != started.result_run_id
+
+        await wait_until(continued, 60, "the reaction workflow to continue as new")
+        assert (await task_timeout())[1] == TASK_TIMEOUT
     finally:
         worker.terminate()
         worker.wait(60)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -23,7 +22,7 @@ from temporalio.service import RPCError
 from reactor.domain.workflow_io import ReactionInput
 from reactor.observability.search_attributes import reaction_start_attributes
 from reactor.reactions.processor import Processor
-from workflows.reaction import ReactionWorkflow
+from workflows.reaction import TASK_TIMEOUT, ReactionWorkflow
 
 log = logging.getLogger("reactor.reactions")
 
@@ -136,5 +135,5 @@ class ReactionRouter:
             static_summary=f"reaction {name} ({kinds})",
             static_details=f"document types: {', '.join(sorted(proc.document_types or ())) or 'all'}",
             search_attributes=attributes,
-            task_timeout=timedelta(seconds=10),
+            task_timeout=TASK_TIMEOUT,
         )
