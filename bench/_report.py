@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import _floors
+import throughput as throughput_bench
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -118,21 +119,7 @@ def throughput(data: dict[str, Any]) -> str:
     parts = [main, cpu] + ([floors] if data.get("floors") else [])
     split = data.get("cpu_split")
     if split:
-        parts.append(
-            md(
-                ["process", "b µs/job", "s µs/job", "µs per operation", "µs per job, alone"],
-                [
-                    [
-                        name if name != "stack" else "whole stack",
-                        v["b_us_per_job"],
-                        v["s_us_per_job"],
-                        v["us_per_operation"],
-                        v["us_per_job_alone"],
-                    ]
-                    for name, v in split["parts"].items()
-                ],
-            )
-        )
+        parts.append(md(throughput_bench.CPU_SPLIT_COLUMNS, throughput_bench.cpu_split_rows(split)))
     return "\n\n".join([*parts, check])
 
 

@@ -801,9 +801,12 @@ def cpu_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
     return {"parts": parts, "s_busy_fraction": busy, "extra_operations_per_job": extra_ops}
 
 
-def print_cpu_split(split: dict[str, Any], cpus: int) -> None:
-    parts = split["parts"]
-    rows = [
+# The split's table, as this script prints it and bench/_report.py writes it.
+CPU_SPLIT_COLUMNS = ["process", "b µs/job", "s µs/job", "µs per operation", "µs per job, alone"]
+
+
+def cpu_split_rows(split: dict[str, Any]) -> list[list[Any]]:
+    return [
         [
             part if part != "stack" else "whole stack",
             v["b_us_per_job"],
@@ -811,16 +814,19 @@ def print_cpu_split(split: dict[str, Any], cpus: int) -> None:
             v["us_per_operation"],
             v["us_per_job_alone"],
         ]
-        for part, v in parts.items()
+        for part, v in split["parts"].items()
     ]
-    stack = parts["stack"]
+
+
+def print_cpu_split(split: dict[str, Any], cpus: int) -> None:
+    stack = split["parts"]["stack"]
     busy = split["s_busy_fraction"]
     budget = 1e6 * cpus * busy / 10_000
     out.print(
         table(
             "CPU per job and per operation (from b and s: same jobs and batches, 1 vs 10 actions)",
-            ["process", "b µs/job", "s µs/job", "µs per operation", "µs per job, alone"],
-            rows,
+            CPU_SPLIT_COLUMNS,
+            cpu_split_rows(split),
             caption=(
                 f"per operation = (s − b) / {split['extra_operations_per_job']}; "
                 f"a job of s costs the stack "

@@ -15,8 +15,9 @@ that runs, so the "full" row is the one to trust. Each part alone pays a
 statement and a commit of its own, so the parts add up to more than the
 whole; `SELECT 1` shows what a round trip without a write costs.
 
-Only PostgreSQL runs (pgserver, or REACTOR_DATABASE_URL pointing at a
-server of your own, whose database gets the reactor's tables).
+Only PostgreSQL runs: pgserver, or REACTOR_DATABASE_URL pointing at a
+server of your own on this machine (its CPU is read from its processes),
+whose database gets the reactor's tables.
 """
 
 from __future__ import annotations
@@ -69,20 +70,6 @@ INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error, applied_by
 SELECT $1, 'applied', $2::text::jsonb, NULL, 'bench'
 """
 LANE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_current_xact_id()"
-
-VARIANTS = ["full", "operation rows", "view upsert", "header", "ledger", "lane lock", "SELECT 1"]
-
-
-def _postgres_cpu(pid: int) -> float:
-    total = 0.0
-    root = psutil.Process(pid)
-    for p in [root, *root.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-        except psutil.Error:
-            continue
-        total += t.user + t.system
-    return total
 
 
 def _state(items: int) -> str:
@@ -151,6 +138,7 @@ SQL = {
     "lane lock": LANE_LOCK,
     "SELECT 1": "SELECT 1",
 }
+VARIANTS = list(SQL)
 
 
 async def _create_documents(pool: asyncpg.Pool, tag: str) -> None:
@@ -173,11 +161,11 @@ async def _run(
             while queue:
                 await conn.fetch(sql, *queue.pop())
 
-    pg0, me0, t0 = _postgres_cpu(postmaster), time.process_time(), time.perf_counter()
+    pg0, me0, t0 = _stack.tree_cpu(postmaster), time.process_time(), time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
     wall = time.perf_counter() - t0
     return {
-        "postgres_us_per_job": 1e6 * (_postgres_cpu(postmaster) - pg0) / jobs,
+        "postgres_us_per_job": 1e6 * (_stack.tree_cpu(postmaster) - pg0) / jobs,
         "client_us_per_job": 1e6 * (time.process_time() - me0) / jobs,
         "jobs_per_s": jobs / wall,
     }
@@ -205,10 +193,6 @@ async def _bench(url: str, postmaster: int, jobs: int, repeat: int) -> dict[str,
     return {"settings": settings, "jobs": jobs, "repeat": repeat, "variants": medians, "runs": runs}
 
 
-def _postmaster_of(folder: Path) -> int:
-    return int((folder / "postmaster.pid").read_text().split()[0])
-
-
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per variant and run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant (median shown)")
@@ -228,7 +212,10 @@ def main() -> None:
             _stack.log.print("starting PostgreSQL (pgserver)…")
             pg = EmbeddedPostgres(folder / "pg")
             url = pg.start()
-            postmaster = _postmaster_of(folder / "pg")
+            found = _stack._postmaster_pid(folder / "pg")
+            if found is None:
+                raise RuntimeError("pgserver started but left no postmaster.pid")
+            postmaster = found
         result = asyncio.run(_bench(url, postmaster, args.jobs, args.repeat))
     finally:
         if pg is not None:
