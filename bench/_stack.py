@@ -16,7 +16,13 @@
 Everything is stopped at the end, also on Ctrl-C. Set BENCH_KEEP_STATE=1 to
 keep the temporary folder (worker log, PostgreSQL and Temporal state), and
 BENCH_PROFILE_WORKER=/path/stacks.txt to record the worker with py-spy
-(collapsed stacks) for the whole run, at BENCH_PROFILE_RATE samples/s (100).
+(collapsed stacks) for the whole run, at BENCH_PROFILE_RATE samples/s (100),
+with BENCH_PROFILE_ARGS added to py-spy's command line. `--gil` there keeps
+only samples that hold the GIL: py-spy counts a thread that is runnable but
+not running (preempted after a send that woke PostgreSQL, or waiting to take
+the GIL back) as busy, and such samples then pile up on
+`_SelectorSocketTransport.write` (22% of the worker in phase b without
+`--gil`, none with it).
 """
 
 from __future__ import annotations
@@ -435,6 +441,7 @@ def _start_profiler(pid: int, output: str) -> subprocess.Popen[bytes] | None:
             "--output",
             output,
             "--nonblocking",
+            *os.environ.get("BENCH_PROFILE_ARGS", "").split(),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
