@@ -120,6 +120,14 @@ def throughput(data: dict[str, Any]) -> str:
     split = data.get("cpu_split")
     if split:
         parts.append(md(throughput_bench.CPU_SPLIT_COLUMNS, throughput_bench.cpu_split_rows(split)))
+    per_workflow = data.get("workflow_split")
+    if per_workflow:
+        parts.append(
+            md(
+                throughput_bench.WORKFLOW_SPLIT_COLUMNS,
+                throughput_bench.workflow_split_rows(per_workflow),
+            )
+        )
     return "\n\n".join([*parts, check])
 
 

@@ -64,6 +64,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -698,6 +699,9 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     split = cpu_split(phase_runs)
     if split is not None:
         print_cpu_split(split, cpus)
+    per_workflow = workflow_split(phase_runs)
+    if per_workflow is not None:
+        print_workflow_split(per_workflow)
     timeline_rows = []
     for pr in phase_runs:
         r = pr.median
@@ -763,6 +767,7 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         "worker_idle_rss_mb": mb(stack.worker_idle_rss),
         "worker_peak_rss_mb": mb(peak),
         "cpu_split": split,
+        "workflow_split": per_workflow,
         "verify": check,
     }
 
@@ -770,35 +775,101 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
 CPU_PARTS = ("worker", "postgres", "temporal", "bench")
 
 
+def _linear_split(
+    lo: PhaseResult, hi: PhaseResult, units: Callable[[PhaseResult], int]
+) -> dict[str, tuple[float, float, float, float]]:
+    """Per part of the stack: CPU seconds of `lo` and `hi` (the same jobs,
+    `hi` with more `units`), then what one more unit costs and what a job
+    costs without its units, both in seconds: lo = jobs × job + units × unit."""
+    extra = units(hi) - units(lo)
+    parts: dict[str, tuple[float, float, float, float]] = {}
+    for part in (*CPU_PARTS, "stack"):
+        names = CPU_PARTS if part == "stack" else (part,)
+        lo_s = sum(lo.cpu.get(p, 0.0) for p in names)
+        hi_s = sum(hi.cpu.get(p, 0.0) for p in names)
+        unit = (hi_s - lo_s) / extra
+        parts[part] = (lo_s, hi_s, unit, (lo_s - unit * units(lo)) / lo.phase.jobs)
+    return parts
+
+
+def _split_pair(
+    phase_runs: list[PhaseRuns], lo: str, hi: str, units: Callable[[PhaseResult], int]
+) -> tuple[PhaseResult, PhaseResult] | None:
+    """The median runs of `lo` and `hi` when both ran on the same number of
+    jobs and `hi` has more units; else None."""
+    runs = {pr.median.phase.name: pr.median for pr in phase_runs}
+    if lo not in runs or hi not in runs:
+        return None
+    a, b = runs[lo], runs[hi]
+    if a.phase.jobs != b.phase.jobs or units(b) <= units(a):
+        return None
+    return a, b
+
+
+def _operations(r: PhaseResult) -> int:
+    return r.phase.actions
+
+
+def _workflows(r: PhaseResult) -> int:
+    return len(r.phase.batches)
+
+
 def cpu_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
     """The stack's CPU per job and per operation, from the median runs of b
     (1 action per job) and s (10): the same number of jobs in the same
     number of batches, on documents that end the same size, so what s costs
     more is what its extra operations cost. None unless both ran."""
-    runs = {pr.median.phase.name: pr.median for pr in phase_runs}
-    if "b" not in runs or "s" not in runs:
+    pair = _split_pair(phase_runs, "b", "s", _operations)
+    if pair is None:
         return None
-    b, s = runs["b"], runs["s"]
-    extra_ops = s.phase.actions_per_job - b.phase.actions_per_job
-    if extra_ops <= 0 or b.phase.jobs != s.phase.jobs:
-        return None
-    parts: dict[str, dict[str, float]] = {}
-    for part in (*CPU_PARTS, "stack"):
-        if part == "stack":
-            b_s = sum(b.cpu.get(p, 0.0) for p in CPU_PARTS)
-            s_s = sum(s.cpu.get(p, 0.0) for p in CPU_PARTS)
-        else:
-            b_s, s_s = b.cpu.get(part, 0.0), s.cpu.get(part, 0.0)
-        b_job, s_job = 1e6 * b_s / b.phase.jobs, 1e6 * s_s / s.phase.jobs
-        per_op = (s_job - b_job) / extra_ops
-        parts[part] = {
-            "b_us_per_job": b_job,
-            "s_us_per_job": s_job,
-            "us_per_operation": per_op,
-            "us_per_job_alone": b_job - per_op * b.phase.actions_per_job,
+    b, s = pair
+    jobs = b.phase.jobs
+    parts = {
+        part: {
+            "b_us_per_job": 1e6 * b_s / jobs,
+            "s_us_per_job": 1e6 * s_s / jobs,
+            "us_per_operation": 1e6 * per_op,
+            "us_per_job_alone": 1e6 * alone,
         }
+        for part, (b_s, s_s, per_op, alone) in _linear_split(b, s, _operations).items()
+    }
     busy = s.system.get("busy_pct", float("nan")) / 100
+    extra_ops = s.phase.actions_per_job - b.phase.actions_per_job
     return {"parts": parts, "s_busy_fraction": busy, "extra_operations_per_job": extra_ops}
+
+
+def workflow_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
+    """The stack's CPU per workflow and per job, from the median runs of b
+    (2,000 jobs in 20 workflows) and a (the same jobs, a workflow each):
+    what a costs more is what its extra workflows cost. a's jobs travel
+    inside the workflow's input and b's by reference (a batch insert and a
+    load per workflow, a row per job), so that difference is in the figures
+    too. None unless both ran."""
+    pair = _split_pair(phase_runs, "b", "a", _workflows)
+    if pair is None:
+        return None
+    b, a = pair
+    jobs = b.phase.jobs
+    parts = {
+        part: {
+            "a_us_per_job": 1e6 * a_s / jobs,
+            "b_us_per_job": 1e6 * b_s / jobs,
+            "ms_per_workflow": 1e3 * per_workflow,
+            "us_per_job_alone": 1e6 * alone,
+        }
+        for part, (b_s, a_s, per_workflow, alone) in _linear_split(b, a, _workflows).items()
+    }
+    stack = parts["stack"]
+    b_workflows = _workflows(b)
+    workflows_us = 1e3 * stack["ms_per_workflow"] * b_workflows
+    return {
+        "parts": parts,
+        "a_workflows": _workflows(a),
+        "b_workflows": b_workflows,
+        "b_jobs_per_workflow": jobs / b_workflows,
+        # The part of b's CPU its workflows cost, not its jobs.
+        "b_workflow_share": workflows_us / (stack["b_us_per_job"] * jobs),
+    }
 
 
 # The split's table, as this script prints it and bench/_report.py writes it.
@@ -834,6 +905,48 @@ def print_cpu_split(split: dict[str, Any], cpus: int) -> None:
                 f"{stack['us_per_operation']:,.0f} µs per operation. At the {100 * busy:.0f}% of "
                 f"{cpus} cores s kept busy, 10,000 operations/s leave {budget:,.0f} µs per "
                 f"operation in all."
+            ),
+        )
+    )
+
+
+WORKFLOW_SPLIT_COLUMNS = [
+    "process",
+    "a µs/job",
+    "b µs/job",
+    "ms per workflow",
+    "µs per job, alone",
+]
+
+
+def workflow_split_rows(split: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [
+            part if part != "stack" else "whole stack",
+            v["a_us_per_job"],
+            v["b_us_per_job"],
+            v["ms_per_workflow"],
+            v["us_per_job_alone"],
+        ]
+        for part, v in split["parts"].items()
+    ]
+
+
+def print_workflow_split(split: dict[str, Any]) -> None:
+    stack = split["parts"]["stack"]
+    out.print(
+        table(
+            "CPU per workflow and per job (from a and b: the same jobs in "
+            f"{split['a_workflows']:,} vs {split['b_workflows']:,} workflows)",
+            WORKFLOW_SPLIT_COLUMNS,
+            workflow_split_rows(split),
+            caption=(
+                "per workflow = (a − b) / (a's workflows − b's); a batch's workflow costs the "
+                f"stack {stack['ms_per_workflow']:,.1f} ms whatever its size, a job "
+                f"{stack['us_per_job_alone']:,.0f} µs. At "
+                f"{split['b_jobs_per_workflow']:,.0f} jobs per batch the workflows are "
+                f"{100 * split['b_workflow_share']:.0f}% of b's CPU. a's jobs travel in the "
+                "workflow input, b's by reference: that difference is in both figures."
             ),
         )
     )
