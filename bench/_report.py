@@ -3,7 +3,8 @@
 python bench/throughput.py --json | tail -1 > /tmp/throughput.json
 python bench/latency.py --json | tail -1 > /tmp/latency.json
 python bench/read_cost.py --json | tail -1 > /tmp/read_cost.json
-python bench/_report.py /tmp/throughput.json /tmp/latency.json /tmp/read_cost.json
+python bench/write_cost.py --json | tail -1 > /tmp/write_cost.json
+python bench/_report.py /tmp/throughput.json /tmp/latency.json /tmp/read_cost.json /tmp/write_cost.json
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import _floors
 import throughput as throughput_bench
+import write_cost as write_cost_bench
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -205,7 +207,21 @@ def read_cost(data: dict[str, Any]) -> str:
     )
 
 
-RENDER = {"throughput": throughput, "latency": latency, "read_cost": read_cost}
+def write_cost(data: dict[str, Any]) -> str:
+    settings = ", ".join(f"{k} {v}" for k, v in data["settings"].items())
+    return (
+        md(write_cost_bench.COLUMNS, write_cost_bench.rows(data))
+        + f"\n\n{data['jobs']:,} jobs per statement on {write_cost_bench.CONNECTIONS} "
+        f"connections, median of {data['repeat']} ({settings})."
+    )
+
+
+RENDER = {
+    "throughput": throughput,
+    "latency": latency,
+    "read_cost": read_cost,
+    "write_cost": write_cost,
+}
 
 
 def main() -> None:

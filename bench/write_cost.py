@@ -193,6 +193,24 @@ async def _bench(url: str, postmaster: int, jobs: int, repeat: int) -> dict[str,
     return {"settings": settings, "jobs": jobs, "repeat": repeat, "variants": medians, "runs": runs}
 
 
+# The table, as this script prints it and bench/_report.py writes it.
+COLUMNS = ["statement", "PostgreSQL µs/job", "above SELECT 1", "client µs/job", "jobs/s"]
+
+
+def rows(result: dict[str, Any]) -> list[list[Any]]:
+    floor = result["variants"]["SELECT 1"]["postgres_us_per_job"]
+    return [
+        [
+            v,
+            m["postgres_us_per_job"],
+            m["postgres_us_per_job"] - floor,
+            m["client_us_per_job"],
+            m["jobs_per_s"],
+        ]
+        for v, m in result["variants"].items()
+    ]
+
+
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per variant and run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant (median shown)")
@@ -221,23 +239,12 @@ def main() -> None:
         if pg is not None:
             pg.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    floor = result["variants"]["SELECT 1"]["postgres_us_per_job"]
-    rows = [
-        [
-            v,
-            m["postgres_us_per_job"],
-            m["postgres_us_per_job"] - floor,
-            m["client_us_per_job"],
-            m["jobs_per_s"],
-        ]
-        for v, m in result["variants"].items()
-    ]
     out.print(
         table(
             f"PostgreSQL CPU per job, {args.jobs:,} jobs on {CONNECTIONS} connections, "
             f"median of {args.repeat} (synchronous_commit={result['settings']['synchronous_commit']})",
-            ["statement", "PostgreSQL µs/job", "above SELECT 1", "client µs/job", "jobs/s"],
-            rows,
+            COLUMNS,
+            rows(result),
             caption="full = the reactor's write statement; the others are its parts, each "
             "alone, each with its own commit; SELECT 1 = a round trip that writes nothing",
         )
