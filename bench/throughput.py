@@ -42,7 +42,8 @@ last one, and give the steady commit rate over the middle 80% of the jobs.
 When b and s both ran, their median runs (the same jobs and batches, 1
 against 10 actions per job) split each process's CPU into a cost per job and
 a cost per operation, next to what 10,000 operations/s would leave per
-operation.
+operation. When a and b both ran (the same jobs in 2,000 workflows against
+20), theirs split it into a cost per workflow and a cost per job.
 
 Floors (bench/_floors.py), measured right after each run of the phases named
 by `--floors` on documents of their own, preloaded the same way: the same
