@@ -777,19 +777,26 @@ CPU_PARTS = ("worker", "postgres", "temporal", "bench")
 
 
 def _linear_split(
-    lo: PhaseResult, hi: PhaseResult, units: Callable[[PhaseResult], int]
-) -> dict[str, tuple[float, float, float, float]]:
-    """Per part of the stack: CPU seconds of `lo` and `hi` (the same jobs,
-    `hi` with more `units`), then what one more unit costs and what a job
-    costs without its units, both in seconds: lo = jobs × job + units × unit."""
+    lo: PhaseResult,
+    hi: PhaseResult,
+    units: Callable[[PhaseResult], int],
+    fields: tuple[tuple[str, float], ...],
+) -> dict[str, dict[str, float]]:
+    """Per part of the stack, four figures named and scaled by `fields`: the
+    CPU per job of `lo` and of `hi` (the same jobs, `hi` with more `units`),
+    what one more unit costs, and what a job costs without its units, from
+    lo = jobs × job + units × unit (each scale turns seconds into the field's
+    unit)."""
     extra = units(hi) - units(lo)
-    parts: dict[str, tuple[float, float, float, float]] = {}
+    jobs = lo.phase.jobs
+    parts: dict[str, dict[str, float]] = {}
     for part in (*CPU_PARTS, "stack"):
         names = CPU_PARTS if part == "stack" else (part,)
         lo_s = sum(lo.cpu.get(p, 0.0) for p in names)
         hi_s = sum(hi.cpu.get(p, 0.0) for p in names)
         unit = (hi_s - lo_s) / extra
-        parts[part] = (lo_s, hi_s, unit, (lo_s - unit * units(lo)) / lo.phase.jobs)
+        figures = (lo_s / jobs, hi_s / jobs, unit, (lo_s - unit * units(lo)) / jobs)
+        parts[part] = {name: scale * v for (name, scale), v in zip(fields, figures, strict=True)}
     return parts
 
 
@@ -824,16 +831,13 @@ def cpu_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
     if pair is None:
         return None
     b, s = pair
-    jobs = b.phase.jobs
-    parts = {
-        part: {
-            "b_us_per_job": 1e6 * b_s / jobs,
-            "s_us_per_job": 1e6 * s_s / jobs,
-            "us_per_operation": 1e6 * per_op,
-            "us_per_job_alone": 1e6 * alone,
-        }
-        for part, (b_s, s_s, per_op, alone) in _linear_split(b, s, _operations).items()
-    }
+    fields = (
+        ("b_us_per_job", 1e6),
+        ("s_us_per_job", 1e6),
+        ("us_per_operation", 1e6),
+        ("us_per_job_alone", 1e6),
+    )
+    parts = _linear_split(b, s, _operations, fields)
     busy = s.system.get("busy_pct", float("nan")) / 100
     extra_ops = s.phase.actions_per_job - b.phase.actions_per_job
     return {"parts": parts, "s_busy_fraction": busy, "extra_operations_per_job": extra_ops}
@@ -851,15 +855,13 @@ def workflow_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
         return None
     b, a = pair
     jobs = b.phase.jobs
-    parts = {
-        part: {
-            "a_us_per_job": 1e6 * a_s / jobs,
-            "b_us_per_job": 1e6 * b_s / jobs,
-            "ms_per_workflow": 1e3 * per_workflow,
-            "us_per_job_alone": 1e6 * alone,
-        }
-        for part, (b_s, a_s, per_workflow, alone) in _linear_split(b, a, _workflows).items()
-    }
+    fields = (
+        ("b_us_per_job", 1e6),
+        ("a_us_per_job", 1e6),
+        ("ms_per_workflow", 1e3),
+        ("us_per_job_alone", 1e6),
+    )
+    parts = _linear_split(b, a, _workflows, fields)
     stack = parts["stack"]
     b_workflows = _workflows(b)
     workflows_us = 1e3 * stack["ms_per_workflow"] * b_workflows

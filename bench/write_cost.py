@@ -181,8 +181,8 @@ async def _bench(url: str, postmaster: int, jobs: int, repeat: int) -> dict[str,
             }
         runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
         for r in range(repeat):
-            for v in VARIANTS:  # interleaved, so a slow spell of the VM hits every variant
-                tag = f"wc{os.getpid()}-{r}-{VARIANTS.index(v)}"
+            for i, v in enumerate(VARIANTS):  # interleaved: a slow spell hits every variant
+                tag = f"wc{os.getpid()}-{r}-{i}"
                 runs[v].append(await _run(pool, postmaster, v, tag, jobs))
                 _stack.log.print(f"  {v}: {runs[v][-1]['postgres_us_per_job']:.0f} µs/job")
     finally:

@@ -16,7 +16,7 @@ from reactor.application.events import ReactorEventTypes
 from reactor.application.subscriptions import DocumentChange
 from reactor.domain.actions import Action
 from reactor.domain.errors import ConsistencyTimeoutError, JobFailedError
-from reactor.domain.jobs import ConsistencyToken, Coordinate, JobStatus
+from reactor.domain.jobs import ConsistencyToken, Coordinate, JobStatus, workflow_id_for
 from reactor.domain.signing import Ed25519Signer, Ed25519Verifier, sign_action
 from reactor.read_models.todo_stats import TodoStatsPerDrive
 from tests.conftest import ROOT, Stack, spawn_worker, wait_until, worker_env
@@ -343,7 +343,6 @@ async def test_a_failed_job_is_answered_by_its_workflow(module_factory: Any) -> 
     assert reactor.ready_notices.get(job.id) is None
 
 
-
 async def test_a_reactor_that_never_waits_forgets_batches_once_they_closed(
     module_factory: Any,
 ) -> None:
@@ -359,7 +358,7 @@ async def test_a_reactor_that_never_waits_forgets_batches_once_they_closed(
         for i in range(4)
     ]
     for job in jobs:  # closed, seen through handles of our own, not the reactor's waits
-        await reactor.client.get_workflow_handle(f"batch-{job.batch_id}").result()
+        await reactor.client.get_workflow_handle(workflow_id_for(job.batch_id)).result()
     assert len(reactor._started) == 4
     last = await reactor.execute("fire-and-forget", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "last", "text": "x"}}])
     await reactor._started.checked()

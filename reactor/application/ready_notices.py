@@ -16,9 +16,9 @@ and `Reactor.get_job_status` answer as soon as the NOTIFY arrives.
 Like every notification it is only ever a shortcut. A job with no such
 announcement (it failed, even its shortened announcement was over NOTIFY's
 limit, the LISTEN connection was down, or it left this window) is answered
-by its workflow, as before. What an announcement says is what the workflow will say: the
-worker sent it after the commit (and the catch-up), and the job's ledger
-row makes any retry of the activity report the same outcome.
+by its workflow, as before. What an announcement says is what the workflow
+will say: the worker sent it after the commit (and the catch-up), and the
+job's ledger row makes any retry of the activity report the same outcome.
 """
 
 from __future__ import annotations
