@@ -293,10 +293,16 @@ async def reactor_with_list(module_factory: Any, document_id: str) -> Any:
 
 def hold_workflow_results(reactor: Any) -> asyncio.Future[Any]:
     """Holds back every batch workflow's result from `reactor` (until
-    `del reactor._result`): what answers then came from announcements."""
+    `release_workflow_results`): what answers then came from announcements."""
     held: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    reactor._result = lambda _batch_id: asyncio.shield(held)
+    reactor._batch_results.poll = lambda _batch_id: held
     return held
+
+
+def release_workflow_results(reactor: Any, held: asyncio.Future[Any]) -> None:
+    """The workflows answer again; the held waits end, so the next one asks."""
+    reactor._batch_results.poll = reactor._poll_result
+    held.cancel()
 
 
 async def test_the_announcement_alone_answers_wait_for_job(module_factory: Any) -> None:
@@ -325,7 +331,7 @@ async def test_a_job_too_big_to_list_its_events_is_answered_by_its_range(
     assert info.status is JobStatus.READ_READY and not held.done()
     assert info.consistency_token is not None
     assert [c.operation_index for c in info.consistency_token.coordinates] == list(range(150))
-    del reactor._result  # the workflow's answer again
+    release_workflow_results(reactor, held)
     [closed] = await reactor.wait_for_batch(job.batch_id)
     assert comparable(info) == comparable(closed)
 

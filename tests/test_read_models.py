@@ -173,7 +173,7 @@ async def test_with_read_models_a_job_is_announced_read_ready_once_they_caught_u
     seen: list[tuple[str, dict[str, Any]]] = []
     module.listener.add_handler(lambda channel, payload: seen.append((channel, payload)))
     never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    reactor._result = lambda _batch_id: asyncio.shield(never)  # type: ignore[method-assign]
+    reactor._batch_results.poll = lambda _batch_id: never
     job = await reactor.execute("lst", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}])
     info = await reactor.wait_for_job(job.id, timeout=30)
     assert info.status is JobStatus.READ_READY and not never.done()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from reactor.api.batch_results import BatchResults
 from reactor.api.coalescer import ExecuteCoalescer
 from reactor.api.started import StartedBatches
 from reactor.api.submission import Submission
@@ -109,7 +110,7 @@ class Reactor:
         # Batches this reactor started and has not seen finish; kill() awaits
         # them. Handles only: no RPC is open until someone waits.
         self._started = StartedBatches()
-        self._results: dict[str, asyncio.Future[BatchSummary]] = {}
+        self._batch_results = BatchResults(self._poll_result, on_closed=self._started.forget)
         self._shutdown: ShutdownHandle | None = None
 
     # -- writes ---------------------------------------------------------------
@@ -344,7 +345,7 @@ class Reactor:
         """Every job's final JobInfo, once the batch workflow has finished
         (its summary and search attributes are final too). To act on a job
         as soon as it is READ_READY, use `wait_for_job`."""
-        summary = await self._result(batch_id)
+        summary = await self._batch_results.wait(batch_id)
         if summary.jobs is not None:
             return [_job_info(batch_id, v) for v in summary.jobs]
         return await self.batch_jobs(batch_id)
@@ -364,7 +365,7 @@ class Reactor:
                     return answer
                 summary = answer
             else:
-                summary = await self._result(batch_id)
+                summary = await self._batch_results.wait(batch_id)
             if summary.jobs is not None and index < len(summary.jobs):
                 return _job_info(batch_id, summary.jobs[index])
             return await self.get_job_status(job_id)
@@ -378,31 +379,16 @@ class Reactor:
         if known is not None:
             return known
         notice = self.ready_notices.waiter(job_id)
-        result = self._result(batch_id)
         try:
-            await asyncio.wait((notice, result), return_when=asyncio.FIRST_COMPLETED)
-            if notice.done() and not notice.cancelled():
-                return notice.result()
-            return await result
+            return await self._batch_results.race(batch_id, notice)
         finally:
             self.ready_notices.discard(job_id, notice)
-            result.cancel()  # a shield: the shared wait goes on for the others
 
-    def _result(self, batch_id: str) -> asyncio.Future[BatchSummary]:
-        """The batch workflow's result, shared by every waiter in this process."""
-        pending = self._results.get(batch_id)
-        if pending is None:
-            handle = self._started.get(batch_id) or self.client.get_workflow_handle_for(
-                BatchWorkflow.run, workflow_id_for(batch_id)
-            )
-            pending = self._results[batch_id] = asyncio.ensure_future(handle.result())
-
-            def forget(_: asyncio.Future[BatchSummary]) -> None:
-                self._results.pop(batch_id, None)
-                self._started.forget(batch_id)
-
-            pending.add_done_callback(forget)
-        return asyncio.shield(pending)
+    def _poll_result(self, batch_id: str) -> Awaitable[BatchSummary]:
+        handle = self._started.get(batch_id) or self.client.get_workflow_handle_for(
+            BatchWorkflow.run, workflow_id_for(batch_id)
+        )
+        return handle.result()
 
     # -- reads ----------------------------------------------------------------
 
@@ -514,9 +500,7 @@ class Reactor:
         return self._shutdown
 
     async def close(self) -> None:
-        for pending in list(self._results.values()):
-            pending.cancel()
-        await asyncio.gather(*self._results.values(), return_exceptions=True)
+        await self._batch_results.close()
         if self._shutdown is not None and not self._shutdown.completed.done():
             self._shutdown.completed.cancel()
             await asyncio.gather(self._shutdown.completed, return_exceptions=True)
