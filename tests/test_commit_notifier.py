@@ -74,6 +74,18 @@ async def test_one_tick_of_commits_is_one_message_split_again_by_the_listener(
     assert all(p["by"] == "writer-1" and len(p["events"]) == 1 for p in heard)
 
 
+def test_a_payload_that_is_not_json_reaches_no_handler_and_raises_nothing() -> None:
+    """Anyone may NOTIFY on the channel: what does not parse is dropped
+    where it arrives (an exception there would only reach asyncpg's log)."""
+    listener = NotifyListener("postgresql://unused", [CHANNEL])
+    got: list[dict[str, Any]] = []
+    listener.add_handler(lambda _ch, payload: got.append(payload))
+    for bad in ("not json {", "", '{"commits": [1, "x", {"job_id": "j"}]'):
+        listener._dispatch(None, 0, CHANNEL, bad)
+    listener._dispatch(None, 0, CHANNEL, '{"by": "w", "commits": [1, {"job_id": "j"}]}')
+    assert got == [{"by": "w", "job_id": "j"}]
+
+
 async def test_an_oversize_commit_is_not_sent_and_the_others_are(
     db: Database, heard: list[dict[str, Any]]
 ) -> None:

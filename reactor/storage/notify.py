@@ -18,7 +18,6 @@ handlers as its own payload.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -228,8 +227,8 @@ class NotifyListener:
 
     def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         try:
-            data = json.loads(payload)
-        except ValueError:
+            data = orjson.loads(payload)
+        except ValueError:  # orjson.JSONDecodeError is one
             return
         commits = data.get("commits") if isinstance(data, dict) else None
         if isinstance(commits, list):  # a CommitNotifier message: one payload per commit
