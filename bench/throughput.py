@@ -879,17 +879,18 @@ def workflow_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
 CPU_SPLIT_COLUMNS = ["process", "b µs/job", "s µs/job", "µs per operation", "µs per job, alone"]
 
 
-def cpu_split_rows(split: dict[str, Any]) -> list[list[Any]]:
+def _split_rows(split: dict[str, Any], keys: tuple[str, ...]) -> list[list[Any]]:
+    """A split's table rows: a process (or the whole stack), then `keys`."""
     return [
-        [
-            part if part != "stack" else "whole stack",
-            v["b_us_per_job"],
-            v["s_us_per_job"],
-            v["us_per_operation"],
-            v["us_per_job_alone"],
-        ]
+        [part if part != "stack" else "whole stack", *(v[k] for k in keys)]
         for part, v in split["parts"].items()
     ]
+
+
+def cpu_split_rows(split: dict[str, Any]) -> list[list[Any]]:
+    return _split_rows(
+        split, ("b_us_per_job", "s_us_per_job", "us_per_operation", "us_per_job_alone")
+    )
 
 
 def print_cpu_split(split: dict[str, Any], cpus: int) -> None:
@@ -923,16 +924,9 @@ WORKFLOW_SPLIT_COLUMNS = [
 
 
 def workflow_split_rows(split: dict[str, Any]) -> list[list[Any]]:
-    return [
-        [
-            part if part != "stack" else "whole stack",
-            v["a_us_per_job"],
-            v["b_us_per_job"],
-            v["ms_per_workflow"],
-            v["us_per_job_alone"],
-        ]
-        for part, v in split["parts"].items()
-    ]
+    return _split_rows(
+        split, ("a_us_per_job", "b_us_per_job", "ms_per_workflow", "us_per_job_alone")
+    )
 
 
 def print_workflow_split(split: dict[str, Any]) -> None:

@@ -41,7 +41,7 @@ import psutil
 from _stack import out, table
 
 from reactor.runtime.embedded import EmbeddedPostgres
-from reactor.storage.job_write import write_statement
+from reactor.storage.job_write import LOCK, write_statement
 from reactor.storage.migrate import migrate
 
 DOCS = 20
@@ -69,7 +69,6 @@ LEDGER = """
 INSERT INTO reactor_applied_jobs (job_id, status, coordinates, error, applied_by)
 SELECT $1, 'applied', $2::text::jsonb, NULL, 'bench'
 """
-LANE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_current_xact_id()"
 
 
 def _state(items: int) -> str:
@@ -135,7 +134,7 @@ SQL = {
     "view upsert": VIEW_UPSERT,
     "header": HEADER,
     "ledger": LEDGER,
-    "lane lock": LANE_LOCK,
+    "lane lock": LOCK,  # the locked path's own statement
     "SELECT 1": "SELECT 1",
 }
 VARIANTS = list(SQL)
