@@ -50,15 +50,26 @@ CREATE = {
     "key": "create",
     "document_id": "cli-list",
     "scope": "document",
-    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list", "slug": "groceries"}}],
+    "actions": [
+        {
+            "type": "CREATE_DOCUMENT",
+            "input": {"document_type": "powerhouse/todo-list", "slug": "groceries"},
+        }
+    ],
 }
 
 
-async def test_submit_wait_json_then_status_get_ops_find(env: dict[str, str], tmp_path: Path) -> None:
+async def test_submit_wait_json_then_status_get_ops_find(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     jobs = [
         CREATE,
-        {"key": "add", "document_id": "cli-list", "depends_on": ["create"],
-         "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "milk"}}]},
+        {
+            "key": "add",
+            "document_id": "cli-list",
+            "depends_on": ["create"],
+            "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "milk"}}],
+        },
     ]
     rc, out, err = await cli(env, "submit", batch(tmp_path, jobs), "--wait", "--json")
     assert rc == 0, err
@@ -86,7 +97,9 @@ async def test_submit_wait_json_then_status_get_ops_find(env: dict[str, str], tm
     assert [d["header"]["id"] for d in json.loads(out)] == ["cli-list"]
 
 
-async def test_submit_without_wait_prints_job_ids_at_once(env: dict[str, str], tmp_path: Path) -> None:
+async def test_submit_without_wait_prints_job_ids_at_once(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     rc, out, err = await cli(env, "submit", batch(tmp_path, [CREATE]), "--json")
     assert rc == 0, err
     job = json.loads(out)["jobs"]["create"]
@@ -94,13 +107,23 @@ async def test_submit_without_wait_prints_job_ids_at_once(env: dict[str, str], t
     assert job["id"].startswith(json.loads(out)["batch_id"] + ":")
 
 
-async def test_submit_exit_status_is_1_when_a_job_fails(env: dict[str, str], tmp_path: Path) -> None:
+async def test_submit_exit_status_is_1_when_a_job_fails(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     jobs = [
         CREATE,
-        {"key": "bad", "document_id": "cli-list", "depends_on": ["create"],
-         "actions": [{"type": "DELETE_TODO_ITEM", "input": {"id": "missing"}}]},
-        {"key": "dependent", "document_id": "cli-list", "depends_on": ["bad"],
-         "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "2", "text": "x"}}]},
+        {
+            "key": "bad",
+            "document_id": "cli-list",
+            "depends_on": ["create"],
+            "actions": [{"type": "DELETE_TODO_ITEM", "input": {"id": "missing"}}],
+        },
+        {
+            "key": "dependent",
+            "document_id": "cli-list",
+            "depends_on": ["bad"],
+            "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "2", "text": "x"}}],
+        },
     ]
     rc, out, _ = await cli(env, "submit", batch(tmp_path, jobs), "--wait", "--json")
     assert rc == 1
@@ -114,15 +137,39 @@ async def test_submit_exit_status_is_1_when_a_job_fails(env: dict[str, str], tmp
     ("jobs", "expected"),
     [
         ([CREATE, {**CREATE, "document_id": "other"}], "job 'create': key: duplicate job key"),
-        ([{**CREATE, "depends_on": ["ghost"]}], "job 'create': depends_on: unknown dependency 'ghost'"),
-        ([{"key": "x", "document_id": "nope", "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}]}],
-         "job 'x': document_id: document 'nope' does not exist"),
-        ([CREATE, {"key": "y", "document_id": "cli-list", "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1"}}]}],
-         "job 'y': actions[0].input.text: ADD_TODO_ITEM: Field required"),
+        (
+            [{**CREATE, "depends_on": ["ghost"]}],
+            "job 'create': depends_on: unknown dependency 'ghost'",
+        ),
+        (
+            [
+                {
+                    "key": "x",
+                    "document_id": "nope",
+                    "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}],
+                }
+            ],
+            "job 'x': document_id: document 'nope' does not exist",
+        ),
+        (
+            [
+                CREATE,
+                {
+                    "key": "y",
+                    "document_id": "cli-list",
+                    "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1"}}],
+                },
+            ],
+            "job 'y': actions[0].input.text: ADD_TODO_ITEM: Field required",
+        ),
     ],
 )
 async def test_rejected_request_exits_2_naming_job_and_field_and_starts_nothing(
-    env: dict[str, str], tmp_path: Path, database_url: str, jobs: list[dict[str, Any]], expected: str
+    env: dict[str, str],
+    tmp_path: Path,
+    database_url: str,
+    jobs: list[dict[str, Any]],
+    expected: str,
 ) -> None:
     rc, _, err = await cli(env, "submit", batch(tmp_path, jobs), "--wait")
     assert rc == 2
@@ -136,7 +183,9 @@ async def test_rejected_request_exits_2_naming_job_and_field_and_starts_nothing(
         await conn.close()
 
 
-async def test_malformed_json_file_is_rejected_with_its_position(env: dict[str, str], tmp_path: Path) -> None:
+async def test_malformed_json_file_is_rejected_with_its_position(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"jobs": [\n  {"key": }\n]}')
     rc, _, err = await cli(env, "submit", str(path))
@@ -188,14 +237,21 @@ def test_reactor_dev_demo_starts_everything_and_sigint_stops_it(tmp_path: Path) 
     assert not (tmp_path / ".reactor" / "stack.json").exists()
     import psutil
 
-    assert not psutil.pid_exists(stack["temporal_pid"]) or psutil.Process(stack["temporal_pid"]).status() == psutil.STATUS_ZOMBIE
-    pg_pid = int((tmp_path / ".reactor" / "pg" / "postmaster.pid").read_text().split()[0]) if (
-        tmp_path / ".reactor" / "pg" / "postmaster.pid"
-    ).exists() else None
+    assert (
+        not psutil.pid_exists(stack["temporal_pid"])
+        or psutil.Process(stack["temporal_pid"]).status() == psutil.STATUS_ZOMBIE
+    )
+    pg_pid = (
+        int((tmp_path / ".reactor" / "pg" / "postmaster.pid").read_text().split()[0])
+        if (tmp_path / ".reactor" / "pg" / "postmaster.pid").exists()
+        else None
+    )
     assert pg_pid is None, "PostgreSQL still running after SIGINT"
 
 
-async def test_reactions_lists_blocked_streams_and_unblocks_them(env: dict[str, str], database_url: str) -> None:
+async def test_reactions_lists_blocked_streams_and_unblocks_them(
+    env: dict[str, str], database_url: str
+) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(database_url)

@@ -24,7 +24,9 @@ def creates() -> list[dict[str, Any]]:
             "key": f"create-{d}",
             "document_id": d,
             "scope": "document",
-            "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}],
+            "actions": [
+                {"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}
+            ],
         }
         for d in DOCS
     ]
@@ -36,7 +38,10 @@ def item_jobs(prefix: str, count: int, actions_per_job: int = 2) -> list[dict[st
             "key": f"{prefix}-{n}",
             "document_id": DOCS[n % len(DOCS)],
             "actions": [
-                {"type": "ADD_TODO_ITEM", "input": {"id": f"{prefix}-{n}-{a}", "text": f"item {n}.{a}"}}
+                {
+                    "type": "ADD_TODO_ITEM",
+                    "input": {"id": f"{prefix}-{n}-{a}", "text": f"item {n}.{a}"},
+                }
                 for a in range(actions_per_job)
             ],
         }
@@ -70,7 +75,9 @@ async def assert_log_is_exact(db: Database, expected_jobs: int, actions_per_job:
 
 async def count_global_ops(db: Database) -> int:
     async with db.pool.acquire() as conn:
-        n: int = await conn.fetchval("SELECT count(*) FROM reactor_operations WHERE scope = 'global'")
+        n: int = await conn.fetchval(
+            "SELECT count(*) FROM reactor_operations WHERE scope = 'global'"
+        )
         return n
 
 
@@ -110,7 +117,9 @@ async def test_two_workers_on_the_same_documents_lose_and_duplicate_nothing(
 ) -> None:
     # regular activities: any worker may take any chunk (local ones stay with
     # the worker that runs the workflow task)
-    reactor.config.batch = BatchConfig(chunk_size=5, max_parallel_chunks=4, local_activity_max_jobs=0)
+    reactor.config.batch = BatchConfig(
+        chunk_size=5, max_parallel_chunks=4, local_activity_max_jobs=0
+    )
     logs = [tmp_path / f"w{n}.log" for n in range(2)]
     workers = [spawn_worker(stack, database_url, task_queue, log) for log in logs]
     try:
@@ -135,6 +144,7 @@ async def test_two_workers_on_the_same_documents_lose_and_duplicate_nothing(
     await assert_log_is_exact(db, 8 * 40, 2)
     async with db.pool.acquire() as conn:
         appliers = {
-            r["applied_by"] for r in await conn.fetch("SELECT DISTINCT applied_by FROM reactor_applied_jobs")
+            r["applied_by"]
+            for r in await conn.fetch("SELECT DISTINCT applied_by FROM reactor_applied_jobs")
         }
-    assert {f":{w.pid}" for w in workers} == {a[a.rindex(":"):] for a in appliers}
+    assert {f":{w.pid}" for w in workers} == {a[a.rindex(":") :] for a in appliers}

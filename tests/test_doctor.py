@@ -20,8 +20,12 @@ REACTOR = [sys.executable, "-m", "reactor.cli.main"]
 
 async def doctor(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *REACTOR, "doctor", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *REACTOR,
+        "doctor",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
@@ -46,7 +50,14 @@ async def test_healthy_stack_with_a_worker_exits_0(
     assert rc == 0, out + err
     assert report["healthy"] is True
     checks = by_name(report)
-    assert set(checks) == {"database", "migrations", "temporal", "namespace", "search attributes", "workers"}
+    assert set(checks) == {
+        "database",
+        "migrations",
+        "temporal",
+        "namespace",
+        "search attributes",
+        "workers",
+    }
     assert all(c["ok"] and c["fix"] is None for c in checks.values())
     assert task_queue in checks["workers"]["detail"]
 
@@ -98,17 +109,25 @@ async def test_pending_migrations_no_worker_and_no_temporal_each_name_their_fix(
     assert "reactor migrate" in checks["migrations"]["fix"]
     assert checks["search attributes"]["ok"] is True
     assert checks["workers"]["ok"] is False
-    assert "reactor worker" in checks["workers"]["fix"] and "idle-" + task_queue in checks["workers"]["fix"]
+    assert (
+        "reactor worker" in checks["workers"]["fix"]
+        and "idle-" + task_queue in checks["workers"]["fix"]
+    )
 
     env["REACTOR_TEMPORAL_ADDRESS"] = f"127.0.0.1:{free_port()}"
     rc, out, err = await doctor(env, "--json", "--timeout", "3")
     assert rc == 1, err
     checks = by_name(json.loads(out))
-    assert checks["temporal"]["ok"] is False and "REACTOR_TEMPORAL_ADDRESS" in checks["temporal"]["fix"]
+    assert (
+        checks["temporal"]["ok"] is False
+        and "REACTOR_TEMPORAL_ADDRESS" in checks["temporal"]["fix"]
+    )
     assert "namespace" not in checks
 
 
-async def test_unknown_namespace_and_no_configuration(stack: Stack, database_url: str, task_queue: str) -> None:
+async def test_unknown_namespace_and_no_configuration(
+    stack: Stack, database_url: str, task_queue: str
+) -> None:
     env = worker_env(stack, database_url, task_queue)
     env["REACTOR_TEMPORAL_NAMESPACE"] = "no-such-namespace"
     rc, out, _ = await doctor(env, "--json")

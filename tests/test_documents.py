@@ -22,7 +22,9 @@ async def test_create_rename_relate_and_delete(reactor: Reactor) -> None:
     assert await done(reactor, parent.id) is JobStatus.READ_READY
     assert await done(reactor, child.id) is JobStatus.READ_READY
 
-    rename = await reactor.execute("c", "main", [{"type": "SET_NAME", "input": {"name": "Renamed"}}])
+    rename = await reactor.execute(
+        "c", "main", [{"type": "SET_NAME", "input": {"name": "Renamed"}}]
+    )
     assert await done(reactor, rename.id) is JobStatus.READ_READY
     assert (await reactor.get("c")).header.name == "Renamed"
 
@@ -45,7 +47,9 @@ async def test_create_rename_relate_and_delete(reactor: Reactor) -> None:
     assert await reactor.get_children("p") == []  # deleted children are hidden
 
     with pytest.raises(ValidationError, match="document 'c' is deleted") as rejected:
-        await reactor.execute("c", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}])
+        await reactor.execute(
+            "c", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}]
+        )
     assert rejected.value.field == "document_id"
 
 
@@ -75,11 +79,26 @@ async def test_slug_taken_by_another_batch_fails_the_job_cleanly(reactor: Reacto
 
 async def test_drive_file_nodes_drive_the_child_index(reactor: Reactor) -> None:
     await done(reactor, (await reactor.create("powerhouse/document-drive", document_id="drv")).id)
-    add = await reactor.execute("drv", "main", [
-        {"type": "ADD_FOLDER", "input": {"id": "f", "name": "Folder"}},
-        {"type": "ADD_FILE", "input": {"id": "doc-1", "name": "One", "document_type": "powerhouse/todo-list", "parent_folder": "f"}},
-        {"type": "ADD_FILE", "input": {"id": "doc-2", "name": "Two", "document_type": "powerhouse/todo-list"}},
-    ])
+    add = await reactor.execute(
+        "drv",
+        "main",
+        [
+            {"type": "ADD_FOLDER", "input": {"id": "f", "name": "Folder"}},
+            {
+                "type": "ADD_FILE",
+                "input": {
+                    "id": "doc-1",
+                    "name": "One",
+                    "document_type": "powerhouse/todo-list",
+                    "parent_folder": "f",
+                },
+            },
+            {
+                "type": "ADD_FILE",
+                "input": {"id": "doc-2", "name": "Two", "document_type": "powerhouse/todo-list"},
+            },
+        ],
+    )
     assert await done(reactor, add.id) is JobStatus.READ_READY
     assert await reactor.get_children("drv") == ["doc-1", "doc-2"]
     rm = await reactor.execute("drv", "main", [{"type": "DELETE_NODE", "input": {"id": "f"}}])

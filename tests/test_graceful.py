@@ -85,7 +85,9 @@ async def test_sigterm_drains_in_flight_activities_then_a_second_worker_finishes
 
     # It stopped polling: nothing moves without a worker.
     written_at_exit = await count_global_ops(db)
-    assert written_at_term < JOBS * ACTIONS, "the batch finished before SIGTERM; the test proves nothing"
+    assert written_at_term < JOBS * ACTIONS, (
+        "the batch finished before SIGTERM; the test proves nothing"
+    )
     if not local:
         assert written_at_exit < JOBS * ACTIONS, "the draining worker kept taking new work"
     # (A local activity runs inside the worker's open workflow task, which
@@ -143,4 +145,3 @@ async def test_sigterm_drains_in_flight_activities_then_a_second_worker_finishes
         and e.activity_task_completed_event_attributes.identity.startswith(f"{second.pid}@")
     ]
     assert by_second, "the second worker did not take over"
-

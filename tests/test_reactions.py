@@ -38,18 +38,26 @@ async def calls_table(db: Database) -> Database:
 async def handled(db: Database, reaction: str) -> list[asyncpg.Record]:
     async with db.pool.acquire() as conn:
         return await conn.fetch(
-            "SELECT op_id, document_id, pid, at FROM test_reaction_calls WHERE reaction = $1", reaction
+            "SELECT op_id, document_id, pid, at FROM test_reaction_calls WHERE reaction = $1",
+            reaction,
         )
 
 
-def reaction_worker(stack: Stack, database_url: str, task_queue: str, log: Path, name: str, **env: str) -> Any:
+def reaction_worker(
+    stack: Stack, database_url: str, task_queue: str, log: Path, name: str, **env: str
+) -> Any:
     return spawn_worker(
-        stack, database_url, task_queue, log,
+        stack,
+        database_url,
+        task_queue,
+        log,
         {"REACTOR_PROCESSORS": f"tests.support.reactions:{name}", **env},
     )
 
 
-async def status_query(stack: Stack, task_queue: str, name: str) -> Callable[[], Awaitable[ReactionStatus]]:
+async def status_query(
+    stack: Stack, task_queue: str, name: str
+) -> Callable[[], Awaitable[ReactionStatus]]:
     """Queries the reaction workflow's status, on one client however often it
     is called. A query waits while a drain holds the workflow task, up to its
     heartbeat (1.6 s, see TASK_TIMEOUT), so the helpers ask as few times as
@@ -119,8 +127,9 @@ async def test_commit_in_one_process_wakes_the_reaction_in_another(
     mine: list[dict[str, Any]] = []
     dispose = await own_store.notify(mine.append)
     # Polls every 30 s: only NOTIFY can make it fast.
-    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording",
-                             REACTOR_REACTION_POLL="30")
+    worker = reaction_worker(
+        stack, database_url, task_queue, tmp_path / "w.log", "recording", REACTOR_REACTION_POLL="30"
+    )
     try:
         await reaction_idle(stack, task_queue, "recording")
         before = await woken_now(stack, task_queue, "recording")
@@ -145,8 +154,15 @@ async def test_with_notify_off_the_poll_still_delivers(
     db = calls_table
     writer = DirectWriter(db, notify=False)
     await writer.create_list("doc")
-    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording",
-                             REACTOR_NOTIFY="0", REACTOR_REACTION_POLL="0.3")
+    worker = reaction_worker(
+        stack,
+        database_url,
+        task_queue,
+        tmp_path / "w.log",
+        "recording",
+        REACTOR_NOTIFY="0",
+        REACTOR_REACTION_POLL="0.3",
+    )
     try:
         await reaction_idle(stack, task_queue, "recording")
         await writer.add_items("doc", ["a", "b"])
@@ -175,8 +191,9 @@ async def test_a_job_too_big_to_list_its_events_wakes_the_reaction_by_its_range(
     listener = NotifyListener(database_url, [channel_name()])
     listener.add_handler(lambda _ch, payload: heard.append(payload))
     await listener.start()
-    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "recording",
-                             REACTOR_REACTION_POLL="30")
+    worker = reaction_worker(
+        stack, database_url, task_queue, tmp_path / "w.log", "recording", REACTOR_REACTION_POLL="30"
+    )
     try:
         await reaction_idle(stack, task_queue, "recording")
         before = await woken_now(stack, task_queue, "recording")
@@ -200,7 +217,10 @@ async def test_a_job_too_big_to_list_its_events_wakes_the_reaction_by_its_range(
     big, small = [p for p in heard if p["document_id"] == "big"]
     assert "events" not in big
     assert (big["scope"], big["index"], big["count"], big["types"]) == (
-        "global", 0, 200, ["ADD_TODO_ITEM"]
+        "global",
+        0,
+        200,
+        ["ADD_TODO_ITEM"],
     )
     assert [e["index"] for e in small["events"]] == [200]
 
@@ -226,7 +246,10 @@ async def test_listener_reconnects_after_its_backend_is_terminated(
         await writer.add_items("doc", ["after"])
 
         async def woke() -> bool:
-            return any(p["job_id"].startswith("direct-") and p["events"][0]["type"] == "ADD_TODO_ITEM" for p in heard)
+            return any(
+                p["job_id"].startswith("direct-") and p["events"][0]["type"] == "ADD_TODO_ITEM"
+                for p in heard
+            )
 
         await wait_until(woke, 5, "a notification after the reconnect")
     finally:
@@ -241,8 +264,10 @@ async def test_two_workers_handle_500_operations_exactly_once(
     docs = [f"d{n}" for n in range(20)]
     for d in docs:
         await writer.create_list(d)
-    workers = [reaction_worker(stack, database_url, task_queue, tmp_path / f"w{n}.log", "recording")
-               for n in range(2)]
+    workers = [
+        reaction_worker(stack, database_url, task_queue, tmp_path / f"w{n}.log", "recording")
+        for n in range(2)
+    ]
     try:
         await reaction_idle(stack, task_queue, "recording")
         for batch in range(25):
@@ -287,6 +312,7 @@ async def test_a_killed_workers_lease_expires_and_the_other_redoes_its_work(
     assert done_by_first < 40
     second = reaction_worker(stack, database_url, task_queue, tmp_path / "w2.log", "slow")
     try:
+
         async def finished() -> bool:
             return len({r["op_id"] for r in await handled(db, "slow")}) == 40
 
@@ -307,8 +333,9 @@ async def test_a_poison_stream_blocks_alone_and_can_be_unblocked(
     writer = DirectWriter(db)
     for d in ("poison", "good-1", "good-2"):
         await writer.create_list(d)
-    worker = reaction_worker(stack, database_url, task_queue, tmp_path / "w.log", "failing",
-                             REACTOR_REACTION_POLL="0.2")
+    worker = reaction_worker(
+        stack, database_url, task_queue, tmp_path / "w.log", "failing", REACTOR_REACTION_POLL="0.2"
+    )
     store = ReactionStore(db)
     try:
         await reaction_idle(stack, task_queue, "failing")
@@ -322,7 +349,10 @@ async def test_a_poison_stream_blocks_alone_and_can_be_unblocked(
         await wait_until(settled, 30, "good streams done and the poison stream blocked")
         [state] = await store.streams("failing", blocked_only=True)
         assert state.document_id == "poison" and state.attempts == 3
-        assert state.last_error is not None and "cannot handle ADD_TODO_ITEM on poison" in state.last_error
+        assert (
+            state.last_error is not None
+            and "cannot handle ADD_TODO_ITEM on poison" in state.last_error
+        )
         await writer.add_items("good-1", ["3"])  # the others keep flowing
 
         async def flowing() -> bool:
@@ -374,7 +404,8 @@ async def test_no_reader_passes_an_operation_whose_transaction_is_still_open(
         assert result.handled == 0  # B committed, but A is open: nothing may pass A
         async with db.pool.acquire() as conn:
             feed = await conn.fetchrow(
-                "SELECT feed_tx::text::bigint AS tx, feed_ordinal FROM reactor_reactions WHERE name = 'recording'")
+                "SELECT feed_tx::text::bigint AS tx, feed_ordinal FROM reactor_reactions WHERE name = 'recording'"
+            )
         assert Position(feed["tx"], feed["feed_ordinal"]) < Position(*later.last_position)
         await tx.commit()
     finally:
@@ -401,7 +432,9 @@ async def test_exactly_once_processor_output_commits_with_its_ack(calls_table: D
         if len(attempts) == 1:
             raise RuntimeError("crash after writing, before the ack")
 
-    proc = processor("eo", handler, action_types=["ADD_TODO_ITEM"], exactly_once=True, backoff_base=0.01)
+    proc = processor(
+        "eo", handler, action_types=["ADD_TODO_ITEM"], exactly_once=True, backoff_base=0.01
+    )
     drainer = ReactionDrainer(db, [proc])
     await drainer.setup()
     writer = DirectWriter(db)

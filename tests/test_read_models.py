@@ -33,13 +33,22 @@ async def deliveries(db: Database) -> tuple[int, int, int]:
 
 def todo_batch(n: int, docs: int = 4, prefix: str = "t") -> dict[str, Any]:
     jobs: list[dict[str, Any]] = [
-        {"key": f"c{d}", "document_id": f"{prefix}{d}", "scope": "document",
-         "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}]}
+        {
+            "key": f"c{d}",
+            "document_id": f"{prefix}{d}",
+            "scope": "document",
+            "actions": [
+                {"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}
+            ],
+        }
         for d in range(docs)
     ]
     jobs += [
-        {"key": f"j{i}", "document_id": f"{prefix}{i % docs}",
-         "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": f"{i}", "text": f"item {i}"}}]}
+        {
+            "key": f"j{i}",
+            "document_id": f"{prefix}{i % docs}",
+            "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": f"{i}", "text": f"item {i}"}}],
+        }
         for i in range(n)
     ]
     return {"jobs": jobs}
@@ -47,31 +56,68 @@ def todo_batch(n: int, docs: int = 4, prefix: str = "t") -> dict[str, Any]:
 
 # A drive `drv` that files the todo list `lst`.
 DRIVE_FILING_A_LIST: list[dict[str, Any]] = [
-    {"key": "drive", "document_id": "drv", "scope": "document",
-     "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/document-drive"}}]},
-    {"key": "list", "document_id": "lst", "scope": "document",
-     "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}]},
-    {"key": "file", "document_id": "drv", "depends_on": ["drive", "list"],
-     "actions": [{"type": "ADD_FILE", "input": {"id": "lst", "name": "L", "document_type": "powerhouse/todo-list"}}]},
+    {
+        "key": "drive",
+        "document_id": "drv",
+        "scope": "document",
+        "actions": [
+            {"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/document-drive"}}
+        ],
+    },
+    {
+        "key": "list",
+        "document_id": "lst",
+        "scope": "document",
+        "actions": [
+            {"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}
+        ],
+    },
+    {
+        "key": "file",
+        "document_id": "drv",
+        "depends_on": ["drive", "list"],
+        "actions": [
+            {
+                "type": "ADD_FILE",
+                "input": {"id": "lst", "name": "L", "document_type": "powerhouse/todo-list"},
+            }
+        ],
+    },
 ]
 
 
 async def test_read_models_index_before_read_ready(module_factory: Any) -> None:
     stats = TodoStatsPerDrive()
-    module = await module_factory(lambda b: b.with_read_model(stats).with_read_model(CountingReadModel()))
+    module = await module_factory(
+        lambda b: b.with_read_model(stats).with_read_model(CountingReadModel())
+    )
     reactor = module.reactor
-    result = await reactor.execute_batch({"jobs": [
-        *DRIVE_FILING_A_LIST,
-        {"key": "items", "document_id": "lst", "depends_on": ["list"],
-         "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}},
-                     {"type": "ADD_TODO_ITEM", "input": {"id": "2", "text": "b"}},
-                     {"type": "UPDATE_TODO_ITEM", "input": {"id": "1", "checked": True}}]},
-    ]})
+    result = await reactor.execute_batch(
+        {
+            "jobs": [
+                *DRIVE_FILING_A_LIST,
+                {
+                    "key": "items",
+                    "document_id": "lst",
+                    "depends_on": ["list"],
+                    "actions": [
+                        {"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}},
+                        {"type": "ADD_TODO_ITEM", "input": {"id": "2", "text": "b"}},
+                        {"type": "UPDATE_TODO_ITEM", "input": {"id": "1", "checked": True}},
+                    ],
+                },
+            ]
+        }
+    )
     jobs = await reactor.wait_for_batch(result.batch_id)
     assert all(j.status is JobStatus.READ_READY for j in jobs)
     # READ_READY already implies indexed: no waiting here.
     assert await TodoStatsPerDrive.for_drive(module.database, "drv") == {
-        "lists": 1, "total": 2, "checked": 1, "unchecked": 1, "operations": 3,
+        "lists": 1,
+        "total": 2,
+        "checked": 1,
+        "unchecked": 1,
+        "operations": 3,
     }
     total, distinct, ops = await deliveries(module.database)
     assert total == distinct == ops == 6
@@ -147,11 +193,17 @@ async def test_keyframe_interval_is_configurable_and_used_for_rebuilds(module_fa
     result = await module.reactor.execute_batch(todo_batch(25, docs=1, prefix="kf"))
     await module.reactor.wait_for_batch(result.batch_id)
     async with module.database.pool.acquire() as conn:
-        frames = [r["idx"] for r in await conn.fetch(
-            "SELECT idx FROM reactor_keyframes WHERE document_id = 'kf0' AND scope = 'global' ORDER BY idx")]
+        frames = [
+            r["idx"]
+            for r in await conn.fetch(
+                "SELECT idx FROM reactor_keyframes WHERE document_id = 'kf0' AND scope = 'global' ORDER BY idx"
+            )
+        ]
     assert frames == [9, 19]
     with_frames = await rebuild_state(module.database, module.registry, "kf0", "global")
-    without = await rebuild_state(module.database, module.registry, "kf0", "global", use_keyframes=False)
+    without = await rebuild_state(
+        module.database, module.registry, "kf0", "global", use_keyframes=False
+    )
     assert with_frames == without
     at_15 = await rebuild_state(module.database, module.registry, "kf0", "global", revision=15)
     assert at_15[0] == 15 and len(at_15[2]["items"]) == 15
@@ -174,7 +226,9 @@ async def test_with_read_models_a_job_is_announced_read_ready_once_they_caught_u
     module.listener.add_handler(lambda channel, payload: seen.append((channel, payload)))
     never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     reactor._batch_results.poll = lambda _batch_id: never
-    job = await reactor.execute("lst", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}])
+    job = await reactor.execute(
+        "lst", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}]
+    )
     info = await reactor.wait_for_job(job.id, timeout=30)
     assert info.status is JobStatus.READ_READY and not never.done()
     assert (await TodoStatsPerDrive.for_drive(module.database, "drv"))["total"] == 1

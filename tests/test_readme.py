@@ -16,7 +16,10 @@ from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
 from tests.conftest import ROOT, Stack, worker_env
 
-BLOCK = re.compile(r"<!-- (file: (?P<file>\S+)|run(?P<standalone>: standalone)?) -->\n```python\n(?P<code>.*?)```", re.S)
+BLOCK = re.compile(
+    r"<!-- (file: (?P<file>\S+)|run(?P<standalone>: standalone)?) -->\n```python\n(?P<code>.*?)```",
+    re.S,
+)
 
 
 def readme_blocks() -> tuple[dict[str, str], list[str], list[str]]:
@@ -44,7 +47,11 @@ def test_readme_has_the_two_commands_and_ci_runs_the_test_one() -> None:
 
 
 async def test_readme_model_and_api_example_run_as_written(
-    stack: Stack, database_url: str, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack,
+    database_url: str,
+    task_queue: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     files, runs, _ = readme_blocks()
     assert set(files) == {"counter.py"} and len(runs) == 1
@@ -61,8 +68,12 @@ async def test_readme_model_and_api_example_run_as_written(
         env = worker_env(stack, database_url, task_queue)
         env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(tmp_path / "example.py"), env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            str(tmp_path / "example.py"),
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(proc.communicate(), 120)
     await db.close()
@@ -75,7 +86,6 @@ async def test_readme_model_and_api_example_run_as_written(
     assert "(0, 'INCREMENT'" in lines[4] and "(1, 'INCREMENT'" in lines[4]
 
 
-
 async def test_readme_client_example_runs_as_written(
     stack: Stack, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
@@ -83,9 +93,12 @@ async def test_readme_client_example_runs_as_written(
     assert len(standalone) == 1
     (tmp_path / "client_example.py").write_text(standalone[0])
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(tmp_path / "client_example.py"),
-        env=worker_env(stack, database_url, task_queue), cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(tmp_path / "client_example.py"),
+        env=worker_env(stack, database_url, task_queue),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()

@@ -52,13 +52,16 @@ def trace_of(exporter: InMemorySpanExporter, batch_id: str) -> list[ReadableSpan
     roots = [
         s
         for s in finished
-        if s.name == "reactor.execute_batch" and (s.attributes or {}).get("reactor.batch_id") == batch_id
+        if s.name == "reactor.execute_batch"
+        and (s.attributes or {}).get("reactor.batch_id") == batch_id
     ]
     assert len(roots) == 1, [s.name for s in finished]
     root = roots[0]
     assert root.parent is None
     assert root.context is not None
-    return [s for s in finished if s.context is not None and s.context.trace_id == root.context.trace_id]
+    return [
+        s for s in finished if s.context is not None and s.context.trace_id == root.context.trace_id
+    ]
 
 
 def assert_attributes(span: ReadableSpan, expected: dict[str, object]) -> None:
@@ -86,7 +89,10 @@ async def test_a_batch_is_one_trace_from_the_client_call_to_each_sql_statement(
                     "document_id": "traced-list",
                     "scope": "document",
                     "actions": [
-                        {"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}
+                        {
+                            "type": "CREATE_DOCUMENT",
+                            "input": {"document_type": "powerhouse/todo-list"},
+                        }
                     ],
                 },
                 {
@@ -105,27 +111,35 @@ async def test_a_batch_is_one_trace_from_the_client_call_to_each_sql_statement(
     in_trace = trace_of(spans, result.batch_id)
 
     root = next(s for s in in_trace if s.name == "reactor.execute_batch")
-    assert_attributes(root, {
-        "reactor.batch_id": result.batch_id,
-        "reactor.job_count": 2,
-        "reactor.document_ids": ("traced-list",),
-        "reactor.document_types": ("powerhouse/todo-list",),
-    })
+    assert_attributes(
+        root,
+        {
+            "reactor.batch_id": result.batch_id,
+            "reactor.job_count": 2,
+            "reactor.document_ids": ("traced-list",),
+            "reactor.document_types": ("powerhouse/todo-list",),
+        },
+    )
 
     applies = {
-        (s.attributes or {})["reactor.job_key"]: s for s in in_trace if s.name == "reactor.apply_job"
+        (s.attributes or {})["reactor.job_key"]: s
+        for s in in_trace
+        if s.name == "reactor.apply_job"
     }
     assert set(applies) == {"create", "items"}
     items = applies["items"]
-    assert_attributes(items, {
-        "reactor.batch_id": result.batch_id,
-        "reactor.job_key": "items",
-        "reactor.document_id": "traced-list",
-        "reactor.document_type": "powerhouse/todo-list",
-        "reactor.action_types": ("ADD_TODO_ITEM", "ADD_TODO_ITEM"),
-        "reactor.operation_indices": (0, 1),
-        "reactor.job_ok": True,
-    })
+    assert_attributes(
+        items,
+        {
+            "reactor.batch_id": result.batch_id,
+            "reactor.job_key": "items",
+            "reactor.document_id": "traced-list",
+            "reactor.document_type": "powerhouse/todo-list",
+            "reactor.action_types": ("ADD_TODO_ITEM", "ADD_TODO_ITEM"),
+            "reactor.operation_indices": (0, 1),
+            "reactor.job_ok": True,
+        },
+    )
     assert (applies["create"].attributes or {})["reactor.action_types"] == ("CREATE_DOCUMENT",)
     assert ancestry(items, in_trace) == CHAIN[1:]
 
@@ -139,12 +153,15 @@ async def test_a_batch_is_one_trace_from_the_client_call_to_each_sql_statement(
     # Every SQL statement of the job is a child of its apply span, e.g. the
     # insert of its operations.
     assert items.context is not None
-    sql = [s for s in in_trace if s.parent is not None and s.parent.span_id == items.context.span_id]
+    sql = [
+        s for s in in_trace if s.parent is not None and s.parent.span_id == items.context.span_id
+    ]
     statements = [str((s.attributes or {}).get("db.statement", "")) for s in sql]
     # (the operations are inserted by the job's single write statement, a CTE)
     assert any("INSERT INTO reactor_operations" in st for st in statements), statements
     insert = next(
-        s for s in sql
+        s
+        for s in sql
         if "INSERT INTO reactor_operations" in str((s.attributes or {}).get("db.statement", ""))
     )
     assert (insert.attributes or {}).get("db.system") == "postgresql"
@@ -162,7 +179,10 @@ async def test_a_failed_job_marks_its_apply_span_as_an_error(
                     "document_id": "traced-failure",
                     "scope": "document",
                     "actions": [
-                        {"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}
+                        {
+                            "type": "CREATE_DOCUMENT",
+                            "input": {"document_type": "powerhouse/todo-list"},
+                        }
                     ],
                 },
                 {

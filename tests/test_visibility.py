@@ -34,7 +34,9 @@ def create(doc: str) -> dict[str, Any]:
         "key": f"create-{doc}",
         "document_id": doc,
         "scope": "document",
-        "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}],
+        "actions": [
+            {"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}
+        ],
     }
 
 
@@ -153,7 +155,14 @@ def test_keyword_caps_and_query() -> None:
         "(ReactorFailedJobCount > 0 OR ExecutionStatus IN "
         "('Failed', 'Terminated', 'TimedOut', 'Canceled'))"
     )
-    keys = [sa.BATCH_ID, sa.DOCUMENT_IDS, sa.DOCUMENT_TYPES, sa.JOB_COUNT, sa.FAILED_JOB_COUNT, sa.STATUS]
+    keys = [
+        sa.BATCH_ID,
+        sa.DOCUMENT_IDS,
+        sa.DOCUMENT_TYPES,
+        sa.JOB_COUNT,
+        sa.FAILED_JOB_COUNT,
+        sa.STATUS,
+    ]
     assert {k.name: k.indexed_value_type.name for k in keys} == {
         name: {"Keyword": "KEYWORD", "KeywordList": "KEYWORD_LIST", "Int": "INT"}[kind]
         for name, kind in SEARCH_ATTRIBUTES.items()

@@ -59,9 +59,7 @@ class ReactorBuilder:
         self._processors: list[Processor] = []
         self._poll_interval = 1.0
 
-    def with_document_models(
-        self, models: Sequence[ModuleType | DocumentModel]
-    ) -> ReactorBuilder:
+    def with_document_models(self, models: Sequence[ModuleType | DocumentModel]) -> ReactorBuilder:
         self._models.extend(DocumentModel.from_module(m) for m in models)
         return self
 

@@ -50,7 +50,10 @@ class ExecuteCoalescer:
     async def _submit_group(self, group: list[tuple[JobRequest, asyncio.Future[JobInfo]]]) -> None:
         keys = ["job"] if len(group) == 1 else [f"job-{i}" for i in range(len(group))]
         request = BatchRequest(
-            jobs=[job.model_copy(update={"key": key}) for key, (job, _) in zip(keys, group, strict=True)]
+            jobs=[
+                job.model_copy(update={"key": key})
+                for key, (job, _) in zip(keys, group, strict=True)
+            ]
         )
         try:
             infos = await self._submit(request)

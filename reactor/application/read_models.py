@@ -98,7 +98,9 @@ class ReadModelCoordinator:
     async def drain_once(self, rm: ReadModel) -> Position:
         """Indexes at most one page; returns the read model's position."""
         async with self.db.pool.acquire() as conn:
-            rows = await OperationStore.read_visible(conn, await self.position(rm.name, conn), self.page)
+            rows = await OperationStore.read_visible(
+                conn, await self.position(rm.name, conn), self.page
+            )
             async with conn.transaction():
                 locked = await conn.fetchrow(
                     "SELECT last_tx::text::bigint AS tx, last_ordinal FROM "

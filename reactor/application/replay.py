@@ -45,13 +45,16 @@ async def rebuild_state(
                 branch,
             )
             if revision is None:
-                revision = await conn.fetchval(
-                    "SELECT idx + 1 FROM reactor_operations WHERE document_id = $1 AND scope = $2 "
-                    "AND branch = $3 ORDER BY idx DESC LIMIT 1",
-                    document_id,
-                    scope,
-                    branch,
-                ) or 0
+                revision = (
+                    await conn.fetchval(
+                        "SELECT idx + 1 FROM reactor_operations WHERE document_id = $1 AND scope = $2 "
+                        "AND branch = $3 ORDER BY idx DESC LIMIT 1",
+                        document_id,
+                        scope,
+                        branch,
+                    )
+                    or 0
+                )
         assert revision is not None
         model = registry.get(doc_type)
         if scope == "document":

@@ -70,7 +70,9 @@ class SubscriptionManager:
         self._tail: asyncio.Task[None] | None = None
         self._position: Position | None = None
 
-    async def subscribe(self, search: SearchFilter | dict[str, Any], callback: Callback) -> Callable[[], None]:
+    async def subscribe(
+        self, search: SearchFilter | dict[str, Any], callback: Callback
+    ) -> Callable[[], None]:
         sub = _Subscription(SearchFilter.model_validate(search), callback)
         sub.task = asyncio.create_task(self._deliver(sub))
         if self._tail is None:
@@ -125,14 +127,20 @@ class SubscriptionManager:
         types = await self.view.existing(sorted({o.document_id for o in ops}))
         changes: list[DocumentChange] = []
         for op in ops:
-            kind = KIND_OF_ACTION.get(op.action.type, "updated") if op.scope == "document" else "updated"
+            kind = (
+                KIND_OF_ACTION.get(op.action.type, "updated")
+                if op.scope == "document"
+                else "updated"
+            )
             last = changes[-1] if changes else None
             if last is not None and last.document_id == op.document_id and last.kind == kind:
                 last.operations.append(op)
                 continue
             doc_type = types.get(op.document_id, ("", False))[0]
             changes.append(
-                DocumentChange(kind=kind, document_id=op.document_id, document_type=doc_type, operations=[op])
+                DocumentChange(
+                    kind=kind, document_id=op.document_id, document_type=doc_type, operations=[op]
+                )
             )
         for change in changes:
             if change.kind in ("created", "updated"):

@@ -66,9 +66,7 @@ async def submit(reactor: Reactor, request: dict[str, Any], *, wait: bool, as_js
         result = await reactor.execute_batch(request)
     except ValidationError as exc:
         if as_json:
-            console.print_json(
-                json.dumps({"error": str(exc), "job": exc.job, "field": exc.field})
-            )
+            console.print_json(json.dumps({"error": str(exc), "job": exc.job, "field": exc.field}))
         else:
             err_console.print(f"[bold red]rejected[/bold red] (nothing started): {exc}")
         return EXIT_REJECTED
@@ -179,7 +177,10 @@ async def find(reactor: Reactor, doc_type: str | None, parent: str | None, as_js
         for d in docs:
             h = d.header
             table.add_row(
-                h.id, h.document_type, h.name, h.slug or "",
+                h.id,
+                h.document_type,
+                h.name,
+                h.slug or "",
                 ", ".join(f"{k}={v}" for k, v in sorted(h.revision.items())),
             )
         console.print(table)

@@ -16,8 +16,13 @@ def demo_batch() -> dict[str, Any]:
                 "document_id": drive,
                 "scope": "document",
                 "actions": [
-                    {"type": "CREATE_DOCUMENT",
-                     "input": {"document_type": "powerhouse/document-drive", "name": "Demo drive"}}
+                    {
+                        "type": "CREATE_DOCUMENT",
+                        "input": {
+                            "document_type": "powerhouse/document-drive",
+                            "name": "Demo drive",
+                        },
+                    }
                 ],
             },
             {
@@ -25,17 +30,27 @@ def demo_batch() -> dict[str, Any]:
                 "document_id": todo,
                 "scope": "document",
                 "actions": [
-                    {"type": "CREATE_DOCUMENT",
-                     "input": {"document_type": "powerhouse/todo-list", "name": "Launch checklist"}}
+                    {
+                        "type": "CREATE_DOCUMENT",
+                        "input": {
+                            "document_type": "powerhouse/todo-list",
+                            "name": "Launch checklist",
+                        },
+                    }
                 ],
             },
             {
                 "key": "file-list-in-drive",
                 "document_id": drive,
                 "actions": [
-                    {"type": "ADD_FILE",
-                     "input": {"id": todo, "name": "Launch checklist",
-                               "document_type": "powerhouse/todo-list"}}
+                    {
+                        "type": "ADD_FILE",
+                        "input": {
+                            "id": todo,
+                            "name": "Launch checklist",
+                            "document_type": "powerhouse/todo-list",
+                        },
+                    }
                 ],
                 "depends_on": ["create-drive", "create-list"],
             },

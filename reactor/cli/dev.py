@@ -32,9 +32,7 @@ from reactor.storage.migrate import migrate
 console = Console(stderr=True)
 
 
-def dev(
-    *, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = False
-) -> int:
+def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = False) -> int:
     # --trace: every span on stderr; OTLP too when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     configure_tracing(console=trace)
     folder = home()

@@ -28,7 +28,9 @@ def parser() -> argparse.ArgumentParser:
         "--trace", action="store_true", help="print OpenTelemetry spans to stderr (one per line)"
     )
 
-    sub.add_parser("worker", help="run a worker against REACTOR_DATABASE_URL / REACTOR_TEMPORAL_ADDRESS")
+    sub.add_parser(
+        "worker", help="run a worker against REACTOR_DATABASE_URL / REACTOR_TEMPORAL_ADDRESS"
+    )
     sub.add_parser("migrate", help="apply database migrations and exit")
 
     submit = sub.add_parser("submit", help="submit a batch file (JSON; '-' for stdin)")

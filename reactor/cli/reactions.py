@@ -23,7 +23,9 @@ async def reactions(
         if unblock is not None:
             reaction, document_id = unblock
             if await store.unblock(reaction, document_id):
-                console.print(f"unblocked {reaction} / {document_id}: it retries from where it stopped")
+                console.print(
+                    f"unblocked {reaction} / {document_id}: it retries from where it stopped"
+                )
                 return 0
             console.print(f"[red]{reaction} / {document_id} is not a blocked stream[/red]")
             return 1
@@ -36,11 +38,17 @@ async def reactions(
             table.add_column(col, overflow="fold")
         for s in streams:
             state = (
-                "[bold red]BLOCKED[/]" if s.blocked
-                else "[yellow]pending[/]" if s.pending
+                "[bold red]BLOCKED[/]"
+                if s.blocked
+                else "[yellow]pending[/]"
+                if s.pending
                 else "[green]caught up[/]"
             )
-            lease = f"{s.leased_by} until {s.lease_until:%H:%M:%S}" if s.leased_by and s.lease_until else ""
+            lease = (
+                f"{s.leased_by} until {s.lease_until:%H:%M:%S}"
+                if s.leased_by and s.lease_until
+                else ""
+            )
             table.add_row(s.name, s.document_id, state, str(s.attempts), lease, s.last_error or "")
         console.print(table)
         blocked = sum(1 for s in streams if s.blocked)

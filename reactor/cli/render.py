@@ -30,7 +30,9 @@ def job_table(jobs: Iterable[JobInfo], title: str | None = None) -> Table:
     for job in jobs:
         ops = len(job.consistency_token.coordinates) if job.consistency_token else 0
         detail = (
-            f"[red]{job.error.type}: {job.error.message}[/red]" if job.error else f"[dim]{job.id}[/dim]"
+            f"[red]{job.error.type}: {job.error.message}[/red]"
+            if job.error
+            else f"[dim]{job.id}[/dim]"
         )
         table.add_row(
             job.key,

@@ -96,7 +96,9 @@ class Ed25519Verifier:
                 f"{action.type}: signed for previous state {str(sig.get('previous_state_hash'))[:12]}…"
                 f" but the document is at {previous_hash[:12]}…"
             )
-        message = signing_message(document_id, action.scope, action.type, action.input, previous_hash)
+        message = signing_message(
+            document_id, action.scope, action.type, action.input, previous_hash
+        )
         try:
             key.verify(raw, message)
         except InvalidSignature:

@@ -176,7 +176,9 @@ class ReactionDrainer:
                 else:
                     await self._ack(proc, claim, pos)
         except LeaseLostError:
-            log.warning("%s: lease on %s lost; another worker takes over", proc.name, claim.document_id)
+            log.warning(
+                "%s: lease on %s lost; another worker takes over", proc.name, claim.document_id
+            )
             return handled, 0, None
         except Exception as exc:
             attempts = claim.attempts + 1
@@ -185,7 +187,10 @@ class ReactionDrainer:
             if blocked:
                 log.error(
                     "%s: stream %s blocked after %d attempts: %s",
-                    proc.name, claim.document_id, attempts, message,
+                    proc.name,
+                    claim.document_id,
+                    attempts,
+                    message,
                 )
             return handled, 1, claim.document_id if blocked else None
         await self.store.release(proc.name, claim.document_id, self.owner)

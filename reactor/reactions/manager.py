@@ -16,7 +16,9 @@ class ProcessorManager:
         for name in self.processors:
             await self.store.ensure(name)
 
-    async def streams(self, name: str | None = None, *, blocked_only: bool = False) -> list[StreamState]:
+    async def streams(
+        self, name: str | None = None, *, blocked_only: bool = False
+    ) -> list[StreamState]:
         return await self.store.streams(name, blocked_only=blocked_only)
 
     async def blocked(self, name: str | None = None) -> list[StreamState]:

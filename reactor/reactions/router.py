@@ -55,7 +55,9 @@ class ReactionRouter:
         self._attributes = True
         self.signals_sent = 0
 
-    async def start(self, subscribe: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]] | None) -> None:
+    async def start(
+        self, subscribe: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]] | None
+    ) -> None:
         for proc in self.processors:
             await self._signal(proc.name)
         if subscribe is not None:

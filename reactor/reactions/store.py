@@ -213,7 +213,9 @@ class ReactionStore:
                 )
             )
 
-    async def streams(self, name: str | None = None, *, blocked_only: bool = False) -> list[StreamState]:
+    async def streams(
+        self, name: str | None = None, *, blocked_only: bool = False
+    ) -> list[StreamState]:
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT name, document_id, (head_tx, head_ordinal) > (done_tx, done_ordinal) AS pending, "

@@ -184,7 +184,9 @@ def processors_from_env() -> list[Processor]:
     """REACTOR_PROCESSORS: comma-separated `module:attribute`, each a
     Processor or a list of them."""
     found: list[Processor] = []
-    for spec in filter(None, (s.strip() for s in os.environ.get("REACTOR_PROCESSORS", "").split(","))):
+    for spec in filter(
+        None, (s.strip() for s in os.environ.get("REACTOR_PROCESSORS", "").split(","))
+    ):
         module_name, _, attr = spec.partition(":")
         obj = getattr(importlib.import_module(module_name), attr)
         found.extend(obj if isinstance(obj, list | tuple) else [obj])
@@ -195,7 +197,9 @@ def read_models_from_env() -> list[ReadModel]:
     """REACTOR_READ_MODELS: comma-separated `module:attribute`, where the
     attribute is a read model instance or a zero-argument factory (class)."""
     found: list[ReadModel] = []
-    for spec in filter(None, (s.strip() for s in os.environ.get("REACTOR_READ_MODELS", "").split(","))):
+    for spec in filter(
+        None, (s.strip() for s in os.environ.get("REACTOR_READ_MODELS", "").split(","))
+    ):
         module_name, _, attr = spec.partition(":")
         obj = getattr(importlib.import_module(module_name), attr)
         found.append(obj() if isinstance(obj, type) else obj)

@@ -25,6 +25,7 @@ from reactor.storage.notify import NotifyListener, channel_name
 
 _COLUMNS = "ordinal, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id"
 
+
 @dataclass(frozen=True, order=True)
 class Position:
     """A reader's place in the global log: (transaction id, ordinal)."""
@@ -55,7 +56,9 @@ class OperationStore:
     channel per (schema, table), delivered to handlers of *other* store
     instances only."""
 
-    def __init__(self, db: Database, *, notify: bool = False, listener: NotifyListener | None = None):
+    def __init__(
+        self, db: Database, *, notify: bool = False, listener: NotifyListener | None = None
+    ):
         self.db = db
         self.notify_enabled = notify
         self._listener = listener

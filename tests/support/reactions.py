@@ -22,7 +22,11 @@ async def _record(op: Operation, ctx: ReactionContext) -> None:
     async with ctx.reactor.db.pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO test_reaction_calls VALUES ($1, $2, $3, $4, $5)",
-            ctx.reaction, op.id, op.document_id, os.getpid(), time.time(),
+            ctx.reaction,
+            op.id,
+            op.document_id,
+            os.getpid(),
+            time.time(),
         )
 
 
