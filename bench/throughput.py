@@ -780,13 +780,19 @@ def _linear_split(
     lo: PhaseResult,
     hi: PhaseResult,
     units: Callable[[PhaseResult], int],
-    fields: tuple[tuple[str, float], ...],
+    unit: tuple[str, float],
 ) -> dict[str, dict[str, float]]:
-    """Per part of the stack, four figures named and scaled by `fields`: the
-    CPU per job of `lo` and of `hi` (the same jobs, `hi` with more `units`),
-    what one more unit costs, and what a job costs without its units, from
-    lo = jobs × job + units × unit (each scale turns seconds into the field's
-    unit)."""
+    """Per part of the stack, four figures: the CPU per job of `lo` and of
+    `hi` (the same jobs, `hi` with more `units`; µs, named after the phase),
+    what one more unit costs (named and scaled from seconds by `unit`), and
+    what a job costs without its units (µs), from
+    lo = jobs × job + units × unit."""
+    fields = (
+        (f"{lo.phase.name}_us_per_job", 1e6),
+        (f"{hi.phase.name}_us_per_job", 1e6),
+        unit,
+        ("us_per_job_alone", 1e6),
+    )
     extra = units(hi) - units(lo)
     jobs = lo.phase.jobs
     parts: dict[str, dict[str, float]] = {}
@@ -831,13 +837,7 @@ def cpu_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
     if pair is None:
         return None
     b, s = pair
-    fields = (
-        ("b_us_per_job", 1e6),
-        ("s_us_per_job", 1e6),
-        ("us_per_operation", 1e6),
-        ("us_per_job_alone", 1e6),
-    )
-    parts = _linear_split(b, s, _operations, fields)
+    parts = _linear_split(b, s, _operations, ("us_per_operation", 1e6))
     busy = s.system.get("busy_pct", float("nan")) / 100
     extra_ops = s.phase.actions_per_job - b.phase.actions_per_job
     return {"parts": parts, "s_busy_fraction": busy, "extra_operations_per_job": extra_ops}
@@ -855,13 +855,7 @@ def workflow_split(phase_runs: list[PhaseRuns]) -> dict[str, Any] | None:
         return None
     b, a = pair
     jobs = b.phase.jobs
-    fields = (
-        ("b_us_per_job", 1e6),
-        ("a_us_per_job", 1e6),
-        ("ms_per_workflow", 1e3),
-        ("us_per_job_alone", 1e6),
-    )
-    parts = _linear_split(b, a, _workflows, fields)
+    parts = _linear_split(b, a, _workflows, ("ms_per_workflow", 1e3))
     stack = parts["stack"]
     b_workflows = _workflows(b)
     workflows_us = 1e3 * stack["ms_per_workflow"] * b_workflows
