@@ -793,15 +793,16 @@ def _linear_split(
         unit,
         ("us_per_job_alone", 1e6),
     )
-    extra = units(hi) - units(lo)
+    lo_units = units(lo)
+    extra = units(hi) - lo_units
     jobs = lo.phase.jobs
     parts: dict[str, dict[str, float]] = {}
     for part in (*CPU_PARTS, "stack"):
         names = CPU_PARTS if part == "stack" else (part,)
         lo_s = sum(lo.cpu.get(p, 0.0) for p in names)
         hi_s = sum(hi.cpu.get(p, 0.0) for p in names)
-        unit = (hi_s - lo_s) / extra
-        figures = (lo_s / jobs, hi_s / jobs, unit, (lo_s - unit * units(lo)) / jobs)
+        per_unit = (hi_s - lo_s) / extra
+        figures = (lo_s / jobs, hi_s / jobs, per_unit, (lo_s - per_unit * lo_units) / jobs)
         parts[part] = {name: scale * v for (name, scale), v in zip(fields, figures, strict=True)}
     return parts
 
