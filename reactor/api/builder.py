@@ -25,6 +25,8 @@ from reactor.domain.signing import SignatureVerifier
 from reactor.domain.workflow_io import BatchConfig
 from reactor.reactions.manager import ProcessorManager
 from reactor.reactions.processor import Handler, Processor, processor
+from reactor.runtime.codec import PayloadKeys
+from reactor.runtime.connection import TemporalConnection
 from reactor.runtime.settings import load_settings
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
@@ -44,6 +46,7 @@ class ReactorBuilder:
         self._database: str | asyncpg.Pool | None = None
         self._temporal_address: str | None = None
         self._namespace = "default"
+        self._connection: dict[str, Any] = {}
         self._task_queue = "reactor"
         self._migration_strategy = "auto"
         self._batch = BatchConfig()
@@ -110,11 +113,37 @@ class ReactorBuilder:
         return self
 
     def with_temporal(
-        self, address: str, namespace: str = "default", task_queue: str = "reactor"
+        self,
+        address: str,
+        namespace: str = "default",
+        task_queue: str = "reactor",
+        *,
+        tls: bool | None = None,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        server_name: str | None = None,
+        api_key: str | None = None,
+        payload_key: str | None = None,
+        payload_keys: str | None = None,
     ) -> ReactorBuilder:
+        """The keyword arguments are the REACTOR_TEMPORAL_* / REACTOR_PAYLOAD_*
+        variables of the same names (reactor.runtime.connection); those not
+        given here come from the environment, as for workers and the CLI."""
         self._temporal_address = address
         self._namespace = namespace
         self._task_queue = task_queue
+        self._connection = {
+            "tls": tls,
+            "tls_ca": tls_ca,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+            "server_name": server_name,
+            "api_key": api_key,
+            "payload_keys": PayloadKeys.parse(payload_key, payload_keys)
+            if payload_key or payload_keys
+            else None,
+        }
         return self
 
     def with_event_bus(self, event_bus: EventBus) -> ReactorBuilder:
@@ -212,7 +241,11 @@ class ReactorBuilder:
         if self._migration_strategy == "auto":
             async with db.pool.acquire() as conn:
                 await migrate(conn)
-        client = await connect(address, self._namespace)
+        client = await connect(
+            TemporalConnection.from_env(
+                address=address, namespace=self._namespace, **self._connection
+            )
+        )
         bus = self._event_bus or EventBus()
         wakeup = Wakeup()
         coordinator = ReadModelCoordinator(db, self._read_models)

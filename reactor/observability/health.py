@@ -21,14 +21,22 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from reactor.domain.errors import ReactorError
 from reactor.observability import search_attributes
+from reactor.runtime.connection import ConnectionConfigError
+from reactor.runtime.connection_errors import explain
 from reactor.runtime.settings import Settings
-from reactor.runtime.temporal import connect
+from reactor.runtime.temporal import TemporalConnectionError, connect
 from reactor.storage.migrate import available, pending
 
 # Temporal keeps a poller listed for a few minutes after its last poll; a
 # worker long-polls about once a minute, so older than this means gone.
 POLLER_MAX_AGE_S = 120.0
+
+_SETTINGS_FIX = (
+    "correct the REACTOR_TEMPORAL_* / REACTOR_PAYLOAD_* variables named above "
+    "(README: Production connections)"
+)
 
 
 @dataclass
@@ -96,10 +104,26 @@ async def check_temporal(settings: Settings, *, timeout: float = 5.0) -> list[Ch
     rpc_timeout = timedelta(seconds=timeout)
     address, namespace = settings.temporal_address, settings.namespace
     try:
-        client = await asyncio.wait_for(connect(address, namespace), timeout)
+        conn = settings.temporal_connection()
+        auth = conn.auth()
+    except ReactorError as exc:  # a malformed TLS or payload key setting
+        return [Check("temporal", False, f"bad connection settings: {exc}", _SETTINGS_FIX)]
+    try:
+        client = await asyncio.wait_for(connect(conn), timeout)
         info = await client.workflow_service.get_system_info(
             GetSystemInfoRequest(), timeout=rpc_timeout
         )
+    except TemporalConnectionError as exc:
+        return [
+            Check(
+                "temporal",
+                False,
+                f"cannot connect to {address} with {exc.auth}: {exc.kind}: {exc.detail}",
+                exc.fix,
+            )
+        ]
+    except ConnectionConfigError as exc:
+        return [Check("temporal", False, f"{auth}: {exc}", _SETTINGS_FIX)]
     except Exception as exc:
         return [
             Check(
@@ -110,24 +134,23 @@ async def check_temporal(settings: Settings, *, timeout: float = 5.0) -> list[Ch
                 "(host:7233); `reactor dev` runs a dev server",
             )
         ]
-    checks = [Check("temporal", True, f"{address} (server {info.server_version or '?'})")]
+    checks = [
+        Check("temporal", True, f"{address} (server {info.server_version or '?'}; auth: {auth})")
+    ]
 
     try:
         await client.workflow_service.describe_namespace(
             DescribeNamespaceRequest(namespace=namespace), timeout=rpc_timeout
         )
     except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
+        if exc.status not in (
+            RPCStatusCode.NOT_FOUND,
+            RPCStatusCode.PERMISSION_DENIED,
+            RPCStatusCode.UNAUTHENTICATED,
+        ):
             raise
-        checks.append(
-            Check(
-                "namespace",
-                False,
-                f"namespace {namespace!r} does not exist",
-                f"create it (`temporal operator namespace create --namespace {namespace}`), "
-                "or set REACTOR_TEMPORAL_NAMESPACE to an existing one",
-            )
-        )
+        kind, detail, fix = explain(exc, conn)
+        checks.append(Check("namespace", False, f"{kind}: {detail}", fix))
         return checks
     checks.append(Check("namespace", True, namespace))
 

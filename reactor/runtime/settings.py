@@ -12,6 +12,7 @@ from types import ModuleType
 from pydantic import BaseModel
 
 from reactor.domain.errors import ReactorError
+from reactor.runtime.connection import TemporalConnection
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "ReactorBatchId": "Keyword",
@@ -32,6 +33,11 @@ class Settings(BaseModel):
     namespace: str = "default"
     task_queue: str = "reactor"
     ui_url: str | None = None
+
+    def temporal_connection(self) -> TemporalConnection:
+        """This stack's address and namespace, with TLS, the API key and the
+        payload keys from the REACTOR_* variables."""
+        return TemporalConnection.from_env(address=self.temporal_address, namespace=self.namespace)
 
 
 def home() -> Path:

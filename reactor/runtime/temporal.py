@@ -1,20 +1,69 @@
-"""One way to connect to Temporal: the pydantic data converter and
-OpenTelemetry tracing everywhere (workers built from the client inherit its
-interceptors)."""
+"""One way to connect to Temporal: the connection settings every process
+shares (TLS, mTLS, API key), the pydantic data converter with the payload
+codec when keys are configured, and OpenTelemetry tracing (workers built from
+the client inherit its data converter and interceptors)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError
+
+from reactor.domain.errors import ReactorError
+from reactor.runtime.codec import PayloadKeys, ReactorPayloadConverter
+from reactor.runtime.connection import TemporalConnection
+from reactor.runtime.connection_errors import explain
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
-    # The interceptor's tracer comes from the global provider, resolved when a
-    # span starts: a no-op until reactor.observability.tracing installs one.
-    return await Client.connect(
-        address,
-        namespace=namespace,
-        data_converter=pydantic_data_converter,
-        interceptors=[TracingInterceptor()],
+class TemporalConnectionError(ReactorError):
+    """Temporal refused or could not take the connection. `kind` is one of
+    certificate, key, namespace, permission, unreachable; `fix` says what to
+    change."""
+
+    def __init__(self, connection: TemporalConnection, kind: str, detail: str, fix: str):
+        self.kind = kind
+        self.detail = detail
+        self.fix = fix
+        self.auth = connection.auth()
+        super().__init__(
+            f"cannot connect to Temporal at {connection.address} "
+            f"(namespace {connection.namespace!r}, {self.auth}): {kind}: {detail}; fix: {fix}"
+        )
+
+
+def data_converter(keys: PayloadKeys | None) -> DataConverter:
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_converter_class=ReactorPayloadConverter,
+        payload_codec=keys.codec() if keys is not None else None,
     )
+
+
+async def connect(target: str | TemporalConnection, namespace: str | None = None) -> Client:
+    """`target` is a TemporalConnection, or an address whose TLS, API key and
+    payload keys come from the REACTOR_* variables."""
+    conn = (
+        target
+        if isinstance(target, TemporalConnection)
+        else TemporalConnection.from_env(address=target, namespace=namespace)
+    )
+    tls = conn.tls_config()  # a bad setting fails here, named, before any network
+    try:
+        # The interceptor's tracer comes from the global provider, resolved
+        # when a span starts: a no-op until reactor.observability.tracing
+        # installs one.
+        return await Client.connect(
+            conn.address,
+            namespace=conn.namespace,
+            tls=tls,
+            api_key=conn.api_key.get_secret_value() if conn.api_key else None,
+            data_converter=data_converter(conn.payload_keys),
+            interceptors=[TracingInterceptor()],
+        )
+    except (RuntimeError, RPCError) as exc:  # how the core SDK reports them
+        kind, detail, fix = explain(exc, conn)
+        raise TemporalConnectionError(conn, kind, detail, fix) from exc
