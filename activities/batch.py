@@ -6,9 +6,10 @@ import asyncio
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from reactor.application.apply import JobApplier
-from reactor.application.read_models import ReadModelCoordinator
+from reactor.application.read_models import ReadModelCoordinator, hold_back
 from reactor.application.ready_notices import range_fields
 from reactor.domain.batch import PlanEntry, PlannedJob
 from reactor.domain.jobs import JobOutcome, job_id_for
@@ -60,7 +61,13 @@ class BatchActivities:
             else await self.ledger.load_jobs(inp.batch_id, inp.indices)
         )
         if len(jobs) != len(inp.indices):
-            raise RuntimeError(f"batch {inp.batch_id}: jobs {inp.indices} not all stored")
+            # The plan is stored before the workflow starts: a retry would
+            # find the same rows missing.
+            raise ApplicationError(
+                f"batch {inp.batch_id}: jobs {inp.indices} not all stored",
+                type="JobsNotStored",
+                non_retryable=True,
+            )
         by_index = {j.index: j for j in jobs}
         done: dict[int, asyncio.Event] = {j.index: asyncio.Event() for j in jobs}
         outcomes: dict[int, JobOutcome] = {}
@@ -98,7 +105,10 @@ class BatchActivities:
             # READ_READY means indexed by every read model, not just written.
             written = [o.last_position for o in outcomes.values() if o.last_position]
             if self.read_models is not None and written:
-                await self.read_models.catch_up(Position(*max(written)))
+                # A blocked read model holds back the jobs it has not indexed:
+                # they end WRITE_READY naming it, and the batch goes on.
+                blocked = await self.read_models.catch_up(Position(*max(written)))
+                hold_back(outcomes.values(), blocked)
                 if self.ready_notifier is not None:
                     self._announce_read_ready(inp.batch_id, by_index, outcomes)
         finally:
@@ -113,7 +123,7 @@ class BatchActivities:
         for it (the NOTIFY leaves with the next event-loop tick)."""
         assert self.ready_notifier is not None
         for index, outcome in outcomes.items():
-            if not outcome.ok or len(outcome.coordinates) != 1:
+            if not outcome.ok or outcome.held is not None or len(outcome.coordinates) != 1:
                 continue
             self.ready_notifier.announce(
                 {

@@ -16,6 +16,16 @@ Two ways to get there, the same statement at the end:
 
 A job the reducer rejects on the fast path is re-run on the locked path
 before it is recorded as failed: the cached head could have been stale.
+
+What fails a job and what retries it: anything the job itself causes and
+would cause again (a reducer's error, a state the hash or the database
+cannot hold, a value PostgreSQL refuses) ends it FAILED, recorded in the
+ledger with nothing else written; a failure of the infrastructure (a lost
+connection, a restarting server) propagates, and Temporal retries the
+activity (reactor/storage/errors.py tells them apart).
+
+Reduction runs on the event loop: a long job hands it back every
+YIELD_EVERY_S of work, so polls, heartbeats and other jobs go on meanwhile.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +56,7 @@ from reactor.domain.model import DocumentModel, ModelRegistry, ReduceSession
 from reactor.domain.signing import SignatureError, SignatureVerifier
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
+from reactor.storage.errors import is_deterministic, one_line
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.job_write import LOCK, READ, JobWrite, write_job
 from reactor.storage.notify import CommitNotifier
@@ -53,6 +65,10 @@ from reactor.storage.relationship_index import RelationshipIndex
 
 OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
 
+# Reduction hands the event loop back after this much CPU time in a row: a
+# poll, a heartbeat or another job's commit waits at most about this long.
+YIELD_EVERY_S = 0.003
+
 
 class JobRejected(ReactorError):
     """The job cannot be applied (reducer error, missing document...): it fails
@@ -60,8 +76,32 @@ class JobRejected(ReactorError):
     infrastructure error and makes the activity retry."""
 
     def __init__(self, error_type: str, message: str):
-        super().__init__(message)
+        # The message is stored as jsonb and text: no NUL, no lone surrogate.
+        super().__init__(message.encode("utf-8", "backslashreplace").decode().replace("\0", "\\0"))
         self.error_type = error_type
+
+    @classmethod
+    def of_model(cls, exc: Exception, where: str) -> JobRejected:
+        """Model code raised: a ReducerError (or another reactor error) says
+        what was wrong with the action; anything else is the model's bug."""
+        if isinstance(exc, JobRejected):
+            return exc
+        if isinstance(exc, ReactorError):
+            name = "ReducerError" if isinstance(exc, ReducerError) else type(exc).__name__
+            return cls(name, f"{where}: {exc}")
+        return cls(type(exc).__name__, f"{where}: {exc!r}")
+
+    @classmethod
+    def of_serialization(cls, exc: Exception, where: str) -> JobRejected:
+        """The state or an action cannot be turned into the JSON that is
+        hashed and stored (an int of 2**64 or more, a lone surrogate)."""
+        return cls("UnserializableState", f"{where}: {one_line(exc)}")
+
+    @classmethod
+    def of_database(cls, exc: Exception) -> JobRejected:
+        """PostgreSQL (or asyncpg, encoding an argument) refused the job's
+        data; the same write would be refused again."""
+        return cls(type(exc).__name__, f"the database refused the job's data: {one_line(exc)}")
 
 
 @dataclass(slots=True)
@@ -252,6 +292,12 @@ class JobApplier:
                 positions = await self._write(conn, job, job_id, reduced)
             except asyncpg.UniqueViolationError:
                 return None  # the head moved, or the job was already recorded
+            except JobRejected:
+                return None  # recorded as failed under the lock, unless already decided
+            except Exception as exc:
+                if is_deterministic(exc):
+                    return None  # likewise
+                raise
         if positions is None:
             return None  # the document is gone or deleted
         return reduced, positions
@@ -261,31 +307,41 @@ class JobApplier:
     ) -> JobOutcome | tuple[_Reduced, list[Position]]:
         async with self.db.pool.acquire() as conn:
             try:
-                async with conn.transaction():
-                    await conn.execute(LOCK, f"{job.document_id}/{job.branch}")
-                    row = await conn.fetchrow(READ, job_id, job.document_id, job.scope, job.branch)
-                    assert row is not None
-                    if row["status"] is not None:
-                        return await _outcome_from_ledger(conn, job.index, row)
-                    reduced = await self._apply_locked(conn, job, job_id, row)
-                    positions = await self._write(conn, job, job_id, reduced)
-                    if positions is None:  # checked under this lock: cannot happen
-                        raise RuntimeError(f"job {job_id}: the write's guard failed under the lock")
-                    if job.scope == "document":
-                        children = (reduced.head.state or {}).get("children", [])
-                        await RelationshipIndex.replace_source(
-                            conn, job.document_id, "document", children
-                        )
-                    if reduced.model is None:  # a document-scope job that did not create it
-                        raise JobRejected(
-                            "DocumentNotFound", f"document {job.document_id!r} does not exist"
-                        )
-            except JobRejected as rejected:
-                self.cache.invalidate(lane)
-                return await self._record_failure(conn, job, job_id, rejected)
+                return await self._locked_transaction(conn, job, job_id)
+            except JobRejected as exc:
+                rejected = exc
+            except Exception as exc:
+                if not is_deterministic(exc):
+                    self.cache.invalidate(lane)
+                    raise
+                rejected = JobRejected.of_database(exc)
             except BaseException:
                 self.cache.invalidate(lane)
                 raise
+            # The transaction was rolled back: nothing of the job is written.
+            self.cache.invalidate(lane)
+            return await self._record_failure(conn, job, job_id, rejected)
+
+    async def _locked_transaction(
+        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str
+    ) -> JobOutcome | tuple[_Reduced, list[Position]]:
+        async with conn.transaction():
+            await conn.execute(LOCK, f"{job.document_id}/{job.branch}")
+            row = await conn.fetchrow(READ, job_id, job.document_id, job.scope, job.branch)
+            assert row is not None
+            if row["status"] is not None:
+                return await _outcome_from_ledger(conn, job.index, row)
+            reduced = await self._apply_locked(conn, job, job_id, row)
+            positions = await self._write(conn, job, job_id, reduced)
+            if positions is None:  # checked under this lock: cannot happen
+                raise RuntimeError(f"job {job_id}: the write's guard failed under the lock")
+            if job.scope == "document":
+                children = (reduced.head.state or {}).get("children", [])
+                await RelationshipIndex.replace_source(conn, job.document_id, "document", children)
+            if reduced.model is None:  # a document-scope job that did not create it
+                raise JobRejected(
+                    "DocumentNotFound", f"document {job.document_id!r} does not exist"
+                )
         return reduced, positions
 
     async def _record_failure(
@@ -337,8 +393,10 @@ class JobApplier:
         if job.scope != "document":
             assert model is not None
             session = model.session(job.scope, head.state, head.validated)
+        slice_started = time.perf_counter()
         for position, action in enumerate(job.actions):
             index = head.revision + position
+            where = f"actions[{position}] {action.type}"
             if self.verifier is not None:
                 try:
                     self.verifier.verify(action, job.document_id, previous_hash)
@@ -352,41 +410,49 @@ class JobApplier:
                     # Inputs were validated and normalized when the batch was
                     # planned; reducers parse what they use.
                     session.apply(action)
-            except ReactorError as exc:
-                raise JobRejected(
-                    "ReducerError" if isinstance(exc, ReducerError) else type(exc).__name__,
-                    f"actions[{position}] {action.type}: {exc}",
-                ) from exc
             except Exception as exc:  # a user reducer's bug fails the job, not the worker
-                raise JobRejected(
-                    type(exc).__name__, f"actions[{position}] {action.type}: {exc!r}"
-                ) from exc
-            digest = previous_hash = (
-                session.digest() if session is not None else state_hash(doc_state)
-            )
+                raise JobRejected.of_model(exc, where) from exc
+            try:
+                digest = previous_hash = (
+                    session.digest() if session is not None else state_hash(doc_state)
+                )
+                snapshot = None
+                if (index + 1) % self.keyframe_interval == 0:
+                    snapshot = (
+                        session.state_json() if session is not None else orjson.dumps(doc_state)
+                    )
+            except Exception as exc:
+                raise JobRejected.of_serialization(exc, where) from exc
             ops.append(
                 _NewOp(
                     operation_id(job_id, action, position), index, action.timestamp, digest, action
                 )
             )
-            if (index + 1) % self.keyframe_interval == 0:
-                snapshot = session.state_json() if session is not None else orjson.dumps(doc_state)
+            if snapshot is not None:
                 keyframes.append((index, digest, snapshot))
             if session is None:
                 assert conn is not None and doc_state is not None
                 model = await self._document_side_effects(
                     conn, job, action, doc_state, model, created
                 )
+            elif time.perf_counter() - slice_started >= YIELD_EVERY_S:
+                await asyncio.sleep(0)  # let the rest of the worker run
+                slice_started = time.perf_counter()
 
         children: list[str] | None = None
+        try:
+            state_json = session.state_json() if session is not None else orjson.dumps(doc_state)
+        except Exception as exc:
+            raise JobRejected.of_serialization(exc, "the job's resulting state") from exc
         if session is not None:
             assert model is not None
-            state_json = session.state_json()
             new_head = _Head(head.revision + len(ops), previous_hash, None, session.validated)
             if job.scope == "global" and model.children_of is not None:
-                children = sorted(model.children_of_model(session.validated))
+                try:
+                    children = sorted(model.children_of_model(session.validated))
+                except Exception as exc:
+                    raise JobRejected.of_model(exc, f"{model.document_type} children") from exc
         else:
-            state_json = orjson.dumps(doc_state)
             new_head = _Head(head.revision + len(ops), previous_hash, doc_state)
         span = OperationSpan(
             document_id=job.document_id,
@@ -404,6 +470,12 @@ class JobApplier:
         stopped it (the document is missing or deleted)."""
         ops = reduced.ops
         rename = [a for a in job.actions if a.type == "SET_NAME"]
+        try:
+            actions = [o.action.model_dump_json() for o in ops]
+            keyframes = [(i, h, js.decode()) for i, h, js in reduced.keyframes]
+            state = reduced.state_json.decode()
+        except Exception as exc:
+            raise JobRejected.of_serialization(exc, "the job's actions") from exc
         return await write_job(
             conn,
             JobWrite(
@@ -415,17 +487,17 @@ class JobApplier:
                 op_indices=[o.index for o in ops],
                 op_timestamps=[o.timestamp for o in ops],
                 op_hashes=[o.hash for o in ops],
-                op_actions=[o.action.model_dump_json() for o in ops],
+                op_actions=actions,
                 revision=reduced.head.revision,
                 hash=reduced.head.hash,
-                state=reduced.state_json.decode(),
+                state=state,
                 modified_at=job.actions[-1].timestamp,
                 rename=rename[-1].input["name"] if rename and job.scope != "document" else None,
                 header=job.scope != "document",
                 coordinates=canonical_json([reduced.span.model_dump()]),
                 applied_by=self.identity,
                 lock_key=f"{job.document_id}/{job.branch}",
-                keyframes=[(i, h, js.decode()) for i, h, js in reduced.keyframes],
+                keyframes=keyframes,
                 children=reduced.children,
             ),
         )
@@ -459,8 +531,7 @@ class JobApplier:
                     ) from exc
                 raise
             for scope in ("global", "local"):
-                initial = model.initial_state(scope)
-                digest = state_hash(initial)
+                initial, digest = _initial(model, scope)
                 await DocumentView.put_state(
                     conn, job.document_id, scope, job.branch, 0, digest, initial
                 )
@@ -489,10 +560,10 @@ class JobApplier:
         if revision is None or digest is None:
             if job.scope == "document":
                 initial = initial_document_state()
-            else:
-                assert model is not None
-                initial = model.initial_state(job.scope)
-            return _Head(0, state_hash(initial), initial)
+                return _Head(0, state_hash(initial), initial)
+            assert model is not None
+            initial, digest = _initial(model, job.scope)
+            return _Head(0, digest, initial)
         cached = self.cache.get((job.document_id, job.scope, job.branch), revision)
         if cached is not None:
             return _Head(revision, cached.hash, cached.state, cached.model)
@@ -535,3 +606,16 @@ async def _outcome_from_ledger(
             last_position=(pos.tx_id, pos.ordinal) if pos else None,
         )
     return JobOutcome(index=index, ok=False, error=JobError.model_validate(row["error"]))
+
+
+def _initial(model: DocumentModel, scope: str) -> tuple[dict[str, Any], str]:
+    """A scope's initial state and its hash: model code, so a failure fails the job."""
+    try:
+        initial = model.initial_state(scope)
+    except Exception as exc:
+        raise JobRejected.of_model(exc, f"{model.document_type} initial {scope} state") from exc
+    try:
+        return initial, state_hash(initial)
+    except Exception as exc:
+        where = f"{model.document_type} initial {scope} state"
+        raise JobRejected.of_serialization(exc, where) from exc

@@ -1,0 +1,231 @@
+"""A job whose data cannot be applied or stored ends FAILED, recorded once,
+with nothing of it written; the rest of its batch goes on and the worker
+keeps working. (Infrastructure errors retry instead: tests/unit/
+test_storage_errors.py says which are which.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.batch import ApplyJobsInput, BatchActivities
+from reactor.api.module import ReactorModule
+from reactor.application.apply import JobApplier
+from reactor.domain.actions import Action
+from reactor.domain.batch import PlannedJob
+from reactor.domain.jobs import JobOutcome, JobStatus
+from reactor.runtime.worker import registry_of
+from reactor.storage.database import Database
+from reactor.storage.job_ledger import JobLedger
+from tests.support import counter_model
+from tests.support.direct import DirectWriter
+
+TODO = "powerhouse/todo-list"
+
+
+async def rows_of(db: Database) -> dict[str, int]:
+    """The row count of every reactor_* table (the database is this test's own)."""
+    async with db.pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'reactor%' ORDER BY 1"
+        )
+        return {
+            t["tablename"]: await conn.fetchval(f'SELECT count(*) FROM "{t["tablename"]}"')
+            for t in tables
+        }
+
+
+async def ledger_status(db: Database, job_id: str) -> str | None:
+    async with db.pool.acquire() as conn:
+        return await conn.fetchval(
+            "SELECT status FROM reactor_applied_jobs WHERE job_id = $1", job_id
+        )
+
+
+def hand_planned(document_id: str, actions: list[dict[str, Any]], index: int = 0) -> PlannedJob:
+    """A job as the planner would hand it over, built without the planner:
+    validation at the edge would refuse these inputs before the apply path
+    saw them, and this is a test of the apply path."""
+    return PlannedJob(
+        index=index,
+        key=f"k{index}",
+        document_id=document_id,
+        document_type=TODO,
+        scope="global",
+        branch="main",
+        deps=[],
+        after=None,
+        actions=[Action(type=a["type"], input=a["input"]) for a in actions],
+    )
+
+
+async def assert_failed_and_nothing_written(
+    db: Database,
+    applier: JobApplier,
+    batch_id: str,
+    job: PlannedJob,
+    error_type: str,
+) -> JobOutcome:
+    before = await rows_of(db)
+    outcome = await asyncio.wait_for(applier.apply(batch_id, job), 30)
+    assert not outcome.ok
+    assert outcome.error is not None
+    assert outcome.error.type == error_type, outcome.error
+    assert outcome.error.message
+    assert await ledger_status(db, f"{batch_id}:{job.index}") == "failed"
+    # Only the ledger's row for the failed job was written.
+    assert await rows_of(db) == {
+        **before,
+        "reactor_applied_jobs": before["reactor_applied_jobs"] + 1,
+    }
+    # A retried attempt gets the recorded answer, not a second try.
+    again = await asyncio.wait_for(applier.apply(batch_id, job), 30)
+    assert again == outcome
+    return outcome
+
+
+@pytest.fixture
+async def writer(db: Database) -> DirectWriter:
+    w = DirectWriter(db)
+    await w.create_list("list")
+    return w
+
+
+async def test_a_nul_in_an_action_input_fails_the_job_and_the_applier_goes_on(
+    db: Database, writer: DirectWriter
+) -> None:
+    applier = writer.applier
+    bad = hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a\0b"}}])
+    outcome = await assert_failed_and_nothing_written(
+        db, applier, "nul", bad, "UntranslatableCharacterError"
+    )
+    assert outcome.error is not None and "\0" not in outcome.error.message
+    # The next job on the same document and applier is applied.
+    await writer.add_items("list", ["2"])
+    assert (await rows_of(db))["reactor_operations"] == 2  # CREATE, then item 2
+
+
+async def test_a_nul_in_a_document_id_fails_the_job(db: Database, writer: DirectWriter) -> None:
+    bad = hand_planned("li\0st", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}])
+    await assert_failed_and_nothing_written(
+        db, writer.applier, "nulid", bad, "CharacterNotInRepertoireError"
+    )
+    await writer.add_items("list", ["2"])
+
+
+async def test_a_lone_surrogate_in_an_input_fails_the_job(
+    db: Database, writer: DirectWriter
+) -> None:
+    bad = hand_planned(
+        "list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a\ud800b"}}]
+    )
+    await assert_failed_and_nothing_written(
+        db, writer.applier, "surrogate", bad, "UnserializableState"
+    )
+    await writer.add_items("list", ["2"])
+
+
+async def test_the_locked_path_fails_a_nul_input_the_same_way(db: Database) -> None:
+    writer = DirectWriter(db)
+    writer.applier.fast_path = False
+    await writer.create_list("list")
+    bad = hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a\0"}}])
+    await assert_failed_and_nothing_written(
+        db, writer.applier, "locked", bad, "UntranslatableCharacterError"
+    )
+    await writer.add_items("list", ["2"])
+
+
+async def test_a_chunk_whose_jobs_are_not_stored_fails_without_retrying(db: Database) -> None:
+    applier = JobApplier(db, registry_of())
+    acts = BatchActivities(applier, JobLedger(db))
+    with pytest.raises(ApplicationError) as raised:
+        await acts.apply_jobs(ApplyJobsInput(batch_id="never-stored", indices=[0, 1]))
+    assert raised.value.non_retryable
+    assert raised.value.type == "JobsNotStored"
+
+
+def counter_jobs(doublings: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": "create",
+            "document_id": "c1",
+            "scope": "document",
+            "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "test/counter"}}],
+        },
+        {
+            "key": "grow",
+            "document_id": "c1",
+            "actions": [{"type": "DOUBLE", "input": {}}] * doublings,
+            "depends_on": ["create"],
+        },
+        {
+            "key": "after",
+            "document_id": "c1",
+            "actions": [{"type": "DOUBLE", "input": {}}],
+            "depends_on": ["grow"],
+        },
+        {
+            "key": "crash",
+            "document_id": "c2",
+            "scope": "document",
+            "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": "test/counter"}}],
+        },
+        {
+            "key": "crashing",
+            "document_id": "c2",
+            "actions": [{"type": "CRASH", "input": {}}],
+            "depends_on": ["crash"],
+        },
+        {
+            "key": "other",
+            "document_id": "l1",
+            "scope": "document",
+            "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
+        },
+        {
+            "key": "other-item",
+            "document_id": "l1",
+            "actions": [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}],
+            "depends_on": ["other"],
+        },
+    ]
+
+
+async def test_a_state_grown_past_the_hash_range_fails_its_job_and_the_batch_goes_on(
+    module_factory: Callable[..., Awaitable[ReactorModule]],
+) -> None:
+    module = await module_factory(lambda b: b.with_document_models([counter_model]))
+    reactor = module.reactor
+    # 1 doubled 64 times is 2**64: one more than the hash's JSON can hold.
+    result = await reactor.execute_batch({"jobs": counter_jobs(70)})
+    infos = {i.key: i for i in await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 60)}
+    grow = infos["grow"]
+    assert grow.status is JobStatus.FAILED
+    assert grow.error is not None and grow.error.type == "UnserializableState"
+    assert "actions[63] DOUBLE" in grow.error.message
+    after = infos["after"]
+    assert after.status is JobStatus.FAILED
+    assert after.error is not None and after.error.dependency == "grow"
+    crashing = infos["crashing"]
+    assert crashing.status is JobStatus.FAILED
+    assert crashing.error is not None and crashing.error.type == "KeyError"
+    for ok in ("create", "crash", "other", "other-item"):
+        assert infos[ok].status is JobStatus.READ_READY, infos[ok]
+    db = module.database
+    assert await ledger_status(db, grow.id) == "failed"
+    async with db.pool.acquire() as conn:
+        written = await conn.fetchval(
+            "SELECT count(*) FROM reactor_operations WHERE job_id = ANY($1::text[])",
+            [grow.id, after.id, crashing.id],
+        )
+        revision = await conn.fetchval(
+            "SELECT revision FROM reactor_document_states"
+            " WHERE document_id = 'c1' AND scope = 'global'"
+        )
+    assert written == 0
+    assert revision == 0
