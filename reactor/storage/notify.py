@@ -219,7 +219,9 @@ class NotifyListener:
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("LISTEN connection failed (%s); retrying in %.2fs", exc, delay)
+                # Once per outage: the attempts after the first say nothing new.
+                level = logging.WARNING if delay == 0.05 else logging.DEBUG
+                log.log(level, "LISTEN connection failed (%s); retrying", exc)
             if self._conn is not None and not self._conn.is_closed():
                 self._conn.terminate()
             await asyncio.sleep(delay)

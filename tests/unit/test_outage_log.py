@@ -1,0 +1,88 @@
+"""An outage is one log line, with no traceback; other failures log as they did."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import asyncpg
+import pytest
+from asyncpg import exceptions as pg
+
+from reactor.observability.outage import OutageLogFilter
+
+
+def record_of(exc: BaseException) -> logging.LogRecord:
+    try:
+        raise exc
+    except BaseException:
+        exc_info = sys.exc_info()
+    return logging.LogRecord(
+        "temporalio.activity",
+        logging.WARNING,
+        __file__,
+        1,
+        "Completing activity as failed",
+        (),
+        exc_info,
+    )
+
+
+def test_an_outage_logs_one_line_without_a_traceback() -> None:
+    outage = OutageLogFilter()
+    first = record_of(pg.AdminShutdownError("terminating connection\ndue to administrator command"))
+    assert outage.filter(first)
+    assert first.exc_info is None
+    assert first.getMessage() == (
+        "database unavailable: AdminShutdownError: terminating connection due to"
+        " administrator command; retrying"
+    )
+    assert "\n" not in logging.Formatter().format(first)
+    for exc in (ConnectionRefusedError(111, "refused"), pg.CannotConnectNowError("starting up")):
+        assert not outage.filter(record_of(exc))
+    assert outage.dropped == 2
+
+
+def test_a_success_ends_the_outage_and_the_next_one_logs_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outage = OutageLogFilter()
+    assert outage.filter(record_of(ConnectionResetError(104, "reset")))
+    assert not outage.filter(record_of(ConnectionResetError(104, "reset")))
+    with caplog.at_level(logging.WARNING, logger="reactor.outage"):
+        outage.succeeded()
+        outage.succeeded()  # no outage: says nothing
+    assert [r.getMessage() for r in caplog.records] == [
+        "database reachable again (1 more attempts had failed)"
+    ]
+    assert outage.filter(record_of(asyncpg.InterfaceError("connection is closed")))
+
+
+def test_a_cause_that_is_transient_counts() -> None:
+    outage = OutageLogFilter()
+    try:
+        try:
+            raise pg.ConnectionDoesNotExistError("closed in the middle of operation")
+        except Exception as inner:
+            raise RuntimeError("apply failed") from inner
+    except RuntimeError as outer:
+        wrapped = outer
+    assert outage.filter(record_of(wrapped))
+    assert outage.in_outage
+
+
+@pytest.mark.parametrize(
+    "exc", [ValueError("bug"), pg.UntranslatableCharacterError("\\u0000"), KeyError("k")]
+)
+def test_other_failures_keep_their_traceback(exc: BaseException) -> None:
+    outage = OutageLogFilter()
+    record = record_of(exc)
+    assert outage.filter(record)
+    assert record.exc_info is not None
+    assert not outage.in_outage
+
+
+def test_records_without_an_exception_pass() -> None:
+    outage = OutageLogFilter()
+    record = logging.LogRecord("temporalio.activity", logging.INFO, __file__, 1, "hi", (), None)
+    assert outage.filter(record)
