@@ -14,6 +14,7 @@ from reactor.application.ready_notices import range_fields
 from reactor.domain.batch import PlanEntry, PlannedJob
 from reactor.domain.jobs import JobOutcome, job_id_for
 from reactor.domain.scheduling import dependency_failed
+from reactor.observability.outage import OUTAGE
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.notify import CommitNotifier
 from reactor.storage.operation_store import Position
@@ -114,6 +115,7 @@ class BatchActivities:
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
+        OUTAGE.succeeded()  # the database answered: an outage being logged is over
         return [outcomes[i] for i in inp.indices]
 
     def _announce_read_ready(

@@ -22,6 +22,7 @@ from reactor.application.read_models import ReadModel, ReadModelCoordinator
 from reactor.application.write_cache import WriteCache
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.signing import SignatureVerifier
+from reactor.observability.outage import install_outage_filter
 from reactor.observability.worker import ActivityAttributesInterceptor, TracedJobApplier
 from reactor.reactions.drain import ReactionDrainer
 from reactor.reactions.processor import Processor
@@ -110,6 +111,8 @@ def build_worker(
     With `processors`, it also hosts their reaction workflows and drains, and
     routes commits to them: local commits directly, other processes' commits
     through `listener` (NOTIFY) when given; the poll covers the rest."""
+    # A database outage is one log line, not a traceback per retried attempt.
+    install_outage_filter()
     drainer = ReactionDrainer(db, list(processors), reactor=reactor) if processors else None
     router = (
         ReactionRouter(
