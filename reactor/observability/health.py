@@ -5,6 +5,7 @@ failed, how to fix it."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, timedelta
@@ -28,10 +29,14 @@ from reactor.runtime.connection_errors import explain
 from reactor.runtime.settings import Settings
 from reactor.runtime.temporal import TemporalConnectionError, connect
 from reactor.storage.migrate import available, pending
+from reactor.storage.tls import DatabaseTLSError, connect_kwargs
+from reactor.storage.tls import describe as describe_tls
 
 # Temporal keeps a poller listed for a few minutes after its last poll; a
 # worker long-polls about once a minute, so older than this means gone.
 POLLER_MAX_AGE_S = 120.0
+
+_SSL_IN_USE = "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl"
 
 _SETTINGS_FIX = (
     "correct the REACTOR_TEMPORAL_* / REACTOR_PAYLOAD_* variables named above "
@@ -69,7 +74,19 @@ async def diagnose(settings: Settings, *, timeout: float = 5.0) -> list[Check]:
 
 async def check_database(url: str, *, timeout: float = 5.0) -> list[Check]:
     try:
-        conn = await asyncpg.connect(url, timeout=timeout)
+        conn = await asyncpg.connect(url, timeout=timeout, **connect_kwargs())
+    except (ssl.SSLError, DatabaseTLSError) as exc:
+        return [
+            Check(
+                "database",
+                False,
+                f"TLS to {redact(url)} failed ({describe_tls()}): {_reason(exc)}",
+                "set REACTOR_DATABASE_SSLROOTCERT to the CA that signed the server's "
+                "certificate (verify-full also needs the host name in it), and "
+                "REACTOR_DATABASE_SSLCERT/REACTOR_DATABASE_SSLKEY where the server asks for "
+                "a client certificate",
+            )
+        ]
     except Exception as exc:  # refused, unknown host, auth, missing database...
         return [
             Check(
@@ -82,10 +99,11 @@ async def check_database(url: str, *, timeout: float = 5.0) -> list[Check]:
         ]
     try:
         version = await conn.fetchval("SHOW server_version")
+        tls = await conn.fetchval(_SSL_IN_USE)
         todo = await pending(conn)
     finally:
         await conn.close()
-    checks = [Check("database", True, f"{redact(url)} (PostgreSQL {version})")]
+    checks = [Check("database", True, f"{redact(url)} (PostgreSQL {version}; TLS: {tls or 'off'})")]
     if todo:
         checks.append(
             Check(

@@ -7,6 +7,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from reactor.storage.tls import connect_kwargs
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("jsonb", "json"):
@@ -37,7 +39,12 @@ class Database:
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_reset,
+            **connect_kwargs(),
         )
         assert pool is not None
         return cls(pool, owned=True, url=url)

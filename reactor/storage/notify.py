@@ -26,6 +26,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from reactor.storage.tls import connect_kwargs
+
 log = logging.getLogger("reactor.notify")
 
 MAX_PAYLOAD = 8000  # PostgreSQL takes payloads shorter than this (bytes)
@@ -150,6 +152,8 @@ class NotifyListener:
         self, url: str | dict[str, Any], channels: list[str], instance_id: str | None = None
     ):
         self.url = url
+        # A borrowed pool's parameters carry their own TLS settings.
+        self._tls = connect_kwargs() if isinstance(url, str) else {}
         self.channels = channels
         self.instance_id = instance_id or uuid.uuid4().hex
         self._handlers: list[Handler] = []
@@ -189,7 +193,7 @@ class NotifyListener:
         while True:
             try:
                 if isinstance(self.url, str):
-                    conn = await asyncpg.connect(self.url)
+                    conn = await asyncpg.connect(self.url, **self._tls)
                 else:
                     conn = await asyncpg.connect(*self.url["args"], **self.url["kwargs"])
                 self._conn = conn
