@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 
+from reactor.cli import codec as codec_cli
 from reactor.domain.errors import ReactorError, ValidationError
 from reactor.runtime.process import exit_now
 
@@ -86,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
     reactions.add_argument("document_id", nargs="?", help="the blocked stream's document (unblock)")
     reactions.add_argument("--blocked", action="store_true", help="only blocked streams")
     reactions.add_argument("--json", action="store_true")
+    codec_cli.register(sub)
     return p
 
 
@@ -104,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if "run" in args:  # subcommands that register their own handler
+        return int(args.run(args))
     if args.command == "reactions":
         from reactor.cli.reactions import reactions
 
