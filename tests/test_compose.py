@@ -593,6 +593,27 @@ def test_worker_temporal_settings_point_at_temporal_service(services: dict[str, 
     )
 
 
+def test_worker_and_migrate_pass_the_production_connection_variables_through(
+    services: dict[str, Any],
+) -> None:
+    """The names the code reads (one source each), unset unless the host sets them."""
+    from reactor.runtime.connection import ENV as TEMPORAL_ENV
+    from reactor.storage.tls import ENV as DATABASE_TLS_ENV
+
+    names = {
+        *(v for k, v in TEMPORAL_ENV.items() if k not in ("address", "namespace")),
+        "REACTOR_PAYLOAD_KEY",
+        "REACTOR_PAYLOAD_KEYS",
+        *DATABASE_TLS_ENV.values(),
+    }
+    for service in ("worker", "migrate"):
+        env = env_of(services[service])
+        assert {name: env.get(name, "missing") for name in names} == dict.fromkeys(names), service
+    assert (
+        env_of(services["temporal-ui"])["TEMPORAL_CODEC_ENDPOINT"] == "${TEMPORAL_CODEC_ENDPOINT:-}"
+    )
+
+
 # --------------------------------------------------------------------------- Dockerfile
 
 
