@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Stack, worker_env
+from tests.support.rows import row_counts
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -171,16 +172,114 @@ async def test_rejected_request_exits_2_naming_job_and_field_and_starts_nothing(
     jobs: list[dict[str, Any]],
     expected: str,
 ) -> None:
+    before = await row_counts(database_url)
     rc, _, err = await cli(env, "submit", batch(tmp_path, jobs), "--wait")
     assert rc == 2
     assert expected in " ".join(err.split())
-    import asyncpg
+    assert await row_counts(database_url) == before
 
-    conn = await asyncpg.connect(database_url)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM reactor_batches") == 0
-    finally:
-        await conn.close()
+
+def deep_json(depth: int) -> bytes:
+    return b'{"jobs": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"jobs": [{"key": "caf\xe9"}]}', "is not UTF-8: byte 0xe9 at offset 22"),
+        (b"\xff\xfe{}", "is not UTF-8: byte 0xff at offset 0"),
+        (b"jobs: [1, 2]", "is not valid JSON: Expecting value at line 1 column 1"),
+        (b"", "is not valid JSON"),
+        (deep_json(100_000), "JSON nested too deeply"),
+        (b"[1, 2]", "expected a JSON object with a 'jobs' list"),
+        (
+            json.dumps({"jobs": [{**CREATE, "document_id": "bad\u0000id"}]}).encode(),
+            "job 'create': document_id: the text contains a NUL character",
+        ),
+        (
+            json.dumps(
+                {"jobs": [CREATE, {**CREATE, "key": "k2", "document_id": "\ud800"}]}
+            ).encode(),
+            "job 'k2': document_id: the text contains a lone surrogate",
+        ),
+        (
+            json.dumps(
+                {
+                    "jobs": [
+                        {
+                            **CREATE,
+                            "actions": [
+                                {
+                                    "type": "CREATE_DOCUMENT",
+                                    "input": {"document_type": "x", "name": [[[[1]]]] * 1},
+                                    "context": {"n": 2**64},
+                                }
+                            ],
+                        }
+                    ]
+                }
+            ).encode(),
+            "job 'create': actions[0].context.n: the integer 18446744073709551616 is out of range",
+        ),
+        (
+            b'{"jobs": [{"key": "n", "document_id": "d", "actions": '
+            b'[{"type": "T", "context": {"x": NaN}}]}]}',
+            "job 'n': actions[0].context.x: nan is not a finite number",
+        ),
+    ],
+    ids=[
+        "latin-1",
+        "utf-16 bom",
+        "not json",
+        "empty",
+        "100000 deep",
+        "not an object",
+        "nul",
+        "lone surrogate",
+        "integer past 64 bits",
+        "NaN",
+    ],
+)
+async def test_a_bad_batch_file_is_one_line_and_exit_2(
+    env: dict[str, str], tmp_path: Path, database_url: str, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    before = await row_counts(database_url)
+    rc, out, err = await cli(env, "submit", str(path))
+    assert rc == 2, err
+    assert "Traceback" not in err + out
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err
+    assert await row_counts(database_url) == before
+
+
+async def test_limits_come_from_the_environment(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    before = await row_counts(database_url)
+    jobs = [CREATE, {**CREATE, "key": "other", "document_id": "other"}]
+    rc, _, err = await cli(
+        {**env, "REACTOR_MAX_JOBS_PER_BATCH": "1"}, "submit", batch(tmp_path, jobs)
+    )
+    assert rc == 2
+    assert "the number of jobs is 2, over the limit of 1 (REACTOR_MAX_JOBS_PER_BATCH)" in err
+    rc, _, err = await cli(
+        {**env, "REACTOR_MAX_REQUEST_BYTES": "100"}, "submit", batch(tmp_path, jobs)
+    )
+    assert rc == 2
+    assert "over the request limit of 100 bytes (REACTOR_MAX_REQUEST_BYTES)" in err
+    assert await row_counts(database_url) == before
+
+
+@pytest.mark.parametrize("job_id", ["x", "batch:", ":3", "batch:-1", "batch:x"])
+async def test_status_of_something_that_is_not_a_job_id_exits_2(
+    env: dict[str, str], job_id: str
+) -> None:
+    rc, out, err = await cli(env, "status", job_id)
+    assert rc == 2
+    assert "Traceback" not in err + out
+    assert f"job_id: malformed job id {job_id!r} (expected '<batch_id>:<index>'" in err
 
 
 async def test_malformed_json_file_is_rejected_with_its_position(

@@ -20,6 +20,7 @@ from reactor.application.read_models import ReadModel, ReadModelCoordinator
 from reactor.application.subscriptions import SubscriptionManager
 from reactor.application.wakeup import Wakeup
 from reactor.application.write_cache import WriteCache
+from reactor.domain.limits import Limits
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.signing import SignatureVerifier
 from reactor.domain.workflow_io import BatchConfig
@@ -27,7 +28,7 @@ from reactor.reactions.manager import ProcessorManager
 from reactor.reactions.processor import Handler, Processor, processor
 from reactor.runtime.codec import PayloadKeys
 from reactor.runtime.connection import TemporalConnection
-from reactor.runtime.settings import load_settings
+from reactor.runtime.settings import limits_from_env, load_settings
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
@@ -61,6 +62,7 @@ class ReactorBuilder:
         self._notifications = True
         self._processors: list[Processor] = []
         self._poll_interval = 1.0
+        self._limits: Limits | None = None
 
     def with_document_models(self, models: Sequence[ModuleType | DocumentModel]) -> ReactorBuilder:
         self._models.extend(DocumentModel.from_module(m) for m in models)
@@ -87,6 +89,13 @@ class ReactorBuilder:
         self._batch = self._batch.model_copy(
             update={"max_parallel_chunks": max_concurrency, "activity_timeout_s": job_timeout}
         )
+        return self
+
+    def with_limits(self, limits: Limits) -> ReactorBuilder:
+        """Bounds on each request (bytes, jobs, actions per job, bytes per
+        action input; see reactor/domain/limits.py). Without it, the
+        REACTOR_MAX_* environment variables, else the defaults."""
+        self._limits = limits
         return self
 
     def with_write_cache_config(
@@ -225,6 +234,7 @@ class ReactorBuilder:
             raise ValueError("no document models: call with_document_models([...]) first")
         if self._manifests:
             raise NotImplementedError("document model upgrade manifests are not supported yet")
+        limits = self._limits or limits_from_env()  # before anything is opened
         database, address = self._database, self._temporal_address
         if database is None or address is None:
             # Fall back to REACTOR_* variables, then a `reactor dev` running here.
@@ -254,7 +264,11 @@ class ReactorBuilder:
             db=db,
             client=client,
             registry=ModelRegistry(self._models),
-            config=ReactorConfig(task_queue=self._task_queue, batch=self._batch),
+            config=ReactorConfig(
+                task_queue=self._task_queue,
+                batch=self._batch,
+                limits=limits,
+            ),
             event_bus=bus,
             consistency=ConsistencyWaiter(db, [rm.name for rm in self._read_models], wakeup),
         )

@@ -12,7 +12,7 @@ from reactor.api.module import ReactorModule
 from reactor.api.reactor import ActionLike, Reactor, _parse_request, _spec
 from reactor.application.subscriptions import Callback, SearchFilter
 from reactor.domain.actions import ActionSpec
-from reactor.domain.batch import BatchRequest, ExistingDocument, plan_batch
+from reactor.domain.batch import BatchRequest, lookup_ids, plan_batch
 from reactor.domain.document import Document, PagedResults
 from reactor.domain.document_scope import initial_document_state, reduce_document_scope
 from reactor.domain.errors import JobFailedError
@@ -151,7 +151,7 @@ class ReactorClient:
         """Runs the batch until every job is final; raises JobFailedError
         naming every failed job (the error's `.jobs` holds all results)."""
         with gc_paused():
-            req = _parse_request(request)
+            req = _parse_request(request, self.reactor.config.limits)
         if self.signer is not None:
             req = await self._signed(req)
         result = await self.reactor.execute_batch(req)
@@ -228,9 +228,8 @@ class ReactorClient:
         verification rather than applying to a state its signer never saw."""
         assert self.signer is not None
         reactor = self.reactor
-        found = await reactor.document_view.existing(sorted({j.document_id for j in req.jobs}))
-        existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
-        plan = plan_batch(req, reactor.registry, existing)
+        existing = await reactor.document_view.lookup(*lookup_ids(req))
+        plan = plan_batch(req, reactor.registry, existing, reactor.config.limits)
         states: dict[tuple[str, str, str], dict[str, Any]] = {}
         jobs = []
         for job, planned in zip(req.jobs, plan.jobs, strict=True):

@@ -26,7 +26,14 @@ from reactor.application.job_tracker import JobTracker
 from reactor.application.ready_notices import ReadyNotices
 from reactor.application.wakeup import Wakeup
 from reactor.domain.actions import Action, ActionSpec
-from reactor.domain.batch import BatchRequest, ExistingDocument, JobRequest, plan_batch
+from reactor.domain.batch import (
+    BatchRequest,
+    JobRequest,
+    check_arrival,
+    check_counts,
+    lookup_ids,
+    plan_batch,
+)
 from reactor.domain.document import Document, PagedResults
 from reactor.domain.errors import (
     AmbiguousIdentifierError,
@@ -47,6 +54,7 @@ from reactor.domain.jobs import (
     recorded_spans,
     workflow_id_for,
 )
+from reactor.domain.limits import Limits
 from reactor.domain.model import ModelRegistry
 from reactor.domain.workflow_io import BatchConfig, BatchSummary, JobView
 from reactor.observability.tracing import annotate_batch, traced_batch
@@ -80,6 +88,7 @@ class ShutdownHandle:
 class ReactorConfig:
     task_queue: str = "reactor"
     batch: BatchConfig = field(default_factory=BatchConfig)
+    limits: Limits = field(default_factory=Limits)
 
 
 class Reactor:
@@ -126,13 +135,15 @@ class Reactor:
         # planned. Starting the workflows overlaps.
         async with self._preparing:
             self._check_open()  # kill() may have come while this one queued
+            limits = self.config.limits
             with gc_paused():
-                req = _parse_request(request)
-                ids = sorted({j.document_id for j in req.jobs if j.document_id})
-            found = await self.document_view.existing(ids)
-            existing = {k: ExistingDocument(t, deleted) for k, (t, deleted) in found.items()}
+                req = _parse_request(request, limits)
+                # Documents, relationship targets, and the children of those
+                # deleted: one query.
+                ids, parents = lookup_ids(req)
+            existing = await self.document_view.lookup(ids, parents)
             with gc_paused():
-                plan = plan_batch(req, self.registry, existing)
+                plan = plan_batch(req, self.registry, existing, limits)
                 annotate_batch(plan)
                 sub = Submission.of(plan, self.config.batch)
                 # The plan and the parsed request go now, before any await
@@ -528,9 +539,21 @@ def _spec(action: ActionLike) -> ActionSpec:
     return ActionSpec.model_validate(action)
 
 
-def _parse_request(request: BatchRequest | Mapping[str, Any]) -> BatchRequest:
+def _parse_request(
+    request: BatchRequest | Mapping[str, Any], limits: Limits | None = None
+) -> BatchRequest:
+    """The request as a BatchRequest, once its size and counts are within
+    `limits`: checked on what arrived, before parsing (which costs in
+    proportion) and before any query."""
+    limits = limits or Limits()
     if isinstance(request, BatchRequest):
+        check_counts(request, limits)
         return request
+    if not isinstance(request, Mapping):
+        raise ValidationError(
+            f"a request is a mapping with a 'jobs' list, not a {type(request).__name__}"
+        )
+    check_arrival(request, limits)
     try:
         return BatchRequest.model_validate(request)
     except pydantic.ValidationError as exc:

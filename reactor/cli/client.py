@@ -8,10 +8,10 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reactor.api.builder import ReactorBuilder
@@ -19,7 +19,8 @@ from reactor.api.reactor import Reactor
 from reactor.cli import render
 from reactor.domain.errors import ValidationError
 from reactor.domain.jobs import JobInfo, JobStatus
-from reactor.runtime.settings import Settings, load_settings, model_modules
+from reactor.domain.limits import MAX_DEPTH, Limits
+from reactor.runtime.settings import Settings, limits_from_env, load_settings, model_modules
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 
@@ -45,20 +46,45 @@ async def open_reactor(settings: Settings | None = None) -> AsyncIterator[Reacto
         await reactor.close()
 
 
-def read_batch_file(path: str) -> dict[str, Any]:
+def read_batch_file(path: str, limits: Limits | None = None) -> dict[str, Any]:
+    """The batch in `path` ('-': stdin), or ValidationError saying in one
+    line why it is not one: too big (checked on its bytes, before decoding),
+    not UTF-8, not JSON, or nested too deep for a parser."""
+    limits = limits or limits_from_env()
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        if path == "-":
+            data = sys.stdin.buffer.read(limits.max_request_bytes + 1)
+        else:
+            with open(path, "rb") as file:
+                data = file.read(limits.max_request_bytes + 1)
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > limits.max_request_bytes:
+        raise ValidationError(
+            f"{path} is over the request limit of {limits.max_request_bytes:,} bytes "
+            "(REACTOR_MAX_REQUEST_BYTES): split the batch"
+        )
     try:
-        data = json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValidationError(
+            f"{path} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"(line {line}) {exc.reason}"
+        ) from None
+    try:
+        request = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    if not isinstance(data, dict):
+    except RecursionError:
+        raise ValidationError(
+            f"{path}: JSON nested too deeply (values may nest at most {MAX_DEPTH} levels)"
+        ) from None
+    if not isinstance(request, dict):
         raise ValidationError(f"{path}: expected a JSON object with a 'jobs' list")
-    return data
+    return request
 
 
 async def submit(reactor: Reactor, request: dict[str, Any], *, wait: bool, as_json: bool) -> int:
@@ -68,7 +94,11 @@ async def submit(reactor: Reactor, request: dict[str, Any], *, wait: bool, as_js
         if as_json:
             console.print_json(json.dumps({"error": str(exc), "job": exc.job, "field": exc.field}))
         else:
-            err_console.print(f"[bold red]rejected[/bold red] (nothing started): {exc}")
+            # One line, whatever the terminal's width; the user's text is no markup.
+            err_console.print(
+                f"[bold red]rejected[/bold red] (nothing started): {escape(str(exc))}",
+                soft_wrap=True,
+            )
         return EXIT_REJECTED
     jobs: list[JobInfo] = list(result.jobs.values())
     if wait:

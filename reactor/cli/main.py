@@ -176,14 +176,24 @@ async def _operate_command(args: argparse.Namespace) -> int:
 
 async def _client_command(args: argparse.Namespace) -> int:
     from reactor.cli import client
+    from reactor.domain.jobs import parse_job_id
+    from reactor.domain.limits import check_text
     from reactor.observability.tracing import configure_tracing
 
     configure_tracing(console=False)  # a submitted batch's trace starts here (OTLP if set)
 
     commands: dict[str, Callable[..., Awaitable[int]]] = {}
+    # Arguments are checked before anything connects.
+    request = client.read_batch_file(args.file) if args.command == "submit" else None
+    if args.command == "status":
+        parse_job_id(args.job_id)
+    for name in ("job_id", "id_or_slug", "doc_id", "scope", "branch", "doc_type", "parent"):
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            # An argument that is not UTF-8 arrives with lone surrogates.
+            check_text(value, job=None, field=name)
     async with client.open_reactor() as reactor:
-        if args.command == "submit":
-            request = client.read_batch_file(args.file)
+        if request is not None:
             return await client.submit(reactor, request, wait=args.wait, as_json=args.json)
         commands = {
             "status": lambda: client.status(reactor, args.job_id, args.json),

@@ -70,6 +70,13 @@ def reduce_document_scope(state: dict[str, Any], action: Action) -> dict[str, An
             document_type=create.document_type, slug=create.slug, name=create.name
         )
     elif kind == "DELETE_DOCUMENT":
+        # Refused, as at validation: a child added since then ends the job FAILED.
+        if current.children:
+            count = len(current.children)
+            raise ReducerError(
+                f"DELETE_DOCUMENT: the document has {count} child{'ren' if count != 1 else ''} "
+                "(REMOVE_RELATIONSHIP them first)"
+            )
         nxt = current.model_copy(update={"deleted": True})
     elif kind == "SET_NAME":
         nxt = current.model_copy(update={"name": SetNameInput.model_validate(action.input).name})

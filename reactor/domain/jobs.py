@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from reactor.domain.errors import ValidationError
+
 
 class JobStatus(StrEnum):
     PENDING = "PENDING"
@@ -118,10 +120,18 @@ def job_id_for(batch_id: str, index: int) -> str:
     return f"{batch_id}:{index}"
 
 
+class MalformedJobIdError(ValidationError, ValueError):
+    """A job id that names no job. Also a ValueError: code that reads ids
+    from untrusted payloads treats it as any other malformed value."""
+
+
 def parse_job_id(job_id: str) -> tuple[str, int]:
     batch_id, sep, index = job_id.rpartition(":")
-    if not sep or not batch_id or not index.isdigit():
-        raise ValueError(f"malformed job id {job_id!r} (expected '<batch_id>:<index>')")
+    if not sep or not batch_id or not (index.isascii() and index.isdigit()):
+        raise MalformedJobIdError(
+            f"malformed job id {job_id!r} (expected '<batch_id>:<index>', as submit prints)",
+            field="job_id",
+        )
     return batch_id, int(index)
 
 

@@ -12,6 +12,7 @@ from types import ModuleType
 from pydantic import BaseModel
 
 from reactor.domain.errors import ReactorError
+from reactor.domain.limits import Limits
 from reactor.runtime.connection import TemporalConnection
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -70,6 +71,33 @@ def load_settings() -> Settings:
             "REACTOR_TEMPORAL_ADDRESS"
         )
     return Settings.model_validate({k: v for k, v in data.items() if v is not None})
+
+
+# Request limits (reactor/domain/limits.py), each overriding its default.
+LIMIT_VARIABLES = {
+    "REACTOR_MAX_REQUEST_BYTES": "max_request_bytes",
+    "REACTOR_MAX_JOBS_PER_BATCH": "max_jobs_per_batch",
+    "REACTOR_MAX_ACTIONS_PER_JOB": "max_actions_per_job",
+    "REACTOR_MAX_INPUT_BYTES": "max_input_bytes",
+}
+
+
+def limits_from_env() -> Limits:
+    """The request limits, with those set in REACTOR_MAX_* replacing the
+    defaults."""
+    values: dict[str, int] = {}
+    for variable, name in LIMIT_VARIABLES.items():
+        text = os.environ.get(variable, "").strip()
+        if not text:
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ReactorError(f"{variable}={text!r}: expected a positive whole number")
+        values[name] = value
+    return Limits(**values)
 
 
 def model_modules() -> list[ModuleType]:

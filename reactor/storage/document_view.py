@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from reactor.domain.batch import ExistingDocument
 from reactor.domain.document import Document, DocumentHeader, PagedResults
 from reactor.storage.database import Database
 
@@ -16,6 +17,19 @@ INSERT INTO reactor_document_states (document_id, scope, branch, revision, hash,
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (document_id, scope, branch)
 DO UPDATE SET revision = EXCLUDED.revision, hash = EXCLUDED.hash, state = EXCLUDED.state
+"""
+
+# What planning a batch needs of the documents it names (reactor/domain/
+# batch.py `lookup_ids`): type and deletion of each, and for those it deletes
+# ($2) their children, edges of any source, counted on the parent's index.
+LOOKUP_DOCUMENTS = """
+SELECT d.id, d.document_type, d.deleted,
+       CASE WHEN d.id = ANY($2::text[])
+            THEN (SELECT count(DISTINCT r.child_id) FROM reactor_relationships r
+                  WHERE r.parent_id = d.id)
+            ELSE 0 END AS children
+FROM reactor_documents d
+WHERE d.id = ANY($1::text[])
 """
 
 
@@ -97,6 +111,17 @@ class DocumentView:
                 document_ids,
             )
         return {r["id"]: (r["document_type"], r["deleted"]) for r in rows}
+
+    async def lookup(
+        self, document_ids: list[str], parents: list[str]
+    ) -> dict[str, ExistingDocument]:
+        """The documents among `document_ids` that exist, with the number of
+        children of those among `parents`."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(LOOKUP_DOCUMENTS, document_ids, parents)
+        return {
+            r["id"]: ExistingDocument(r["document_type"], r["deleted"], r["children"]) for r in rows
+        }
 
     async def get(
         self, document_id: str, *, branch: str = "main", include_deleted: bool = False

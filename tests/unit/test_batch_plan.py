@@ -7,17 +7,24 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
+from pydantic import BaseModel, ConfigDict
 
+from reactor.domain.actions import Action
 from reactor.domain.batch import (
     BATCH_ID_RE,
     BatchPlan,
     BatchRequest,
     ExistingDocument,
+    check_arrival,
+    lookup_ids,
     plan_batch,
 )
-from reactor.domain.errors import ValidationError
-from reactor.domain.model import DocumentModel, ModelRegistry
+from reactor.domain.document_scope import initial_document_state, reduce_document_scope
+from reactor.domain.errors import ReducerError, ValidationError
+from reactor.domain.limits import DEFAULT_LIMITS, MAX_DEPTH, MAX_INT, MIN_INT, Limits
+from reactor.domain.model import DocumentModel, EmptyState, ModelRegistry
 from reactor.models import BUILTIN_MODELS
 
 TODO = "powerhouse/todo-list"
@@ -589,3 +596,297 @@ def test_planning_does_not_change_existing_mapping() -> None:
         existing=existing,
     )
     assert existing == EXISTING
+
+
+# --- values PostgreSQL and the state hash cannot store -------------------------------
+
+
+class MeterInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: float = 0.0
+    count: int = 0
+    data: Any = None
+
+
+class MeterState(BaseModel):
+    total: float = 0.0
+
+
+METER = DocumentModel(
+    document_type="test/meter",
+    state_schemas={"global": MeterState, "local": EmptyState},
+    action_schemas={"global": {"MEASURE": MeterInput}, "local": {}},
+    reducers={"global": lambda state, action: state, "local": lambda state, action: state},
+)
+WITH_METER = ModelRegistry([*(DocumentModel.from_module(m) for m in BUILTIN_MODELS), METER])
+
+
+def reject_with(
+    registry: ModelRegistry, *jobs: dict[str, Any], limits: Limits = DEFAULT_LIMITS
+) -> ValidationError:
+    request = BatchRequest.model_validate({"jobs": list(jobs)})
+    with pytest.raises(ValidationError) as info:
+        plan_batch(request, registry, {**EXISTING, "m": ExistingDocument("test/meter")}, limits)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"key": "a\x00"}, "key"),
+        ({"key": "\ud800"}, "key"),
+        ({"document_id": "list\x00"}, "document_id"),
+        ({"document_id": "li\udfffst"}, "document_id"),
+        ({"branch": "ma\x00in"}, "branch"),
+        ({"scope": "glob\x00al"}, "scope"),
+        ({"depends_on": ["x\x00"]}, "depends_on[0]"),
+    ],
+)
+def test_unstorable_names_are_rejected_by_field(spec: dict[str, Any], field: str) -> None:
+    err = reject({**job("a", "list-1", add_item()), **spec})
+    assert err.field == field
+    assert err.job == ("#0" if field == "key" else "a")
+    assert "NUL" in err.reason or "surrogate" in err.reason
+
+
+@pytest.mark.parametrize(
+    ("action", "field"),
+    [
+        (add_item(text="bad\x00char"), "actions[0].input.text"),
+        (add_item(item_id="\ud800"), "actions[0].input.id"),
+        ({"type": "ADD_TODO\x00", "input": {}}, "actions[0].type"),
+        ({**add_item(), "id": "id\x00"}, "actions[0].id"),
+        ({**add_item(), "context": {"who": ["ok", "\x00"]}}, "actions[0].context.who[1]"),
+        ({**add_item(), "context": {"n": 2**64}}, "actions[0].context.n"),
+    ],
+)
+def test_unstorable_action_values_are_rejected_by_path(action: dict[str, Any], field: str) -> None:
+    err = reject(job("a", "list-1", action))
+    assert (err.job, err.field) == ("a", field)
+
+
+def test_a_nul_in_a_dict_key_of_an_input_is_rejected() -> None:
+    err = reject_with(WITH_METER, job("a", "m", act("MEASURE", data={"ok": 1, "k\x00": 2})))
+    assert (err.job, err.field) == ("a", "actions[0].input.data['k\\x00']")
+    assert "key contains a NUL" in err.reason
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "words"),
+    [
+        ({"value": "NaN"}, "actions[0].input.value", "not a finite number"),
+        ({"value": "inf"}, "actions[0].input.value", "not a finite number"),
+        ({"value": float("nan")}, "actions[0].input.value", "not a finite number"),
+        ({"count": "9" * 20}, "actions[0].input.count", "out of range"),
+        ({"count": "-" + "9" * 20}, "actions[0].input.count", "out of range"),
+        ({"count": 2**63}, "actions[0].input.count", "out of range"),
+        ({"data": [[[2**63]]]}, "actions[0].input.data[0][0][0]", "out of range"),
+    ],
+)
+def test_values_a_model_turns_unstorable_are_rejected_as_stored(
+    data: dict[str, Any], field: str, words: str
+) -> None:
+    """A model may read "NaN" as a float or a long numeric string as an int:
+    what is stored is checked, not only what was sent."""
+    err = reject_with(WITH_METER, job("a", "m", act("MEASURE", **data)))
+    assert (err.job, err.field) == ("a", field)
+    assert words in err.reason
+
+
+def test_integers_at_the_bounds_are_accepted() -> None:
+    request = BatchRequest.model_validate(
+        {"jobs": [job("a", "m", act("MEASURE", count=MAX_INT), act("MEASURE", count=MIN_INT))]}
+    )
+    p = plan_batch(request, WITH_METER, {"m": ExistingDocument("test/meter")})
+    assert [a.input["count"] for a in p.jobs[0].actions] == [MAX_INT, MIN_INT]
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH, 100_000])
+def test_nesting_too_deep_is_rejected_before_the_model_reads_it(depth: int) -> None:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    err = reject_with(WITH_METER, job("a", "m", act("MEASURE", data=value)))
+    assert err.job == "a"
+    assert err.field is not None and err.field.startswith("actions[0].input.data[0]")
+    assert f"more than {MAX_DEPTH} levels" in err.reason
+
+
+# --- limits ----------------------------------------------------------------------------
+
+
+def test_too_many_jobs_is_rejected_with_the_limit_and_the_count() -> None:
+    jobs = [job(f"j{i}", "list-1", add_item(f"i{i}")) for i in range(6)]
+    err = reject_with(REGISTRY, *jobs, limits=Limits(max_jobs_per_batch=5))
+    assert (err.job, err.field) == (None, "jobs")
+    assert "6" in err.reason and "limit of 5" in err.reason
+
+
+def test_too_many_actions_is_rejected_with_the_limit_and_the_count() -> None:
+    actions = [add_item(f"i{i}") for i in range(4)]
+    err = reject_with(
+        REGISTRY, job("big", "list-1", *actions), limits=Limits(max_actions_per_job=3)
+    )
+    assert (err.job, err.field) == ("big", "actions")
+    assert "is 4" in err.reason and "limit of 3" in err.reason
+
+
+def test_a_job_of_3000_actions_is_legal_by_default() -> None:
+    actions = [add_item(f"i{i}") for i in range(3000)]
+    assert len(plan(job("big", "list-1", *actions)).jobs[0].actions) == 3000
+
+
+def test_an_input_over_the_byte_limit_is_rejected_with_its_size() -> None:
+    err = reject_with(
+        REGISTRY,
+        job("a", "list-1", add_item("i1"), add_item("i2", "x" * 200)),
+        limits=Limits(max_input_bytes=100),
+    )
+    assert (err.job, err.field) == ("a", "actions[1].input")
+    size = len(orjson.dumps({"id": "i2", "text": "x" * 200}))
+    assert f"is {size} bytes, over the limit of 100 bytes" in err.reason
+
+
+def test_inputs_over_the_request_limit_are_rejected() -> None:
+    jobs = [job(f"j{i}", "list-1", add_item(f"i{i}", "x" * 100)) for i in range(20)]
+    err = reject_with(REGISTRY, *jobs, limits=Limits(max_request_bytes=1000))
+    assert err.field is None
+    assert "limit of 1,000" in err.reason
+
+
+def test_check_arrival_measures_the_request_before_parsing() -> None:
+    raw = {"jobs": [job(f"j{i}", "list-1", add_item(f"i{i}", "x" * 100)) for i in range(20)]}
+    size = len(orjson.dumps(raw))
+    with pytest.raises(ValidationError) as info:
+        check_arrival(raw, Limits(max_request_bytes=size - 1))
+    assert f"is {size:,} bytes" in info.value.reason
+    check_arrival(raw, Limits(max_request_bytes=size))
+
+
+@pytest.mark.parametrize(
+    ("raw", "job_key", "field"),
+    [
+        ({"jobs": [{"key": f"k{i}"} for i in range(3)]}, None, "jobs"),
+        ({"jobs": [{"key": "a", "actions": [{}, {}, {}]}]}, "a", "actions"),
+        ({"jobs": [{"actions": [{}, {}, {}]}]}, "#0", "actions"),
+    ],
+)
+def test_check_arrival_counts_before_parsing(
+    raw: dict[str, Any], job_key: str | None, field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        check_arrival(raw, Limits(max_jobs_per_batch=2, max_actions_per_job=2))
+    assert (info.value.job, info.value.field) == (job_key, field)
+
+
+def test_check_arrival_names_what_json_cannot_hold() -> None:
+    deep: Any = 1
+    for _ in range(100_000):
+        deep = [deep]
+    raw = {"jobs": [job("a", "list-1", act("ADD_TODO_ITEM", id="1", text="t", x=deep))]}
+    with pytest.raises(ValidationError) as info:
+        check_arrival(raw)
+    assert info.value.job == "a"
+    assert info.value.field is not None
+    assert info.value.field.startswith("actions[0].input.x[0]")
+    raw = {"jobs": [job("b", "list-1", add_item(text="\ud800"))]}
+    with pytest.raises(ValidationError) as info:
+        check_arrival(raw)
+    assert (info.value.job, info.value.field) == ("b", "actions[0].input.text")
+
+
+# --- relationships -------------------------------------------------------------------
+
+
+def relate(kind: str, target: str) -> dict[str, Any]:
+    return act(kind, target_id=target)
+
+
+def test_a_relationship_to_a_missing_document_is_rejected() -> None:
+    err = reject(job("a", "list-1", relate("ADD_RELATIONSHIP", "ghost"), scope="document"))
+    assert (err.job, err.field) == ("a", "actions[0].input.target_id")
+    assert "'ghost' does not exist" in err.reason
+
+
+def test_a_relationship_to_itself_is_rejected() -> None:
+    err = reject(job("a", "list-1", relate("ADD_RELATIONSHIP", "list-1"), scope="document"))
+    assert (err.job, err.field) == ("a", "actions[0].input.target_id")
+    assert "its own child" in err.reason
+
+
+def test_a_relationship_to_a_deleted_document_is_rejected() -> None:
+    err = reject(job("a", "list-1", relate("ADD_RELATIONSHIP", "gone"), scope="document"))
+    assert (err.job, err.field) == ("a", "actions[0].input.target_id")
+    assert "deleted" in err.reason
+
+
+def test_a_relationship_to_a_document_created_earlier_in_the_batch_is_accepted() -> None:
+    p = plan(
+        job("make", "new", create(TODO), scope="document"),
+        job("link", "list-1", relate("ADD_RELATIONSHIP", "new"), scope="document"),
+    )
+    assert p.jobs[1].actions[0].input["target_id"] == "new"
+
+
+def test_a_relationship_to_a_document_created_later_in_the_batch_is_rejected() -> None:
+    err = reject(
+        job("link", "list-1", relate("ADD_RELATIONSHIP", "new"), scope="document"),
+        job("make", "new", create(TODO), scope="document"),
+    )
+    assert (err.job, err.field) == ("link", "actions[0].input.target_id")
+
+
+def test_removing_an_edge_to_a_missing_document_stays_possible() -> None:
+    p = plan(job("a", "list-1", relate("REMOVE_RELATIONSHIP", "ghost"), scope="document"))
+    assert p.jobs[0].actions[0].type == "REMOVE_RELATIONSHIP"
+
+
+def test_deleting_a_parent_is_refused_naming_its_children() -> None:
+    existing = {**EXISTING, "parent": ExistingDocument(TODO, children=2)}
+    err = reject(job("del", "parent", act("DELETE_DOCUMENT"), scope="document"), existing=existing)
+    assert (err.job, err.field) == ("del", "actions[0]")
+    assert "has 2 children: remove them first" in err.reason
+
+
+def test_deleting_a_document_given_a_child_earlier_in_the_batch_is_refused() -> None:
+    err = reject(
+        job("link", "list-1", relate("ADD_RELATIONSHIP", "drive-1"), scope="document"),
+        job("del", "list-1", act("DELETE_DOCUMENT"), scope="document"),
+    )
+    assert (err.job, err.field) == ("del", "actions[0]")
+    assert "has 1 child:" in err.reason
+
+
+def test_deleting_a_parent_after_removing_its_children_is_accepted() -> None:
+    existing = {**EXISTING, "parent": ExistingDocument(TODO, children=1)}
+    p = plan(
+        job("unlink", "parent", relate("REMOVE_RELATIONSHIP", "list-1"), scope="document"),
+        job("del", "parent", act("DELETE_DOCUMENT"), scope="document"),
+        existing=existing,
+    )
+    assert [j.key for j in p.jobs] == ["unlink", "del"]
+
+
+def test_lookup_ids_names_documents_targets_and_deletions_that_can_be_queried() -> None:
+    request = BatchRequest.model_validate(
+        {
+            "jobs": [
+                job("a", "p", relate("ADD_RELATIONSHIP", "c1"), scope="document"),
+                job("b", "q", act("DELETE_DOCUMENT"), scope="document"),
+                job("c", "r\x00", add_item()),
+                job("d", "p", relate("ADD_RELATIONSHIP", "c\x00"), scope="document"),
+                job("e", "s", add_item(item_id="not-a-target")),
+            ]
+        }
+    )
+    assert lookup_ids(request) == (["c1", "p", "q", "s"], ["q"])
+
+
+def test_the_reducer_refuses_to_delete_a_document_with_children() -> None:
+    state = {**initial_document_state(), "document_type": TODO, "children": ["c1"]}
+    action = Action(type="DELETE_DOCUMENT", scope="document")
+    with pytest.raises(ReducerError, match="has 1 child"):
+        reduce_document_scope(state, action)
+    state["children"] = []
+    assert reduce_document_scope(state, action)["deleted"] is True
