@@ -19,7 +19,9 @@ async def _reset(conn: asyncpg.Connection) -> None:
     """Replaces asyncpg's RESET ALL round trip on every release: pooled
     connections here never change session state (LISTEN uses dedicated
     connections, advisory locks are transaction-scoped), so only a connection
-    returned inside a transaction needs cleaning."""
+    returned inside a transaction needs cleaning. A connection whose protocol
+    state broke (a server's FATAL read between two statements) is never
+    returned: asyncpg aborts it as it raises, and the pool reconnects."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
 
