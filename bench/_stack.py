@@ -361,6 +361,7 @@ def _spawn_worker(
     address: str,
     task_queue: str,
     log_path: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(
@@ -369,6 +370,7 @@ def _spawn_worker(
         REACTOR_TASK_QUEUE=task_queue,
         REACTOR_HOME=str(stack_folder / "home"),
         PYTHONPATH=str(code),
+        **(extra_env or {}),
     )
     logf = open(log_path, "ab")  # noqa: SIM115 - the child owns it
     try:

@@ -1,6 +1,6 @@
 """Single-job latency, next to two floors measured in the same run.
 
-    python bench/latency.py [--json] [--n 200]
+    python bench/latency.py [--json] [--n 200] [--codec]
 
 Modes (interleaved round-robin, after 10 warm-up rounds that are not counted):
 
@@ -15,6 +15,9 @@ Modes (interleaved round-robin, after 10 warm-up rounds that are not counted):
   in-process worker on another task queue: one Temporal round trip;
 - noop workflow + noop activity: the shape of a one-job batch with nothing
   inside (an extra floor, not in the issue);
+- with `--codec`, reactor with encrypted payloads: the reactor mode through a
+  second worker process that holds a payload key, the Reactor holding it too
+  (every payload AES-GCM encrypted, reactor/runtime/codec.py);
 - direct apply (floor ii): the same job applied with `JobApplier.apply` in one
   PostgreSQL transaction, no Temporal (only the apply call is timed).
 
@@ -32,11 +35,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import _codec
 import _stack
 from _noop import NoopActivityWorkflow, NoopWorkflow, noop_activity
 from _stack import BenchStack, Summary, out, table
 from temporalio.worker import Worker
 
+from reactor.api.reactor import Reactor
 from reactor.application.apply import JobApplier
 from reactor.application.write_cache import WriteCache
 from reactor.domain.actions import ActionSpec
@@ -53,7 +58,16 @@ def add_item(item_id: str) -> dict[str, Any]:
     return {"type": "ADD_TODO_ITEM", "input": {"id": item_id, "text": f"item {item_id}"}}
 
 
-async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
+async def run(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
+    if not args.codec:
+        return await bench(stack, args)
+    async with _codec.encrypted(stack) as keyed:
+        return await bench(stack, args, keyed.reactor)
+
+
+async def bench(
+    stack: BenchStack, args: argparse.Namespace, keyed: Reactor | None = None
+) -> dict[str, Any]:
     info = await _stack.server_info(stack)
     reactor = stack.reactor
     setup = await reactor.execute_batch(
@@ -65,7 +79,7 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
                     "scope": "document",
                     "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
                 }
-                for d in ("lat-reactor", "lat-closed", "lat-split", "lat-direct")
+                for d in ("lat-reactor", "lat-closed", "lat-split", "lat-direct", "lat-codec")
             ]
         }
     )
@@ -98,6 +112,16 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         assert final.status is JobStatus.READ_READY, final
         if counting:
             announced["yes" if reactor.ready_notices.get(job.id) else "no"] += 1
+        return elapsed
+
+    async def codec_mode(i: int) -> float:
+        """reactor_mode with every payload AES-GCM encrypted (its own worker)."""
+        assert keyed is not None
+        t0 = time.perf_counter()
+        job = await keyed.execute("lat-codec", "main", [add_item(f"k-{i}")])
+        final = await keyed.wait_for_job(job.id)
+        elapsed = time.perf_counter() - t0
+        assert final.status is JobStatus.READ_READY, final
         return elapsed
 
     async def closed_mode(i: int) -> float:
@@ -161,6 +185,8 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         ("direct", "floor ii: JobApplier.apply, no Temporal", direct_mode),
         ("split", "reactor, step by step (see below)", split_mode),
     ]
+    if keyed is not None:
+        modes.insert(1, ("reactor_codec", "reactor, payloads encrypted (--codec)", codec_mode))
     samples: dict[str, list[float]] = {key: [] for key, _, _ in modes}
     async with noop_worker:
         _stack.log.print(f"warming up ({WARMUP} rounds)…")
@@ -250,9 +276,14 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--n", type=int, default=200, help="measured rounds per mode")
+        p.add_argument(
+            "--codec",
+            action="store_true",
+            help="add the reactor mode with encrypted payloads (a second worker holds the key)",
+        )
 
     args = _stack.parse_args(__doc__.splitlines()[0], extra)
-    payload = _stack.run_bench("latency", lambda s: bench(s, args))
+    payload = _stack.run_bench("latency", lambda s: run(s, args))
     if args.json:
         _stack.emit_json(payload)
 
