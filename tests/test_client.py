@@ -428,7 +428,7 @@ async def test_wait_for_job_answers_from_the_read_ready_announcement_as_the_work
     await reactor.wait_for_job(created.id, timeout=30)
     job = await reactor.execute("ann", "main", ADD)
     early = await reactor.wait_for_job(job.id, timeout=30)
-    assert reactor.ready_notices.get(job.id) is not None  # the announcement arrived
+    assert reactor.ready_notices.announced(job.id)  # the announcement arrived
     [closed] = await reactor.wait_for_batch(job.batch_id)  # the workflow's answer
     assert early.status is JobStatus.READ_READY
     assert comparable(early) == comparable(closed)

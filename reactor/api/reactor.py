@@ -23,6 +23,7 @@ from reactor.api.submission import Submission
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
+from reactor.application.ready_check import LedgerCheck
 from reactor.application.ready_notices import ReadyNotices
 from reactor.application.wakeup import Wakeup
 from reactor.domain.actions import Action, ActionSpec
@@ -113,7 +114,8 @@ class Reactor:
         self.relationships = RelationshipIndex(db)
         self.ledger = JobLedger(db)
         self.job_tracker = JobTracker(self.event_bus, self.operation_store)
-        self.ready_notices = ReadyNotices()
+        # Announcements are believed only once the ledger confirms them.
+        self.ready_notices = ReadyNotices(LedgerCheck(self.ledger, self.consistency))
         self._coalescer = ExecuteCoalescer(self._submit_jobs)
         self._preparing = asyncio.Lock()  # FIFO: see execute_batch
         # Batches this reactor started and has not seen finish; kill() awaits
@@ -151,6 +153,9 @@ class Reactor:
                 del plan, req
             if sub.rows is not None:
                 await self.ledger.store_batch(sub.rows)
+        # Before the start: with an eager start its jobs may be announced
+        # before the start returns.
+        self.ready_notices.submitted(sub.batch_id, sub.jobs)
         handle = await self._start(sub)
         self._started.remember(sub.batch_id, handle)
         result = BatchResult(
@@ -315,11 +320,12 @@ class Reactor:
     async def get_job_status(self, job_id: str) -> JobInfo:
         """From the batch workflow's state (a query: works while it runs and
         after it closed, from any process). A RUNNING job whose write already
-        committed reports WRITE_READY; one whose commit was just announced
-        READ_READY (reactor/application/ready_notices.py) is answered from
-        that announcement, which is what the workflow reports a moment later."""
+        committed reports WRITE_READY; one this reactor submitted whose commit
+        was just announced READ_READY, and which the job ledger confirms
+        (reactor/application/ready_notices.py), is answered from the ledger:
+        what the workflow reports a moment later."""
         batch_id, index = parse_job_id(job_id)
-        announced = self.ready_notices.get(job_id)
+        announced = await self.ready_notices.confirmed(job_id)
         if announced is not None:
             return announced
         handle = self.client.get_workflow_handle(workflow_id_for(batch_id))
@@ -363,9 +369,9 @@ class Reactor:
 
     async def wait_for_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
         """The job's final JobInfo (READ_READY or FAILED): from its commit's
-        read-ready announcement when one arrives first (see
-        reactor/application/ready_notices.py; the workflow may still be
-        closing then), else from its batch's result, one wait per batch
+        read-ready announcement, once the ledger confirmed it, when that
+        comes first (see reactor/application/ready_notices.py; the workflow
+        may still be closing then), else from its batch's result, one wait per batch
         however many callers share it."""
         batch_id, index = parse_job_id(job_id)
 
@@ -386,7 +392,7 @@ class Reactor:
     async def _announced_or_closed(self, batch_id: str, job_id: str) -> JobInfo | BatchSummary:
         """Whichever comes first: the job's read-ready announcement or its
         batch's result (the workflow's answer, failures included)."""
-        known = self.ready_notices.get(job_id)
+        known = await self.ready_notices.confirmed(job_id)
         if known is not None:
             return known
         notice = self.ready_notices.waiter(job_id)
@@ -512,6 +518,7 @@ class Reactor:
 
     async def close(self) -> None:
         await self._batch_results.close()
+        await self.ready_notices.close()
         if self._shutdown is not None and not self._shutdown.completed.done():
             self._shutdown.completed.cancel()
             await asyncio.gather(self._shutdown.completed, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""Jobs whose announcement said they are READ_READY.
+"""Jobs whose announcement said they are READ_READY, once the ledger agreed.
 
 A batch workflow hears that its job is done when the apply activity
 returns; a client hears it when the workflow has completed and Temporal
@@ -10,22 +10,31 @@ third of a single job's round trip. So workers announce it themselves:
 - a worker that runs read models announces its jobs as read-ready on the
   read models' channel once they caught up (before the activity returns).
 
-This keeps the latest of those announcements, so that `Reactor.wait_for_job`
-and `Reactor.get_job_status` answer as soon as the NOTIFY arrives.
+An announcement is a NOTIFY, and any database role can send any payload on
+any channel. So an announcement is never the answer, only the moment to ask
+the job ledger (`confirm`, one primary-key read): a job is reported
+READ_READY from it only when its ledger row says `applied` and, for a
+reactor built with read models, they indexed its last operation (what a
+consistency token means to this reactor). The JobInfo is then built from the
+ledger's coordinates and from the job as this reactor submitted it (its key
+and document): nothing in it comes from the payload. Jobs this reactor did
+not submit are left to their workflow, as is every job whose announcement
+the ledger does not confirm (it failed, it has not run yet, the payload was
+forged). A payload that does not have an announcement's shape, or claims
+more operations than a job may hold, is dropped with a debug log before
+anything is built from it.
 
-Like every notification it is only ever a shortcut. A job with no such
-announcement (it failed, even its shortened announcement was over NOTIFY's
-limit, the LISTEN connection was down, or it left this window) is answered
-by its workflow, as before. What an announcement says is what the workflow
-will say: the worker sent it after the commit (and the catch-up), and the
-job's ledger row makes any retry of the activity report the same outcome.
+Like every notification it is only ever a shortcut: a job with no confirmed
+announcement (lost NOTIFY, LISTEN connection down, left this window) is
+answered by its workflow, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from reactor.domain.jobs import (
@@ -37,66 +46,106 @@ from reactor.domain.jobs import (
     parse_job_id,
 )
 
+log = logging.getLogger("reactor.notices")
+
 # Announcements kept for callers that ask after the NOTIFY arrived (a burst
 # of concurrent `execute()` calls waits on its jobs after submitting them).
 CAPACITY = 4096
+# Jobs whose key and document this reactor remembers from its submissions
+# (whole batches; a batch bigger than this is left to its workflow).
+SUBMITTED_CAPACITY = 16_384
+# The most operations an announcement may claim: a job's actions are capped
+# at 10,000 by default (reactor/domain/limits.py), so a larger claim is not
+# an announcement any worker sends.
+MAX_OPERATIONS = 10_000
+
+# Asked with the job id and the span the announcement claims; returns the
+# job's spans as its ledger row records them when the ledger confirms the job
+# is read-ready, else None.
+Confirm = Callable[[str, OperationSpan], Awaitable[list[OperationSpan] | None]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Notice:
-    """What a JobInfo needs from an announcement (kept instead of the
-    payload, which may hold thousands of events)."""
-
-    key: str
-    document_id: str
-    branch: str
-    scope: str
-    first_index: int
-    count: int
+class Dropped(ValueError):
+    """A payload that is not a read-ready announcement one of our workers sends."""
 
 
 class ReadyNotices:
-    def __init__(self, capacity: int = CAPACITY):
+    def __init__(
+        self,
+        confirm: Confirm,
+        capacity: int = CAPACITY,
+        submitted_capacity: int = SUBMITTED_CAPACITY,
+    ):
+        self.confirm = confirm
         self.capacity = capacity
+        self.submitted_capacity = submitted_capacity
         # Set once notifications reach this process; without them nobody waits here.
         self.listening = False
-        self._recent: OrderedDict[str, _Notice] = OrderedDict()
+        self._claims: OrderedDict[str, OperationSpan] = OrderedDict()  # not yet confirmed
+        self._ready: OrderedDict[str, JobInfo] = OrderedDict()  # confirmed
+        self._batches: OrderedDict[str, Sequence[tuple[str, str]]] = OrderedDict()
+        self._batch_jobs = 0
+        self._checks: dict[str, asyncio.Task[JobInfo | None]] = {}
         self._waiters: dict[str, list[asyncio.Future[JobInfo]]] = {}
+        self.dropped = 0  # malformed or oversized payloads
+        self.refuted = 0  # well-formed announcements the ledger did not confirm
+        self._closed = False
 
     def __len__(self) -> int:
-        return len(self._recent)
+        return len(self._ready)
+
+    def submitted(self, batch_id: str, jobs: Sequence[tuple[str, str]]) -> None:
+        """The batch this reactor started: its jobs' (key, document_id) by index."""
+        if len(jobs) > self.submitted_capacity:
+            return
+        old = self._batches.pop(batch_id, None)
+        self._batch_jobs -= len(old) if old is not None else 0
+        self._batches[batch_id] = jobs
+        self._batch_jobs += len(jobs)
+        while self._batch_jobs > self.submitted_capacity:
+            _, gone = self._batches.popitem(last=False)
+            self._batch_jobs -= len(gone)
 
     def on_commit(self, payload: dict[str, Any]) -> None:
         """NOTIFY handler (commits channel or read models' channel); ignores
         anything that is not a read-ready announcement."""
         if payload.get("read_ready") is not True:
             return
-        job_id = payload.get("job_id")
-        if not isinstance(job_id, str):
+        try:
+            job_id, span = _claim_of(payload)
+        except Dropped as why:
+            self.dropped += 1
+            log.debug("read-ready announcement dropped: %s", why)
             return
-        notice = _notice_of(payload)
-        waiters = self._waiters.pop(job_id, None)
-        if notice is not None:
-            self._recent[job_id] = notice
-            if len(self._recent) > self.capacity:
-                self._recent.popitem(last=False)
-        for waiter in waiters or ():
-            if waiter.done():
-                continue
-            info = _job_info(job_id, notice) if notice is not None else None
-            if info is None:
-                waiter.cancel()  # unreadable: its workflow answers instead
-            else:
-                waiter.set_result(info)
+        if job_id in self._ready or self._submitted(job_id) is None:
+            return  # answered already, or not ours: its workflow answers
+        self._claims[job_id] = span
+        self._claims.move_to_end(job_id)
+        if len(self._claims) > self.capacity:
+            self._claims.popitem(last=False)
+        if job_id in self._waiters:
+            self._check(job_id)
+
+    def announced(self, job_id: str) -> bool:
+        """Whether an announcement for the job arrived (confirmed or not)."""
+        return job_id in self._ready or job_id in self._claims or job_id in self._checks
 
     def get(self, job_id: str) -> JobInfo | None:
-        notice = self._recent.get(job_id)
-        return _job_info(job_id, notice) if notice is not None else None
+        """The job's JobInfo if its announcement was confirmed."""
+        return self._ready.get(job_id)
+
+    async def confirmed(self, job_id: str) -> JobInfo | None:
+        """The job's JobInfo if an announcement for it arrived and the ledger
+        confirms it (asked now if nobody asked yet); else None."""
+        known = self._ready.get(job_id)
+        if known is not None or not self.announced(job_id):
+            return known
+        return await asyncio.shield(self._check(job_id))
 
     async def wait(self, job_id: str) -> JobInfo:
-        """Returns once the job's announcement arrives; waits for ever
-        otherwise, so race it against the workflow."""
-        known = self.get(job_id)
+        """Returns once the job's announcement arrived and was confirmed;
+        waits for ever otherwise, so race it against the workflow."""
+        known = await self.confirmed(job_id)
         if known is not None:
             return known
         waiter = self.waiter(job_id)
@@ -106,11 +155,13 @@ class ReadyNotices:
             self.discard(job_id, waiter)
 
     def waiter(self, job_id: str) -> asyncio.Future[JobInfo]:
-        """A future the job's announcement resolves (cancelled if the
-        announcement cannot be read); hand it back to `discard` when done.
+        """A future the job's confirmed announcement resolves (cancelled if
+        the ledger does not confirm it); hand it back to `discard` when done.
         Cheaper than a task around `wait` for callers that race it."""
         waiter: asyncio.Future[JobInfo] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, []).append(waiter)
+        if job_id in self._claims:
+            self._check(job_id)
         return waiter
 
     def discard(self, job_id: str, waiter: asyncio.Future[JobInfo]) -> None:
@@ -125,10 +176,74 @@ class ReadyNotices:
     def waiting(self) -> int:
         return sum(len(w) for w in self._waiters.values())
 
+    async def close(self) -> None:
+        self._closed = True
+        checks = list(self._checks.values())
+        for task in checks:
+            task.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
+
+    def _submitted(self, job_id: str) -> tuple[str, str] | None:
+        batch_id, index = parse_job_id(job_id)
+        jobs = self._batches.get(batch_id)
+        return jobs[index] if jobs is not None and index < len(jobs) else None
+
+    def _check(self, job_id: str) -> asyncio.Task[JobInfo | None]:
+        """One ledger check per job at a time; announcements arriving during
+        it are answered by it (the ledger's word does not depend on them)."""
+        task = self._checks.get(job_id)
+        if task is None:
+            task = asyncio.ensure_future(self._confirm(job_id))
+            self._checks[job_id] = task
+        return task
+
+    async def _confirm(self, job_id: str) -> JobInfo | None:
+        info: JobInfo | None = None
+        try:
+            span = self._claims.pop(job_id, None)
+            if span is None:
+                return self._ready.get(job_id)
+            try:
+                spans = await self.confirm(job_id, span)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a shortcut; the workflow answers
+                log.debug("read-ready announcement for %s not checked (%s)", job_id, exc)
+                spans = None
+            submitted = self._submitted(job_id)
+            if spans is not None and submitted is not None:
+                info = _job_info(job_id, submitted, spans)
+            if info is None:
+                self.refuted += 1
+                log.debug("read-ready announcement for %s not confirmed by the job ledger", job_id)
+            else:
+                self._ready[job_id] = info
+                if len(self._ready) > self.capacity:
+                    self._ready.popitem(last=False)
+            return info
+        finally:
+            del self._checks[job_id]
+            self._settle(job_id, info)
+
+    def _settle(self, job_id: str, info: JobInfo | None) -> None:
+        """Hands the check's answer to the job's waiters. Unconfirmed, they
+        are cancelled (no answer: their workflow gives it), unless another
+        announcement came during the check: the job may have committed
+        since the ledger was read, so it is checked again."""
+        if info is not None:
+            for waiter in self._waiters.get(job_id, ()):
+                if not waiter.done():
+                    waiter.set_result(info)
+        elif job_id in self._claims and job_id in self._waiters and not self._closed:
+            self._check(job_id)
+        else:
+            for waiter in self._waiters.pop(job_id, ()):
+                waiter.cancel()
+
 
 def range_fields(span: OperationSpan) -> dict[str, Any]:
     """A job's operations as an announcement gives them when it does not list
-    them one by one: the shape `_notice_of` reads. Used by the read models'
+    them one by one: the shape `_claim_of` reads. Used by the read models'
     announcement and by a commit too big to list its events in one NOTIFY."""
     return {
         "document_id": span.document_id,
@@ -139,56 +254,58 @@ def range_fields(span: OperationSpan) -> dict[str, Any]:
     }
 
 
-def _notice_of(payload: dict[str, Any]) -> _Notice | None:
-    """From a commit announcement (its operations as `events`), or from one
-    that gives them as a range (`scope`, `index`, `count`): the one a worker
-    with read models sends once they caught up, or a commit too big to list
-    its events in one NOTIFY."""
+def _claim_of(payload: dict[str, Any]) -> tuple[str, OperationSpan]:
+    """The job id and the span an announcement claims: from a commit's
+    `events`, or from a range (`scope`, `index`, `count`) as sent by a worker
+    with read models, or for a commit too big to list its events. Raises
+    Dropped, naming the job when it can, for anything else."""
+    job_id = payload.get("job_id")
+    if type(job_id) is not str:
+        raise Dropped(f"job_id is {type(job_id).__name__}, not a string")
     try:
-        if "events" in payload:
-            events = payload["events"]
-            first: dict[str, Any] = events[0] if events else {"scope": "", "index": 0}
-            scope, index, count = first["scope"], first["index"], len(events)
-        else:
-            scope, index, count = payload["scope"], payload["index"], payload["count"]
-        notice = _Notice(
-            key=payload["key"],
-            document_id=payload["document_id"],
-            branch=payload["branch"],
-            scope=scope,
-            first_index=index,
-            count=count,
-        )
-    except (KeyError, IndexError, TypeError):
-        return None
-    strings = (notice.key, notice.document_id, notice.branch, notice.scope)
-    if not all(type(v) is str for v in strings):
-        return None
-    if type(notice.first_index) is not int or type(notice.count) is not int:
-        return None
-    return notice
+        parse_job_id(job_id)
+    except ValueError:
+        raise Dropped(f"{job_id[:80]!r} is not a job id") from None
+    fields = {name: payload.get(name) for name in ("key", "document_id", "branch")}
+    scope: Any
+    index: Any
+    count: Any
+    if "events" in payload:
+        events = payload["events"]
+        if type(events) is not list or not events:
+            raise Dropped(f"{job_id}: events is not a non-empty list")
+        if len(events) > MAX_OPERATIONS:
+            raise Dropped(f"{job_id}: {len(events):,} events, over {MAX_OPERATIONS:,}")
+        first = events[0] if type(events[0]) is dict else {}
+        scope, index, count = first.get("scope"), first.get("index"), len(events)
+    else:
+        scope, index, count = payload.get("scope"), payload.get("index"), payload.get("count")
+    for name, value in (*fields.items(), ("scope", scope)):
+        if type(value) is not str:
+            raise Dropped(f"{job_id}: {name} is {type(value).__name__}, not a string")
+    if type(index) is not int or index < 0:
+        raise Dropped(f"{job_id}: index {index!r} is not an operation index")
+    if type(count) is not int or not 1 <= count <= MAX_OPERATIONS:
+        raise Dropped(f"{job_id}: count {count!r} is not between 1 and {MAX_OPERATIONS:,}")
+    span = OperationSpan(
+        document_id=str(fields["document_id"]),
+        scope=str(scope),
+        branch=str(fields["branch"]),
+        operation_index=index,
+        count=count,
+    )
+    return job_id, span
 
 
-def _job_info(job_id: str, notice: _Notice) -> JobInfo | None:
-    try:
-        batch_id, _ = parse_job_id(job_id)
-        token = None
-        if notice.count > 0:
-            span = OperationSpan(
-                document_id=notice.document_id,
-                scope=notice.scope,
-                branch=notice.branch,
-                operation_index=notice.first_index,
-                count=notice.count,
-            )
-            token = ConsistencyToken(coordinates=expand_spans([span]))
-        return JobInfo(
-            id=job_id,
-            key=notice.key,
-            batch_id=batch_id,
-            document_id=notice.document_id,
-            status=JobStatus.READ_READY,
-            consistency_token=token,
-        )
-    except ValueError:  # pydantic's ValidationError included
-        return None
+def _job_info(job_id: str, submitted: tuple[str, str], spans: list[OperationSpan]) -> JobInfo:
+    batch_id, _ = parse_job_id(job_id)
+    key, document_id = submitted
+    coordinates = expand_spans(spans)
+    return JobInfo(
+        id=job_id,
+        key=key,
+        batch_id=batch_id,
+        document_id=document_id,
+        status=JobStatus.READ_READY,
+        consistency_token=ConsistencyToken(coordinates=coordinates) if coordinates else None,
+    )

@@ -1,0 +1,45 @@
+"""What confirms a read-ready announcement (reactor/application/ready_notices.py):
+the job ledger, which only a worker's job transaction writes, and for a
+reactor with read models their tracked positions. The announcement's own
+claim plays no part: whatever a NOTIFY says, the answer is the ledger's."""
+
+from __future__ import annotations
+
+from reactor.application.consistency import ConsistencyWaiter
+from reactor.domain.jobs import ConsistencyToken, Coordinate, OperationSpan, recorded_spans
+from reactor.storage.job_ledger import JobLedger
+
+
+class LedgerCheck:
+    def __init__(self, ledger: JobLedger, consistency: ConsistencyWaiter):
+        self.ledger = ledger
+        self.consistency = consistency
+
+    async def __call__(self, job_id: str, _claimed: OperationSpan) -> list[OperationSpan] | None:
+        """The job's spans as its ledger row records them when the job was
+        applied and (with read models) every read model indexed its last
+        operation: what the workflow reports as READ_READY. None otherwise."""
+        outcome = await self.ledger.outcome(job_id)
+        if outcome is None or outcome["status"] != "applied":
+            return None
+        spans = recorded_spans(outcome["coordinates"])
+        if spans and self.consistency.read_model_names:
+            last = [
+                Coordinate(
+                    document_id=s.document_id,
+                    scope=s.scope,
+                    branch=s.branch,
+                    operation_index=s.last_index,
+                )
+                for s in spans
+            ]
+            if await self.consistency.behind(ConsistencyToken(coordinates=last)) is not None:
+                return None
+        return spans
+
+
+async def trust_the_claim(_job_id: str, claimed: OperationSpan) -> list[OperationSpan]:
+    """Believes the announcement as it comes: what a client did before
+    announcements were checked. For measuring the check's cost only
+    (bench/latency.py); never for a reactor anyone relies on."""
+    return [claimed]

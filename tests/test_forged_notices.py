@@ -1,0 +1,191 @@
+"""Read-ready announcements travel over NOTIFY, which any database role may
+send on any channel. A forged one must not change what `get_job_status` and
+`wait_for_job` report: that is the ledger's and the workflow's word only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from temporalio.service import RPCError
+
+from reactor.domain.jobs import JobStatus
+from reactor.storage.notify import READ_MODEL_CHANNEL, channel_name
+
+TODO = "powerhouse/todo-list"
+MISSING_ITEM = [{"type": "DELETE_TODO_ITEM", "input": {"id": "missing"}}]
+
+
+def commit_form(job_id: str, document_id: str) -> dict[str, Any]:
+    """What a worker without read models sends after a commit."""
+    return {
+        "by": "forger",
+        "job_id": job_id,
+        "key": "job",
+        "document_id": document_id,
+        "document_type": TODO,
+        "branch": "main",
+        "events": [{"ordinal": 1, "type": "ADD_TODO_ITEM", "scope": "global", "index": 0}],
+        "read_ready": True,
+    }
+
+
+def range_form(job_id: str, document_id: str, count: int = 1) -> dict[str, Any]:
+    """What a worker with read models sends once they caught up."""
+    return {
+        "by": "forger",
+        "job_id": job_id,
+        "key": "job",
+        "document_id": document_id,
+        "branch": "main",
+        "scope": "global",
+        "index": 0,
+        "count": count,
+        "read_ready": True,
+    }
+
+
+async def forge(module: Any, database_url: str, channel: str, payload: dict[str, Any]) -> None:
+    """Sends `payload` from a connection of its own, as any role could, and
+    returns once the reactor's LISTEN connection handed it over (the test's
+    handler runs after the reactor's own, for the same notification)."""
+    nonce = uuid.uuid4().hex
+    arrived = asyncio.Event()
+
+    def saw(ch: str, p: dict[str, Any]) -> None:
+        if ch == channel and p.get("nonce") == nonce:
+            arrived.set()
+
+    remove = module.listener.add_handler(saw)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "SELECT pg_notify($1, $2)", channel, orjson.dumps({**payload, "nonce": nonce}).decode()
+        )
+        await asyncio.wait_for(arrived.wait(), 10)
+    finally:
+        remove()
+        await conn.close()
+
+
+def hold_workflow_results(reactor: Any) -> asyncio.Event:
+    """Holds back every batch workflow's result from `reactor` until the
+    returned event is set: while held, only an announcement could answer
+    `wait_for_job`."""
+    gate = asyncio.Event()
+
+    async def held(batch_id: str) -> Any:
+        await gate.wait()
+        return await reactor._poll_result(batch_id)
+
+    reactor._batch_results.poll = held
+    return gate
+
+
+async def failed_job(reactor: Any, document_id: str) -> Any:
+    created = await reactor.create(TODO, document_id=document_id)
+    await reactor.wait_for_job(created.id, timeout=30)
+    job = await reactor.execute(document_id, "main", MISSING_ITEM)
+    [final] = await reactor.wait_for_batch(job.batch_id)
+    assert final.status is JobStatus.FAILED
+    return job
+
+
+async def test_a_forged_read_ready_on_either_channel_leaves_a_failed_job_failed(
+    module_factory: Any, database_url: str
+) -> None:
+    module = await module_factory()
+    reactor = module.reactor
+    job = await failed_job(reactor, "forged")
+    await forge(module, database_url, channel_name(), commit_form(job.id, "forged"))
+    await forge(module, database_url, READ_MODEL_CHANNEL, range_form(job.id, "forged"))
+    status = await reactor.get_job_status(job.id)
+    assert status.status is JobStatus.FAILED and status.consistency_token is None
+    waited = await reactor.wait_for_job(job.id, timeout=30)
+    assert waited.status is JobStatus.FAILED and waited.error is not None
+
+
+async def test_a_forged_read_ready_that_arrives_while_waiting_is_not_the_answer(
+    module_factory: Any, database_url: str
+) -> None:
+    """The workflow's result is held back while the forged notice arrives:
+    `wait_for_job` keeps waiting, and answers FAILED once the workflow does."""
+    module = await module_factory()
+    reactor = module.reactor
+    job = await failed_job(reactor, "forged-live")
+    held = hold_workflow_results(reactor)
+    waiting = asyncio.ensure_future(reactor.wait_for_job(job.id, timeout=30))
+    await forge(module, database_url, channel_name(), commit_form(job.id, "forged-live"))
+    await forge(module, database_url, READ_MODEL_CHANNEL, range_form(job.id, "forged-live"))
+    # The forged notices were handed over; the confirmation they started
+    # ends with a database round trip, so let a few of those pass.
+    for _ in range(3):
+        await reactor.ledger.outcome(job.id)
+    assert not waiting.done() or waiting.result().status is not JobStatus.READ_READY
+    held.set()
+    info = await waiting
+    assert info.status is JobStatus.FAILED
+
+
+async def test_a_forged_read_ready_for_a_job_that_has_not_run_is_not_believed(
+    module_factory: Any, database_url: str
+) -> None:
+    """No worker yet: the forged notice arrives first; the job then runs,
+    fails, and that is what both calls report."""
+    module = await module_factory(worker=False)
+    reactor = module.reactor
+    batch = await reactor.execute_batch(
+        {
+            "jobs": [
+                {
+                    "key": "create",
+                    "document_id": "not-yet",
+                    "scope": "document",
+                    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
+                },
+                {
+                    "key": "job",
+                    "document_id": "not-yet",
+                    "actions": MISSING_ITEM,
+                    "depends_on": ["create"],
+                },
+            ]
+        }
+    )
+    job = batch.jobs["job"]
+    await forge(module, database_url, channel_name(), commit_form(job.id, "not-yet"))
+    await forge(module, database_url, READ_MODEL_CHANNEL, range_form(job.id, "not-yet"))
+    try:
+        early = await reactor.get_job_status(job.id)
+    except RPCError:
+        early = None  # no worker to answer the workflow's query: no status yet
+    assert early is None or early.status is not JobStatus.READ_READY
+    waiting = asyncio.ensure_future(reactor.wait_for_job(job.id, timeout=60))
+    for _ in range(3):
+        await reactor.ledger.outcome(job.id)
+    assert not waiting.done()
+    async with module.create_worker():
+        info = await waiting
+        assert info.status is JobStatus.FAILED
+        assert (await reactor.get_job_status(job.id)).status is JobStatus.FAILED
+
+
+async def test_an_announcement_claiming_too_many_operations_is_dropped(
+    module_factory: Any, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A count past the most operations a job may have is not read at all
+    (no coordinates are built for it), and the drop is logged at debug."""
+    module = await module_factory()
+    reactor = module.reactor
+    job = await failed_job(reactor, "huge")
+    with caplog.at_level(logging.DEBUG, logger="reactor.notices"):
+        await forge(module, database_url, READ_MODEL_CHANNEL, range_form(job.id, "huge", 50_000))
+    status = await reactor.get_job_status(job.id)
+    assert status.status is JobStatus.FAILED and status.consistency_token is None
+    assert any("dropped" in r.getMessage() and job.id in r.getMessage() for r in caplog.records)
+    assert (await reactor.wait_for_job(job.id, timeout=30)).status is JobStatus.FAILED
