@@ -269,6 +269,13 @@ CASES: dict[str, Case] = {
         "has 1 child: remove them first",
         db=True,
     ),
+    "deleting a drive that holds a file": Case(
+        [doc_job({"type": "DELETE_DOCUMENT"}, doc="drive")],
+        "j",
+        "actions[0]",
+        "has 1 child: remove them first",
+        db=True,
+    ),
     "bad batch_id": Case([LIST], None, "batch_id", "invalid batch_id", extra={"batch_id": "a b"}),
     "extra field": Case([LIST, job(add(), colour="red")], "j", "colour", "Extra inputs"),
     "wrong type": Case([LIST, job(add(), doc=42)], "j", "document_id", "valid string"),
@@ -285,6 +292,12 @@ SETUP = {
         create("kid"),
         doc_job({"type": "DELETE_DOCUMENT"}, key="delete", doc="gone"),
         doc_job(relate("ADD_RELATIONSHIP", "kid"), key="link", doc="parent"),
+        create("drive", "powerhouse/document-drive"),
+        job(
+            {"type": "ADD_FILE", "input": {"id": "file", "name": "a", "document_type": TODO}},
+            key="file",
+            doc="drive",
+        ),
     ]
 }
 
@@ -380,6 +393,9 @@ async def test_children_can_be_read_and_a_parent_deleted_once_they_are_removed(
     reactor = module.reactor
     await setup_documents(reactor)
     client = ReactorClientBuilder().with_reactor_module(module).build()
+    for target in ("parent", "ghost"):
+        with pytest.raises(ValidationError, match="target_id"):
+            await reactor.add_children("parent", [target])
     assert [d.header.id for d in (await client.get_children("parent")).results] == ["kid"]
     with pytest.raises(ValidationError, match="has 1 child"):
         await reactor.delete_document("parent")
