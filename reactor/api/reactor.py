@@ -131,6 +131,12 @@ class Reactor:
         """Validates the whole request, stores it, and starts its workflow.
         A rejected request raises ValidationError and starts nothing."""
         self._check_open()
+        # From here kill() waits for this submission: it fails, or starts its
+        # batch and kill() awaits that batch too.
+        with self._started.submitting():
+            return await self._submit_batch(request)
+
+    async def _submit_batch(self, request: BatchRequest | Mapping[str, Any]) -> BatchResult:
         # One batch at a time through validation, planning and storage, in
         # submission order: with many submissions in flight, interleaving
         # them would start the first workflow only once every batch was
@@ -503,11 +509,14 @@ class Reactor:
 
     def kill(self) -> ShutdownHandle:
         """Stops accepting writes at once; `completed` resolves when every
-        batch this reactor started has finished."""
+        batch this reactor started has finished, those whose submission was
+        under way at the kill included (a submission still queued for
+        validation is refused with ShutdownError instead)."""
         if self._shutdown is None:
-            handles = self._started.handles()
 
             async def drain() -> None:
+                await self._started.settled()  # no more batches will start
+                handles = self._started.handles()
                 await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
                 self._started.clear()
 

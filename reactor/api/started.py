@@ -1,6 +1,9 @@
-"""The batches a reactor started and has not seen finish.
+"""The batches a reactor started and has not seen finish, and the
+submissions still on their way to a start.
 
-`Reactor.kill()` awaits them, and a wait on a batch reuses its handle. A
+`Reactor.kill()` awaits both: a submission accepted before the kill either
+fails or starts its batch, and that batch is awaited too. A wait on a batch
+reuses its handle. A
 batch is forgotten when someone in this process sees its result. A reactor
 that submits and never waits (it follows its documents through
 subscriptions, say) would keep every handle for ever; so once more than
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
@@ -32,9 +37,33 @@ class StartedBatches:
         self._check_at = limit
         self._checking: asyncio.Task[None] | None = None
         self.forgotten_closed = 0  # how many a check forgot, for tests and operators
+        self.in_flight = 0  # submissions accepted and not yet failed or started
+        self._settled: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return len(self._handles)
+
+    @contextmanager
+    def submitting(self) -> Iterator[None]:
+        """Around a submission, from the moment it was accepted until it
+        failed or its batch was remembered."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0 and self._settled is not None:
+                if not self._settled.done():
+                    self._settled.set_result(None)
+                self._settled = None
+
+    async def settled(self) -> None:
+        """Returns once no submission is in flight."""
+        if self.in_flight == 0:
+            return
+        if self._settled is None:
+            self._settled = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._settled)
 
     def get(self, batch_id: str) -> WorkflowHandle[Any, Any] | None:
         return self._handles.get(batch_id)
