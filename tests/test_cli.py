@@ -272,6 +272,21 @@ async def test_limits_come_from_the_environment(
     assert await row_counts(database_url) == before
 
 
+async def test_an_argument_that_is_not_utf8_exits_2(env: dict[str, str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *REACTOR,
+        "get",
+        b"doc-\xff",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 2
+    assert "Traceback" not in (err + out).decode()
+    assert "id_or_slug: the text contains a lone surrogate" in err.decode()
+
+
 @pytest.mark.parametrize("job_id", ["x", "batch:", ":3", "batch:-1", "batch:x"])
 async def test_status_of_something_that_is_not_a_job_id_exits_2(
     env: dict[str, str], job_id: str
