@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import _stack
 from _stack import BenchStack, CpuMeter, RssSampler
@@ -59,3 +60,57 @@ async def encrypted(stack: BenchStack) -> AsyncIterator[BenchStack]:
     finally:
         await asyncio.to_thread(_stack._stop_process, proc)
         rss.stop()
+
+
+PARTS = ("worker", "bench", "temporal", "postgres")
+
+
+def compare(pairs: list[tuple[Any, Any]]) -> tuple[list[list[Any]], dict[str, Any]]:
+    """Per phase, over its (codec-off, codec-on) run pairs: jobs/s and CPU
+    milliseconds per job per process, and what the codec adds per job."""
+    by_phase: dict[str, list[tuple[Any, Any]]] = {}
+    for off, on in pairs:
+        by_phase.setdefault(off.phase.name, []).append((off, on))
+    rows: list[list[Any]] = []
+    summary: dict[str, Any] = {}
+    for name, runs in by_phase.items():
+        side: dict[str, dict[str, float]] = {}
+        for label, index in (("off", 0), ("on", 1)):
+            chosen = [r[index] for r in runs]
+            jobs = sum(r.phase.jobs for r in chosen)
+            wall = sum(r.wall_s for r in chosen)
+            cpu = {p: sum(r.cpu.get(p, 0.0) for r in chosen) * 1000 / jobs for p in PARTS}
+            side[label] = {"jobs_per_s": jobs / wall, **cpu, "total": sum(cpu.values())}
+        delta = {p: 1000 * (side["on"][p] - side["off"][p]) for p in (*PARTS, "total")}
+        summary[name] = {"runs": len(runs), "off_ms_per_job": side["off"]} | {
+            "on_ms_per_job": side["on"],
+            "codec_us_per_job": delta,
+        }
+        rows.append(
+            [
+                name,
+                len(runs),
+                side["off"]["jobs_per_s"],
+                side["on"]["jobs_per_s"],
+                *(f"{side['off'][p]:.2f} → {side['on'][p]:.2f}" for p in ("worker", "bench")),
+                f"{side['off']['total']:.2f} → {side['on']['total']:.2f}",
+                delta["worker"],
+                delta["bench"],
+                delta["total"],
+            ]
+        )
+    return rows, summary
+
+
+COLUMNS = [
+    "phase",
+    "runs",
+    "jobs/s off",
+    "jobs/s on",
+    "worker ms/job",
+    "client ms/job",
+    "all ms/job",
+    "Δ worker µs/job",
+    "Δ client µs/job",
+    "Δ all µs/job",
+]

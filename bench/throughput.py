@@ -2,7 +2,7 @@
 worker process applying jobs to PostgreSQL.
 
     python bench/throughput.py [--json] [--scale 0.1] [--phases aebcds]
-                               [--repeat 3] [--preload 500] [--floors bds]
+                               [--repeat 3] [--preload 500] [--floors bds] [--codec]
 
 The phases, in this order (each phase's repetitions back to back, each run
 of b, d and s followed by its floors, see below):
@@ -52,6 +52,11 @@ Temporal (the in-process reactor), only their operation rows inserted into
 PostgreSQL one transaction per job (raw PostgreSQL), and one empty workflow
 per batch (Temporal's fixed cost). A table puts them next to the reactor.
 
+With `--codec`, every run is followed by the same jobs on fresh documents
+with every payload AES-GCM encrypted (a second worker process and a Reactor
+holding a payload key, bench/_codec.py), and a table compares jobs/s and CPU
+per job, codec off against on.
+
 Runs on a shared VM vary by about 20%, so `--repeat N` runs every selected
 phase N times. The tables show each phase's median run by jobs/s (for an even
 N, the slower of the two middle runs) and, for N > 1, the jobs/s range over
@@ -69,6 +74,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import _codec
 import _floors
 import _stack
 from _floors import FloorResult
@@ -573,6 +579,15 @@ async def verify(
 
 
 async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
+    if not args.codec:
+        return await _bench(stack, args)
+    async with _codec.encrypted(stack) as keyed:
+        return await _bench(stack, args, keyed)
+
+
+async def _bench(
+    stack: BenchStack, args: argparse.Namespace, keyed: BenchStack | None = None
+) -> dict[str, Any]:
     info = await _stack.server_info(stack)
     _stack.log.print(
         f"worker idle RSS {mb(stack.worker_idle_rss):.0f} MB; every run on fresh "
@@ -582,6 +597,7 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     all_runs: list[PhaseResult] = []
     phase_runs: list[PhaseRuns] = []
     floor_runs: list[FloorRuns] = []
+    codec_pairs: list[tuple[PhaseResult, PhaseResult]] = []
     for name in PHASE_ORDER:
         if name not in args.phases:
             continue
@@ -599,6 +615,19 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
                 f"{result.jobs_per_s:.0f} jobs/s, statuses {result.statuses}"
             )
             runs.append(result)
+            if keyed is not None:
+                # The same jobs with every payload encrypted, on the codec worker.
+                encrypted = await run_phase(
+                    keyed,
+                    build_phase(name, args.scale, rep, variant="k"),
+                    args.wait_concurrency,
+                    args.preload,
+                )
+                _stack.log.print(
+                    f"  codec on: {encrypted.wall_s:.1f} s, {encrypted.jobs_per_s:.0f} jobs/s, "
+                    f"statuses {encrypted.statuses}"
+                )
+                codec_pairs.append((result, encrypted))
             if floors is not None:
                 # Next to each run, so both see the same phase of a drifting VM.
                 await run_floors(stack, name, args.scale, rep, args.preload, floors)
@@ -607,11 +636,16 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         if floors is not None:
             floor_runs.append(floors)
 
-    measured = sum(r.phase.actions for r in all_runs) + sum(f.operations for f in floor_runs)
-    preloaded = sum(r.preload_operations for r in all_runs) + sum(
+    encrypted_runs = [on for _, on in codec_pairs]
+    measured = sum(r.phase.actions for r in all_runs + encrypted_runs) + sum(
+        f.operations for f in floor_runs
+    )
+    preloaded = sum(r.preload_operations for r in all_runs + encrypted_runs) + sum(
         f.preload_operations for f in floor_runs
     )
-    created = sum(r.phase.docs for r in all_runs) + sum(f.documents for f in floor_runs)
+    created = sum(r.phase.docs for r in all_runs + encrypted_runs) + sum(
+        f.documents for f in floor_runs
+    )
     check = await verify(stack, measured + preloaded, created)
     peak = stack.rss.peak if stack.rss is not None else 0
 
@@ -745,6 +779,22 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     )
     if floor_runs:
         print_floors(phase_runs, floor_runs, repeated)
+    codec_summary = None
+    if codec_pairs:
+        codec_rows, codec_summary = _codec.compare(codec_pairs)
+        out.print(
+            table(
+                "Encrypted payloads (AES-GCM codec): the same jobs, codec off → on",
+                _codec.COLUMNS,
+                codec_rows,
+                caption=(
+                    "Each codec-off run followed by the same jobs on fresh documents, through a "
+                    "second worker and a Reactor holding a payload key; CPU per job summed over "
+                    "the runs; Δ = on − off per job (client = this process: encrypting inputs, "
+                    "decrypting results)."
+                ),
+            )
+        )
     status = "[green]OK[/]" if check["ok"] else "[red]MISMATCH[/]"
     out.print(
         f"correctness: {check['global_operations']:,} global operations in reactor_operations, "
@@ -752,7 +802,7 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         f"{preloaded:,} preload); sum of document revisions "
         f"{check['sum_of_global_revisions']:,}; {check['document_operations']} CREATE_DOCUMENT "
         f"operations ({check['expected_document_operations']} expected: one per document of "
-        f"{len(all_runs)} runs and {sum(len(f.runs) for f in floor_runs)} floor runs); "
+        f"{len(all_runs) + len(encrypted_runs)} runs and {sum(len(f.runs) for f in floor_runs)} floor runs); "
         f"{check['duplicated_actions']} duplicated actions: {status}"
     )
     return {
@@ -770,6 +820,7 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         "cpu_split": split,
         "workflow_split": per_workflow,
         "verify": check,
+        "codec": codec_summary,
     }
 
 
@@ -991,6 +1042,12 @@ def main() -> None:
             default=1,
             help="run every selected phase N times, each on fresh documents; "
             "the tables show the median run (default 1)",
+        )
+        p.add_argument(
+            "--codec",
+            action="store_true",
+            help="follow every run with the same jobs, payloads encrypted, on a second worker "
+            "holding the key; a table compares the two",
         )
         p.add_argument(
             "--preload",
