@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pydantic
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -56,11 +57,19 @@ class BatchActivities:
     async def apply_jobs(self, inp: ApplyJobsInput) -> list[JobOutcome]:
         """Applies a chunk of jobs, each in its own transaction, respecting the
         chunk's internal DAG; independent lanes run concurrently."""
-        jobs = (
-            inp.jobs
-            if inp.jobs is not None
-            else await self.ledger.load_jobs(inp.batch_id, inp.indices)
-        )
+        try:
+            jobs = (
+                inp.jobs
+                if inp.jobs is not None
+                else await self.ledger.load_jobs(inp.batch_id, inp.indices)
+            )
+        except pydantic.ValidationError as exc:
+            # Stored rows that no longer parse parse no better on a retry.
+            raise ApplicationError(
+                f"batch {inp.batch_id}: stored jobs {inp.indices} cannot be read: {exc}",
+                type="StoredJobsUnreadable",
+                non_retryable=True,
+            ) from exc
         if len(jobs) != len(inp.indices):
             # The plan is stored before the workflow starts: a retry would
             # find the same rows missing.

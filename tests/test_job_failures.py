@@ -149,6 +149,27 @@ async def test_a_chunk_whose_jobs_are_not_stored_fails_without_retrying(db: Data
     assert raised.value.type == "JobsNotStored"
 
 
+async def test_a_chunk_whose_stored_jobs_do_not_parse_fails_without_retrying(
+    db: Database,
+) -> None:
+    async with db.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO reactor_batches (batch_id, request_hash, job_count) VALUES ('b', 'h', 1)"
+        )
+        await conn.execute(
+            "INSERT INTO reactor_batch_jobs (batch_id, idx, key, document_id, document_type,"
+            " scope, branch, deps, after_idx, actions)"
+            " VALUES ('b', 0, 'k', 'd', $1, 'global', 'main', '{}', NULL, $2)",
+            TODO,
+            [{"type": 5}],
+        )
+    acts = BatchActivities(JobApplier(db, registry_of()), JobLedger(db))
+    with pytest.raises(ApplicationError) as raised:
+        await acts.apply_jobs(ApplyJobsInput(batch_id="b", indices=[0]))
+    assert raised.value.non_retryable
+    assert raised.value.type == "StoredJobsUnreadable"
+
+
 def counter_jobs(doublings: int) -> list[dict[str, Any]]:
     return [
         {
