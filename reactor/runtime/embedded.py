@@ -5,6 +5,8 @@ packages; state persists under the given folder."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import importlib.util
 import os
 import shutil
 import signal
@@ -12,8 +14,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from reactor.runtime.settings import DEV_SERVER_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES
 
@@ -37,6 +42,10 @@ def _port_free(port: int) -> bool:
 
 
 class EmbeddedPostgres:
+    """A pgserver cluster in `folder`. Stopped with pg_ctl directly, not
+    through pgserver's handle count: a handle left by a process that was
+    killed would otherwise keep the server running forever."""
+
     def __init__(self, folder: Path):
         self.folder = folder
         self._server: Any = None
@@ -49,10 +58,95 @@ class EmbeddedPostgres:
         uri: str = self._server.get_uri()
         return uri
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server._cleanup()
-            self._server = None
+    def stop(self, *, mode: str = "fast", timeout: float = 20.0) -> None:
+        """`fast` rolls back open transactions and checkpoints; `immediate`
+        leaves crash recovery to the next start (the log is intact)."""
+        server, self._server = self._server, None
+        if server is not None:
+            _forget(server)
+        stop_postgres(self.folder, mode=mode, timeout=timeout)
+
+    def kill(self) -> None:
+        """Stops the server at once (`immediate`), from any thread."""
+        stop_postgres(self.folder, mode="immediate", timeout=5.0)
+
+
+def _forget(server: Any) -> None:
+    """Drops pgserver's bookkeeping of a server this process stops itself,
+    so a later start() in this process starts it anew."""
+    import atexit
+
+    from pgserver.postgres_server import PostgresServer
+
+    atexit.unregister(server._cleanup)
+    PostgresServer._instances.pop(server.pgdata, None)
+    try:
+        server.global_process_id_list.get_and_remove(os.getpid())
+    except (OSError, ValueError):
+        pass
+
+
+def _pg_system_user() -> str | None:
+    """pgserver runs PostgreSQL as `pgserver` when started by root, and
+    pg_ctl refuses to act as root."""
+    return "pgserver" if os.geteuid() == 0 else None
+
+
+def _pg_ctl() -> Path:
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the pgserver package is not installed")
+    return Path(spec.origin).parent / "pginstall" / "bin" / "pg_ctl"
+
+
+def postmaster_in(folder: Path) -> psutil.Process | None:
+    """The live postmaster of the cluster in `folder`, if any: the pid in
+    postmaster.pid, checked against the process's command line (pids are
+    reused)."""
+    try:
+        pid = int((folder / "postmaster.pid").read_text().split()[0])
+        proc = psutil.Process(pid)
+        if str(folder.resolve()) in " ".join(proc.cmdline()) and proc.is_running():
+            return proc
+    except (OSError, ValueError, IndexError, psutil.Error):
+        pass
+    return None
+
+
+def stop_postgres(folder: Path, *, mode: str = "fast", timeout: float = 20.0) -> None:
+    """Stops the cluster in `folder` if it runs: pg_ctl first, then, if it
+    is still up, SIGKILL to the postmaster and its children."""
+    proc = postmaster_in(folder)
+    if proc is None:
+        return
+    try:
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        children = []
+    _pg_ctl_stop(folder, mode, timeout)
+    if mode != "immediate" and proc.is_running():
+        _pg_ctl_stop(folder, "immediate", 5.0)
+    for p in [proc, *children]:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs([proc, *children], timeout=5)
+
+
+def _pg_ctl_stop(folder: Path, mode: str, timeout: float) -> None:
+    cmd = [str(_pg_ctl()), "-D", str(folder), "-m", mode, "-w", "-t", str(max(1, int(timeout)))]
+    try:
+        subprocess.run(
+            [*cmd, "stop"],
+            user=_pg_system_user(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout + 5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def temporal_binary() -> str:
@@ -76,12 +170,18 @@ class EmbeddedTemporal:
         port: int | None = None,
         ui_port: int | None = None,
         ui: bool = True,
+        die_with_parent: bool = False,
     ):
         self.folder = folder
         self.port = port or free_port(7233)
         self.ui_port = ui_port or free_port(8233)
         self.ui = ui
+        # The kernel kills the server when the thread that started it ends
+        # (PR_SET_PDEATHSIG), even by SIGKILL: only for a long-lived starting
+        # thread, never one from a pool.
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
+        self._started: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
@@ -126,8 +226,12 @@ class EmbeddedTemporal:
     def start(self, timeout: float = 60.0) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         log = open(self.folder / "temporal.log", "ab")  # noqa: SIM115 - owned by the child
-        self._proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        self._proc = self._started = subprocess.Popen(
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
         )
         log.close()
         asyncio.run(self._wait_ready(timeout))
@@ -164,3 +268,58 @@ class EmbeddedTemporal:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, from any thread, also while stop() waits: the state file
+        keeps every commit (synchronous=full), so nothing accepted is lost."""
+        proc, self._proc = self._started, None
+        if proc is None or proc.returncode is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """preexec_fn: SIGKILL this child when its parent ends (Linux); exits at
+    once if the parent is already gone."""
+
+    # Loaded here, in the parent: the child only makes the call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+    def arm() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def temporal_servers_in(folder: Path) -> list[psutil.Process]:
+    """Dev servers running on the state file in `folder` (however started)."""
+    db = {str(folder / "temporal.db"), str((folder / "temporal.db").resolve())}
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if cmdline and "temporal" in cmdline[0] and db.intersection(cmdline):
+            found.append(proc)
+    return found
+
+
+def kill_temporal_servers(folder: Path) -> None:
+    procs = temporal_servers_in(folder)
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=5)

@@ -1,9 +1,134 @@
-"""Leaving the process."""
+"""Leaving the process: a stop that is bounded whatever the work in flight
+does, and an exit that skips interpreter finalization."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+GRACE_ENV = "REACTOR_SHUTDOWN_GRACE_S"
+DEFAULT_GRACE_S = 30.0
+# Past the grace period the worker cancels what still runs; work that honours
+# cancellation ends within moments, and this is what it and the services' own
+# stop get before the process leaves regardless.
+FORCE_MARGIN_S = 5.0
+
+
+def shutdown_grace() -> float:
+    """Seconds in-flight activities get to finish once a stop is asked
+    (REACTOR_SHUTDOWN_GRACE_S, default 30)."""
+    raw = os.environ.get(GRACE_ENV, "")
+    if not raw:
+        return DEFAULT_GRACE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{GRACE_ENV}={raw!r}: expected a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise SystemExit(f"{GRACE_ENV}={raw!r}: expected seconds in (0, 3600]")
+    return value
+
+
+class BoundedStop:
+    """SIGINT/SIGTERM handling whose outcome does not depend on the event loop.
+
+    The first signal asks for an orderly stop (`event` is set on the bound
+    loop) and arms a watchdog thread. A second signal, or the end of
+    `grace_s + FORCE_MARGIN_S`, runs `on_force` (stopping services fast) and
+    leaves the process. The handlers are plain signal handlers, not the
+    loop's: an activity that blocks the loop (a reducer stuck in a
+    synchronous call) cannot hold the signal back, and the watchdog is a
+    thread, so nothing on the loop can delay it."""
+
+    def __init__(self, grace_s: float, on_force: Callable[[], None] | None = None):
+        self.grace_s = grace_s
+        self.on_force = on_force
+        self._requested = threading.Event()
+        self._now = threading.Event()
+        self._signum: int = signal.SIGTERM
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._forcing = threading.Lock()
+
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal that asked for the stop."""
+        return 128 + self._signum
+
+    def install(self) -> None:
+        """From the main thread (Python delivers signals there only)."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def bind(self, event: asyncio.Event) -> None:
+        """`event` is set, on the running loop, when a stop is asked (at once
+        if one already was)."""
+        self._loop = asyncio.get_running_loop()
+        self._event = event
+        if self.requested:
+            event.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Runs between two bytecodes of the main thread, which may hold any
+        # lock: only thread-safe calls here, no printing.
+        if self._requested.is_set():
+            self._now.set()
+            return
+        self._signum = signum
+        self._requested.set()
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+        threading.Thread(target=self._watch, name="bounded-stop", daemon=True).start()
+
+    def _watch(self) -> None:
+        again = self._now.wait(self.grace_s + FORCE_MARGIN_S)
+        self.force(
+            "a second signal: stopping now"
+            if again
+            else f"still running {self.grace_s + FORCE_MARGIN_S:g} s after the stop was asked: "
+            "stopping now"
+        )
+
+    def force(self, why: str) -> None:
+        """Stops services fast and leaves, exit status 128 + the signal."""
+        if not self._forcing.acquire(blocking=False):
+            return
+        _say(f"reactor: {why}\n")
+        if self.on_force is not None:
+            try:
+                self.on_force()
+            except Exception as exc:  # leave anyway; the guard process reaps the rest
+                _say(f"reactor: fast stop failed: {exc!r}\n")
+        _say("\x1b[?25h" if _is_tty(2) else "")  # a live status line may have hidden the cursor
+        os._exit(self.exit_status)
+
+
+def _say(text: str) -> None:
+    if text:
+        try:
+            os.write(2, text.encode())
+        except OSError:
+            pass
+
+
+def _is_tty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def exit_now(rc: int) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import importlib
 import logging
 import os
-import signal
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import ModuleType
@@ -28,6 +28,7 @@ from reactor.reactions.drain import ReactionDrainer
 from reactor.reactions.processor import Processor
 from reactor.reactions.router import ReactionRouter
 from reactor.runtime.gc_tuning import thresholds_from_env, tune_for_worker
+from reactor.runtime.process import BoundedStop, shutdown_grace
 from reactor.runtime.settings import Settings, model_modules
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
@@ -221,13 +222,17 @@ async def run_worker(
     apply_migrations: bool = True,
 ) -> None:
     """Runs until `stop` is set or SIGINT/SIGTERM arrives, then drains:
-    in-flight activities finish (bounded by the graceful timeout) and polling
-    stops, so another worker takes over the rest."""
+    in-flight activities get the grace period to finish and polling stops, so
+    another worker takes over the rest. The process leaves within the grace
+    period (plus a short margin) whatever its activities do; a second signal
+    leaves at once (see reactor.runtime.process.BoundedStop)."""
     gc_thresholds = thresholds_from_env()  # a bad value fails before anything starts
+    grace = shutdown_grace()
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    guard = BoundedStop(grace)
+    if threading.current_thread() is threading.main_thread():
+        guard.install()
+    guard.bind(stop)
     db = await Database.connect(settings.database_url, max_size=12)
     try:
         if apply_migrations:
@@ -258,6 +263,7 @@ async def run_worker(
             reactor=reactor,
             listener=listener,
             poll_interval=float(os.environ.get("REACTOR_REACTION_POLL", "1.0")),
+            graceful_shutdown=timedelta(seconds=grace),
         )
         tune_for_worker(gc_thresholds)
         try:
