@@ -4,6 +4,8 @@ started. Requests are mappings, as a user's batch file is once read."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -428,3 +430,19 @@ async def test_a_child_added_after_validation_fails_the_delete_in_the_reducer(
     assert not outcome.ok
     assert outcome.error is not None and "has 1 child" in outcome.error.message
     assert (await reactor.get("kept")).header.deleted is False
+
+
+async def test_concurrent_executes_are_grouped_within_the_batch_limit(
+    module_factory: Factory,
+) -> None:
+    module = await module_factory(
+        lambda b: b.with_limits(Limits(max_jobs_per_batch=2)), worker=True
+    )
+    reactor = module.reactor
+    infos = await asyncio.gather(*(reactor.create(TODO, document_id=f"d{i}") for i in range(5)))
+    finals = await asyncio.gather(*(reactor.wait_for_job(i.id, timeout=60) for i in infos))
+    assert [f.status for f in finals] == [JobStatus.READ_READY] * 5
+    # Grouped by two (the first alone, submitted at once), never as a group
+    # too big that is then resubmitted job by job.
+    sizes = Counter(i.batch_id for i in infos)
+    assert max(sizes.values()) <= 2 and len(sizes) <= 3, sizes

@@ -116,7 +116,11 @@ class Reactor:
         self.job_tracker = JobTracker(self.event_bus, self.operation_store)
         # Announcements are believed only once the ledger confirms them.
         self.ready_notices = ReadyNotices(LedgerCheck(self.ledger, self.consistency))
-        self._coalescer = ExecuteCoalescer(self._submit_jobs)
+        # Coalesced groups stay within the batch limit (a group rejected as a
+        # whole is resubmitted job by job, which is correct but slow).
+        self._coalescer = ExecuteCoalescer(
+            self._submit_jobs, max_jobs=min(500, self.config.limits.max_jobs_per_batch)
+        )
         self._preparing = asyncio.Lock()  # FIFO: see execute_batch
         # Batches this reactor started and has not seen finish; kill() awaits
         # them. Handles only: no RPC is open until someone waits.
