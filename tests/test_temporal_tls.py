@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from reactor.runtime.connection import ConnectionConfigError, TemporalConnection
 from reactor.runtime.temporal import TemporalConnectionError, connect
@@ -175,9 +177,53 @@ async def test_a_certificate_from_another_ca_gets_the_named_error(
     assert str(mtls.rogue.cert) in temporal["detail"]
     assert "REACTOR_TEMPORAL_TLS_CERT" in temporal["fix"]
 
-    rc, _, err = await cli(env, "status", "no-such-batch:job")
+    rc, _, err = await cli(env, "status", "no-such-batch:0")
     assert rc == 3
     assert "TemporalConnection" not in err and "refused the client certificate" in err
+
+
+@pytest.fixture(scope="module")
+def api_key_endpoint(stack: Stack, mtls: TlsEndpoint) -> Iterator[tuple[Nginx, str]]:
+    """TLS plus an API key checked as Temporal Cloud does (bearer header)."""
+    folder = stack.folder / "api-key"
+    ca = CertificateAuthority(folder / "ca")
+    key = "tmprl-" + uuid.uuid4().hex
+    nginx = Nginx(
+        mtls.nginx.binary,
+        folder / "nginx",
+        stack.temporal_address,
+        ca.issue("server", "localhost", server=True),
+        api_key=key,
+    )
+    nginx.start()
+    try:
+        yield nginx, str(ca.cert)
+    finally:
+        nginx.stop()
+
+
+async def test_an_api_key_is_sent_as_temporal_cloud_expects(
+    api_key_endpoint: tuple[Nginx, str], stack: Stack, database_url: str, task_queue: str
+) -> None:
+    nginx, ca = api_key_endpoint
+    key = nginx.conf.read_text().split("Bearer ")[1].split('"')[0]
+    client = await connect(TemporalConnection(address=nginx.address, tls_ca=ca, api_key=key))
+    info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
+    assert info.server_version
+    env = {
+        **worker_env(stack, database_url, task_queue),
+        "REACTOR_TEMPORAL_ADDRESS": nginx.address,
+        "REACTOR_TEMPORAL_TLS_CA": ca,
+        "REACTOR_TEMPORAL_API_KEY": key,
+    }
+    rc, out, _ = await cli(env, "doctor", "--json")
+    temporal = {c["name"]: c for c in json.loads(out)["checks"]}["temporal"]
+    assert temporal["ok"] is True and "auth: API key over TLS" in temporal["detail"]
+    assert key not in out
+
+    with pytest.raises(TemporalConnectionError) as refused:
+        await connect(TemporalConnection(address=nginx.address, tls_ca=ca, api_key="revoked"))
+    assert refused.value.kind == "permission" and "REACTOR_TEMPORAL_API_KEY" in refused.value.fix
 
 
 async def test_plaintext_to_the_tls_endpoint_and_half_configured_mtls(

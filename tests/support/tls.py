@@ -155,8 +155,7 @@ http {{
         listen 127.0.0.1:{port} ssl http2;
         ssl_certificate {server_cert};
         ssl_certificate_key {server_key};
-        ssl_client_certificate {client_ca};
-        ssl_verify_client on;
+{client_auth}
         ssl_protocols TLSv1.2 TLSv1.3;
         # Temporal long-polls for about a minute.
         grpc_read_timeout 300s;
@@ -165,13 +164,15 @@ http {{
         # A refused client certificate (495) or none at all (496) answers as
         # gRPC does, UNAUTHENTICATED, rather than with an HTML page.
         error_page 495 496 = @unauthenticated;
+        error_page 401 = @unauthenticated;
         location / {{
+{api_key_check}
             grpc_pass grpc://{upstream};
         }}
         location @unauthenticated {{
             default_type application/grpc;
             add_header grpc-status 16 always;
-            add_header grpc-message "client certificate missing or not trusted" always;
+            add_header grpc-message "credentials missing or not accepted" always;
             return 200;
         }}
     }}
@@ -187,9 +188,19 @@ def free_port() -> int:
 
 
 class Nginx:
-    """An nginx terminating mTLS on 127.0.0.1 and passing gRPC to `upstream`."""
+    """An nginx terminating TLS on 127.0.0.1 and passing gRPC to `upstream`;
+    it requires a client certificate signed by `client_ca` (mTLS), or the
+    `Authorization: Bearer <api_key>` header Temporal Cloud checks."""
 
-    def __init__(self, binary: str, folder: Path, upstream: str, server: Issued, client_ca: Path):
+    def __init__(
+        self,
+        binary: str,
+        folder: Path,
+        upstream: str,
+        server: Issued,
+        client_ca: Path | None = None,
+        api_key: str | None = None,
+    ):
         self.binary = binary
         self.folder = folder
         self.port = free_port()
@@ -202,7 +213,16 @@ class Nginx:
                 port=self.port,
                 server_cert=server.cert,
                 server_key=server.key,
-                client_ca=client_ca,
+                client_auth=(
+                    f"        ssl_client_certificate {client_ca};\n        ssl_verify_client on;"
+                    if client_ca is not None
+                    else ""
+                ),
+                api_key_check=(
+                    f'            if ($http_authorization != "Bearer {api_key}") {{ return 401; }}'
+                    if api_key is not None
+                    else ""
+                ),
                 upstream=upstream,
             )
         )
