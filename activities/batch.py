@@ -91,6 +91,10 @@ class BatchActivities:
                     preds.append(job.after)
                 for p in preds:
                     await done[p].wait()
+                if any(p not in outcomes for p in preds):
+                    # A predecessor raised: this attempt fails, and its retry
+                    # applies both, in order. Running this one now would not.
+                    return
                 failed = next((d for d in job.deps if d in outcomes and not outcomes[d].ok), None)
                 if failed is not None:
                     outcomes[job.index] = JobOutcome(
@@ -109,7 +113,12 @@ class BatchActivities:
         # times out instead); regular ones do, so a dead worker is noticed.
         heartbeat = None if activity.info().is_local else asyncio.create_task(_heartbeat(outcomes))
         try:
-            await asyncio.gather(*(run(j) for j in jobs))
+            # Every job gets to its end before the attempt fails: what was
+            # decided is in the ledger, and nothing runs on into the retry.
+            ran = await asyncio.gather(*(run(j) for j in jobs), return_exceptions=True)
+            raised = next((r for r in ran if isinstance(r, BaseException)), None)
+            if raised is not None:
+                raise raised
             # Reported done only once announced (commits are durable already).
             await asyncio.gather(*announcements)
             # READ_READY means indexed by every read model, not just written.

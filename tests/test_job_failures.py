@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from activities.batch import ApplyJobsInput, BatchActivities
 from reactor.api.module import ReactorModule
-from reactor.application.apply import JobApplier
+from reactor.application.apply import Committed, JobApplier
 from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
 from reactor.domain.jobs import JobOutcome, JobStatus
@@ -168,6 +169,42 @@ async def test_a_chunk_whose_stored_jobs_do_not_parse_fails_without_retrying(
         await acts.apply_jobs(ApplyJobsInput(batch_id="b", indices=[0]))
     assert raised.value.non_retryable
     assert raised.value.type == "StoredJobsUnreadable"
+
+
+class DroppedOnce(JobApplier):
+    """The database connection drops under the first attempt at job 0."""
+
+    dropped = False
+
+    async def commit(self, batch_id: str, job: PlannedJob) -> Committed:
+        if job.index == 0 and not self.dropped:
+            self.dropped = True
+            await asyncio.sleep(0.05)  # the chunk's other lanes are under way
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return await super().commit(batch_id, job)
+
+
+async def test_a_job_after_one_that_raised_waits_for_the_retry(
+    db: Database, writer: DirectWriter
+) -> None:
+    await writer.create_list("other")
+
+    def add(index: int, doc: str, item: str, after: int | None) -> PlannedJob:
+        job = hand_planned(doc, [{"type": "ADD_TODO_ITEM", "input": {"id": item, "text": item}}])
+        return job.model_copy(update={"index": index, "key": f"k{index}", "after": after})
+
+    # 0 then 1 on one lane; 2 on another lane.
+    jobs = [add(0, "list", "a", None), add(1, "list", "b", 0), add(2, "other", "c", None)]
+    acts = BatchActivities(DroppedOnce(db, registry_of()), JobLedger(db))
+    inp = ApplyJobsInput(batch_id="retry", indices=[0, 1, 2], jobs=jobs)
+    with pytest.raises(ConnectionResetError):
+        await ActivityEnvironment().run(acts.apply_jobs, inp)
+    assert await ledger_status(db, "retry:1") is None  # not applied ahead of job 0
+    assert await ledger_status(db, "retry:2") == "applied"  # the other lane went on
+
+    outcomes = await ActivityEnvironment().run(acts.apply_jobs, inp)  # the retry
+    assert [o.ok for o in outcomes] == [True, True, True]
+    assert [o.coordinates[0].operation_index for o in outcomes] == [0, 1, 0]
 
 
 def counter_jobs(doublings: int) -> list[dict[str, Any]]:
