@@ -28,6 +28,7 @@ from reactor.runtime.temporal import connect
 from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
 from tests.conftest import Stack, wait_until, worker_env
+from workflows.batch import BatchWorkflow
 
 KEY = "test-2026:" + base64.b64encode(os.urandom(32)).decode()
 Factory = Callable[..., Awaitable[ReactorModule]]
@@ -163,6 +164,12 @@ async def test_history_without_the_key_holds_no_action_input(
         pass
     else:
         raise AssertionError("the memo decoded without the key")
+    try:  # a query's result is encrypted by the worker that answers it
+        await handle.query(BatchWorkflow.summary)
+    except EncryptedPayloadError:
+        pass
+    else:
+        raise AssertionError("the query result decoded without the key")
 
     # With the key: queries, the memo, `reactor status`.
     assert (await reactor.batch_summary(started.batch_id)).batch_id == started.batch_id
