@@ -115,7 +115,10 @@ class Reactor:
         self.ledger = JobLedger(db)
         self.job_tracker = JobTracker(self.event_bus, self.operation_store)
         # Announcements are believed only once the ledger confirms them.
-        self.ready_notices = ReadyNotices(LedgerCheck(self.ledger, self.consistency))
+        self.ready_notices = ReadyNotices(
+            LedgerCheck(self.ledger, self.consistency),
+            max_operations=self.config.limits.max_actions_per_job,
+        )
         # Coalesced groups stay within the batch limit (a group rejected as a
         # whole is resubmitted job by job, which is correct but slow).
         self._coalescer = ExecuteCoalescer(

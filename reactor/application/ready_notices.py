@@ -54,9 +54,9 @@ CAPACITY = 4096
 # Jobs whose key and document this reactor remembers from its submissions
 # (whole batches; a batch bigger than this is left to its workflow).
 SUBMITTED_CAPACITY = 16_384
-# The most operations an announcement may claim: a job's actions are capped
-# at 10,000 by default (reactor/domain/limits.py), so a larger claim is not
-# an announcement any worker sends.
+# The most operations an announcement may claim by default: a job's actions
+# are capped at 10,000 by default (reactor/domain/limits.py), so a larger
+# claim is not an announcement any worker sends.
 MAX_OPERATIONS = 10_000
 
 # Asked with the job id and the span the announcement claims; returns the
@@ -75,8 +75,10 @@ class ReadyNotices:
         confirm: Confirm,
         capacity: int = CAPACITY,
         submitted_capacity: int = SUBMITTED_CAPACITY,
+        max_operations: int = MAX_OPERATIONS,
     ):
         self.confirm = confirm
+        self.max_operations = max_operations
         self.capacity = capacity
         self.submitted_capacity = submitted_capacity
         # Set once notifications reach this process; without them nobody waits here.
@@ -112,7 +114,7 @@ class ReadyNotices:
         if payload.get("read_ready") is not True:
             return
         try:
-            job_id, span = _claim_of(payload)
+            job_id, span = _claim_of(payload, self.max_operations)
         except Dropped as why:
             self.dropped += 1
             log.debug("read-ready announcement dropped: %s", why)
@@ -254,7 +256,7 @@ def range_fields(span: OperationSpan) -> dict[str, Any]:
     }
 
 
-def _claim_of(payload: dict[str, Any]) -> tuple[str, OperationSpan]:
+def _claim_of(payload: dict[str, Any], max_operations: int) -> tuple[str, OperationSpan]:
     """The job id and the span an announcement claims: from a commit's
     `events`, or from a range (`scope`, `index`, `count`) as sent by a worker
     with read models, or for a commit too big to list its events. Raises
@@ -274,8 +276,8 @@ def _claim_of(payload: dict[str, Any]) -> tuple[str, OperationSpan]:
         events = payload["events"]
         if type(events) is not list or not events:
             raise Dropped(f"{job_id}: events is not a non-empty list")
-        if len(events) > MAX_OPERATIONS:
-            raise Dropped(f"{job_id}: {len(events):,} events, over {MAX_OPERATIONS:,}")
+        if len(events) > max_operations:
+            raise Dropped(f"{job_id}: {len(events):,} events, over {max_operations:,}")
         first = events[0] if type(events[0]) is dict else {}
         scope, index, count = first.get("scope"), first.get("index"), len(events)
     else:
@@ -285,8 +287,8 @@ def _claim_of(payload: dict[str, Any]) -> tuple[str, OperationSpan]:
             raise Dropped(f"{job_id}: {name} is {type(value).__name__}, not a string")
     if type(index) is not int or index < 0:
         raise Dropped(f"{job_id}: index {index!r} is not an operation index")
-    if type(count) is not int or not 1 <= count <= MAX_OPERATIONS:
-        raise Dropped(f"{job_id}: count {count!r} is not between 1 and {MAX_OPERATIONS:,}")
+    if type(count) is not int or not 1 <= count <= max_operations:
+        raise Dropped(f"{job_id}: count {count!r} is not between 1 and {max_operations:,}")
     span = OperationSpan(
         document_id=str(fields["document_id"]),
         scope=str(scope),

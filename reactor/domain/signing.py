@@ -8,6 +8,9 @@ is applied, so a tampered or replayed action fails the job and writes nothing.
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -105,3 +108,37 @@ class Ed25519Verifier:
             raise SignatureError(
                 f"{action.type}: signature does not match the action (tampered?)"
             ) from None
+
+
+def parse_public_key(text: str) -> str:
+    """A trusted key as configured (the base64 of a raw Ed25519 public key,
+    as `Ed25519Signer.public_key()` gives it), checked and in the form
+    signatures carry. Raises ValueError naming what is wrong."""
+    key = text.strip()
+    try:
+        raw = base64.urlsafe_b64decode(key.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError):
+        raise ValueError(f"{key[:16]!r}… is not base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"{key[:16]!r}… is {len(raw)} bytes, not an Ed25519 public key's 32")
+    return _b64(
+        Ed25519PublicKey.from_public_bytes(raw).public_bytes(Encoding.Raw, PublicFormat.Raw)
+    )
+
+
+def keys_fingerprint(keys: Iterable[str]) -> str:
+    """8 hex digits naming a set of trusted keys, whatever their order."""
+    return hashlib.sha256(",".join(sorted(set(keys))).encode()).hexdigest()[:8]
+
+
+def verification_fingerprint(verifier: SignatureVerifier | None) -> str:
+    """How a worker verifies signatures, short enough for its Temporal
+    identity (`reactor doctor` compares the workers of a task queue):
+    `off`, `any-key` (any valid signature), the trusted keys' fingerprint,
+    or `custom` for a verifier of another kind."""
+    if verifier is None:
+        return "off"
+    if isinstance(verifier, Ed25519Verifier):
+        keys = verifier.trusted_keys
+        return "any-key" if keys is None else keys_fingerprint(keys)
+    return "custom"

@@ -230,12 +230,42 @@ async def check_pollers(
         + (f" ({', '.join(sorted(identities))})" if identities else "")
     )
     if counts["workflow"] and counts["activity"]:
-        return Check("workers", True, detail)
+        return check_verification(detail, identities)
     return Check(
         "workers",
         False,
         detail,
         f"start a worker on this task queue: `reactor worker` with REACTOR_TASK_QUEUE={task_queue}",
+    )
+
+
+def verification_of(identity: str) -> str:
+    """How a worker verifies signatures, from its Temporal identity
+    (`...;verify=off`, `verify=<8 hex of its trusted keys>`, see
+    reactor/runtime/worker.py); `unknown` for a worker that does not say."""
+    _, found, mode = identity.rpartition(";verify=")
+    return mode if found and mode else "unknown"
+
+
+def check_verification(detail: str, identities: set[str]) -> Check:
+    """The task queue's workers must agree on signature verification: each
+    chunk is verified by whichever worker takes it, so a mixed queue checks
+    some jobs and not others."""
+    modes: dict[str, list[str]] = {}
+    for identity in sorted(identities):
+        modes.setdefault(verification_of(identity), []).append(identity)
+    if len(modes) <= 1:
+        return Check("workers", True, detail)
+    return Check(
+        "workers",
+        False,
+        detail
+        + "; they disagree on signature verification: "
+        + "; ".join(f"verify={mode}: {', '.join(ids)}" for mode, ids in sorted(modes.items())),
+        "give every worker on this task queue the same REACTOR_TRUSTED_KEYS (or "
+        "REACTOR_TRUSTED_KEYS_FILE) and restart them; until then a job's signatures are "
+        "checked or not depending on which worker takes it (a worker stopped in the last "
+        "two minutes may still be listed)",
     )
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from reactor.domain.errors import ReactorError
 from reactor.domain.limits import Limits
+from reactor.domain.signing import parse_public_key
 from reactor.runtime.connection import TemporalConnection
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -98,6 +99,36 @@ def limits_from_env() -> Limits:
             raise ReactorError(f"{variable}={text!r}: expected a positive whole number")
         values[name] = value
     return Limits(**values)
+
+
+def trusted_keys_from_env() -> frozenset[str] | None:
+    """The public keys whose signatures a worker accepts: REACTOR_TRUSTED_KEYS
+    (comma-separated) and the file named by REACTOR_TRUSTED_KEYS_FILE (one
+    per line or comma-separated; `#` starts a comment), each the base64 of a
+    raw Ed25519 public key as `Ed25519Signer.public_key()` prints it. None
+    when neither names a key: the worker does not verify. A malformed key
+    stops the worker before it starts, naming where it came from."""
+    sources: list[tuple[str, str]] = [
+        ("REACTOR_TRUSTED_KEYS", os.environ.get("REACTOR_TRUSTED_KEYS", ""))
+    ]
+    path = os.environ.get("REACTOR_TRUSTED_KEYS_FILE", "").strip()
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ReactorError(
+                f"REACTOR_TRUSTED_KEYS_FILE={path!r}: cannot read it ({exc})"
+            ) from None
+        lines = (line.partition("#")[0] for line in text.splitlines())
+        sources.append((f"REACTOR_TRUSTED_KEYS_FILE={path!r}", ",".join(lines)))
+    keys: set[str] = set()
+    for where, text in sources:
+        for n, item in enumerate(filter(None, (k.strip() for k in text.split(","))), 1):
+            try:
+                keys.add(parse_public_key(item))
+            except ValueError as exc:
+                raise ReactorError(f"{where}: key {n}: {exc}") from None
+    return frozenset(keys) or None
 
 
 def model_modules() -> list[ModuleType]:

@@ -21,7 +21,12 @@ from activities.reactions import ReactionActivities
 from reactor.application.read_models import ReadModel, ReadModelCoordinator
 from reactor.application.write_cache import WriteCache
 from reactor.domain.model import DocumentModel, ModelRegistry
-from reactor.domain.signing import SignatureVerifier
+from reactor.domain.signing import (
+    Ed25519Verifier,
+    SignatureVerifier,
+    keys_fingerprint,
+    verification_fingerprint,
+)
 from reactor.observability.outage import install_outage_filter
 from reactor.observability.worker import ActivityAttributesInterceptor, TracedJobApplier
 from reactor.reactions.drain import ReactionDrainer
@@ -29,7 +34,7 @@ from reactor.reactions.processor import Processor
 from reactor.reactions.router import ReactionRouter
 from reactor.runtime.gc_tuning import thresholds_from_env, tune_for_worker
 from reactor.runtime.process import BoundedStop, shutdown_grace
-from reactor.runtime.settings import Settings, model_modules
+from reactor.runtime.settings import Settings, model_modules, trusted_keys_from_env
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
 from reactor.storage.job_ledger import JobLedger
@@ -178,6 +183,10 @@ def build_worker(
             activities=activities,
             graceful_shutdown_timeout=graceful_shutdown,
             interceptors=[ActivityAttributesInterceptor()],
+            # `reactor doctor` reads how each worker of a task queue verifies
+            # signatures from here: a chunk is checked or not depending on
+            # which worker takes it, so they must agree.
+            identity=f"{client.identity};verify={verification_fingerprint(verifier)}",
         ),
         router,
         subscribe,
@@ -227,6 +236,7 @@ async def run_worker(
     period (plus a short margin) whatever its activities do; a second signal
     leaves at once (see reactor.runtime.process.BoundedStop)."""
     gc_thresholds = thresholds_from_env()  # a bad value fails before anything starts
+    trusted_keys = trusted_keys_from_env()  # so does a bad key
     grace = shutdown_grace()
     stop = stop or asyncio.Event()
     guard = BoundedStop(grace)
@@ -263,12 +273,21 @@ async def run_worker(
             reactor=reactor,
             listener=listener,
             poll_interval=float(os.environ.get("REACTOR_REACTION_POLL", "1.0")),
+            verifier=Ed25519Verifier(set(trusted_keys)) if trusted_keys else None,
             graceful_shutdown=timedelta(seconds=grace),
         )
         tune_for_worker(gc_thresholds)
         try:
             async with worker:
                 log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+                if trusted_keys:
+                    log.info(
+                        "verifying signatures against %d trusted keys (verify=%s)",
+                        len(trusted_keys),
+                        keys_fingerprint(trusted_keys),
+                    )
+                else:
+                    log.info("not verifying signatures (REACTOR_TRUSTED_KEYS is empty)")
                 await stop.wait()
                 log.info("worker draining in-flight activities")
         finally:
