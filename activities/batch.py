@@ -16,9 +16,14 @@ from reactor.domain.batch import PlanEntry, PlannedJob
 from reactor.domain.jobs import JobOutcome, job_id_for
 from reactor.domain.scheduling import dependency_failed
 from reactor.observability.outage import OUTAGE
+from reactor.storage.errors import is_transient, one_line
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.notify import CommitNotifier
 from reactor.storage.operation_store import Position
+
+# Attempts at a chunk that keeps raising something neither a job's error nor
+# an infrastructure failure (with the workflow's backoff, about a minute).
+UNKNOWN_ERROR_ATTEMPTS = 10
 
 
 class ApplyJobsInput(BaseModel):
@@ -56,7 +61,30 @@ class BatchActivities:
     @activity.defn(name="apply_jobs")
     async def apply_jobs(self, inp: ApplyJobsInput) -> list[JobOutcome]:
         """Applies a chunk of jobs, each in its own transaction, respecting the
-        chunk's internal DAG; independent lanes run concurrently."""
+        chunk's internal DAG; independent lanes run concurrently.
+
+        An infrastructure failure propagates as is, for Temporal to retry
+        with backoff for as long as the outage lasts. Anything else that
+        escapes (a deterministic job error is an outcome, not an exception)
+        is a bug or an unknown condition: retried, but only
+        UNKNOWN_ERROR_ATTEMPTS times, then the chunk fails for good."""
+        try:
+            return await self._apply_jobs(inp)
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            attempt = activity.info().attempt
+            if attempt < UNKNOWN_ERROR_ATTEMPTS:
+                raise
+            raise ApplicationError(
+                f"{one_line(exc)} (attempt {attempt}; not retried further)",
+                type=type(exc).__name__,
+                non_retryable=True,
+            ) from exc
+
+    async def _apply_jobs(self, inp: ApplyJobsInput) -> list[JobOutcome]:
         try:
             jobs = (
                 inp.jobs

@@ -6,6 +6,7 @@ test_storage_errors.py says which are which.)"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.batch import ApplyJobsInput, BatchActivities
+from activities.batch import UNKNOWN_ERROR_ATTEMPTS, ApplyJobsInput, BatchActivities
 from reactor.api.module import ReactorModule
 from reactor.application.apply import Committed, JobApplier
 from reactor.domain.actions import Action
@@ -205,6 +206,37 @@ async def test_a_job_after_one_that_raised_waits_for_the_retry(
     outcomes = await ActivityEnvironment().run(acts.apply_jobs, inp)  # the retry
     assert [o.ok for o in outcomes] == [True, True, True]
     assert [o.coordinates[0].operation_index for o in outcomes] == [0, 1, 0]
+
+
+class Raising(JobApplier):
+    def __init__(self, db: Database, exc: Exception):
+        super().__init__(db, registry_of())
+        self.exc = exc
+
+    async def commit(self, batch_id: str, job: PlannedJob) -> Committed:
+        raise self.exc
+
+
+def on_attempt(attempt: int) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt)
+    return env
+
+
+async def test_an_unknown_error_is_retried_a_bounded_number_of_times(db: Database) -> None:
+    job = hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}])
+    inp = ApplyJobsInput(batch_id="bug", indices=[0], jobs=[job])
+    bug = BatchActivities(Raising(db, RuntimeError("a bug")), JobLedger(db))
+    with pytest.raises(RuntimeError):
+        await on_attempt(1).run(bug.apply_jobs, inp)
+    with pytest.raises(ApplicationError) as raised:
+        await on_attempt(UNKNOWN_ERROR_ATTEMPTS).run(bug.apply_jobs, inp)
+    assert raised.value.non_retryable
+    assert raised.value.type == "RuntimeError"
+    # An outage is retried however long it lasts.
+    outage = BatchActivities(Raising(db, ConnectionRefusedError(111, "refused")), JobLedger(db))
+    with pytest.raises(ConnectionRefusedError):
+        await on_attempt(UNKNOWN_ERROR_ATTEMPTS * 10).run(outage.apply_jobs, inp)
 
 
 def counter_jobs(doublings: int) -> list[dict[str, Any]]:
