@@ -75,11 +75,10 @@ class BatchActivities:
         except Exception as exc:
             if is_transient(exc):
                 raise
-            attempt = activity.info().attempt
-            if attempt < UNKNOWN_ERROR_ATTEMPTS:
+            if activity.info().attempt < UNKNOWN_ERROR_ATTEMPTS:
                 raise
             raise ApplicationError(
-                f"{one_line(exc)} (attempt {attempt}; not retried further)",
+                _given_up(exc),
                 type=type(exc).__name__,
                 non_retryable=True,
             ) from exc
@@ -130,7 +129,16 @@ class BatchActivities:
                     )
                     return
                 async with gate:
-                    committed = await self.applier.commit(inp.batch_id, job)
+                    try:
+                        committed = await self.applier.commit(inp.batch_id, job)
+                    except Exception as exc:
+                        if is_transient(exc) or activity.info().attempt < UNKNOWN_ERROR_ATTEMPTS:
+                            raise
+                        # This job, not its chunk, fails: the others' outcomes stand.
+                        outcomes[job.index] = await self.applier.give_up(
+                            inp.batch_id, job, type(exc).__name__, _given_up(exc)
+                        )
+                        return
                 outcomes[job.index] = committed.outcome
                 if committed.announced is not None:
                     announcements.append(committed.announced)
@@ -185,6 +193,10 @@ class BatchActivities:
     @activity.defn(name="load_plan")
     async def load_plan(self, inp: LoadPlanInput) -> list[PlanEntry]:
         return await self.ledger.load_entries(inp.batch_id, inp.offset, inp.limit)
+
+
+def _given_up(exc: Exception) -> str:
+    return f"{one_line(exc)} (raised on {activity.info().attempt} attempts)"
 
 
 async def _heartbeat(outcomes: dict[int, JobOutcome]) -> None:

@@ -223,20 +223,45 @@ def on_attempt(attempt: int) -> ActivityEnvironment:
     return env
 
 
-async def test_an_unknown_error_is_retried_a_bounded_number_of_times(db: Database) -> None:
+async def test_a_job_that_keeps_raising_fails_after_bounded_attempts(
+    db: Database, writer: DirectWriter
+) -> None:
     job = hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}])
     inp = ApplyJobsInput(batch_id="bug", indices=[0], jobs=[job])
     bug = BatchActivities(Raising(db, RuntimeError("a bug")), JobLedger(db))
     with pytest.raises(RuntimeError):
         await on_attempt(1).run(bug.apply_jobs, inp)
-    with pytest.raises(ApplicationError) as raised:
-        await on_attempt(UNKNOWN_ERROR_ATTEMPTS).run(bug.apply_jobs, inp)
-    assert raised.value.non_retryable
-    assert raised.value.type == "RuntimeError"
+    [outcome] = await on_attempt(UNKNOWN_ERROR_ATTEMPTS).run(bug.apply_jobs, inp)
+    assert not outcome.ok
+    assert outcome.error is not None and outcome.error.type == "RuntimeError"
+    assert await ledger_status(db, "bug:0") == "failed"
+    # A later attempt, whatever it does, gets the same answer.
+    [again] = await on_attempt(1).run(
+        BatchActivities(writer.applier, JobLedger(db)).apply_jobs, inp
+    )
+    assert again == outcome
     # An outage is retried however long it lasts.
     outage = BatchActivities(Raising(db, ConnectionRefusedError(111, "refused")), JobLedger(db))
     with pytest.raises(ConnectionRefusedError):
         await on_attempt(UNKNOWN_ERROR_ATTEMPTS * 10).run(outage.apply_jobs, inp)
+
+
+class BrokenLedger(JobLedger):
+    async def load_jobs(self, batch_id: str, indices: list[int]) -> list[PlannedJob]:
+        raise RuntimeError("a bug in loading")
+
+
+async def test_a_chunk_that_keeps_raising_fails_without_retrying_after_bounded_attempts(
+    db: Database,
+) -> None:
+    acts = BatchActivities(JobApplier(db, registry_of()), BrokenLedger(db))
+    inp = ApplyJobsInput(batch_id="b", indices=[0])
+    with pytest.raises(RuntimeError):
+        await on_attempt(UNKNOWN_ERROR_ATTEMPTS - 1).run(acts.apply_jobs, inp)
+    with pytest.raises(ApplicationError) as raised:
+        await on_attempt(UNKNOWN_ERROR_ATTEMPTS).run(acts.apply_jobs, inp)
+    assert raised.value.non_retryable
+    assert raised.value.type == "RuntimeError"
 
 
 def counter_jobs(doublings: int) -> list[dict[str, Any]]:

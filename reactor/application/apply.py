@@ -344,6 +344,19 @@ class JobApplier:
                 )
         return reduced, positions
 
+    async def give_up(
+        self, batch_id: str, job: PlannedJob, error_type: str, message: str
+    ) -> JobOutcome:
+        """Ends a job that kept raising (not an infrastructure failure) as
+        FAILED, unless an attempt decided it meanwhile: then that decision."""
+        lane = (job.document_id, job.scope, job.branch)
+        async with self.lanes.hold((job.document_id, job.branch)):
+            self.cache.invalidate(lane)
+            async with self.db.pool.acquire() as conn:
+                return await self._record_failure(
+                    conn, job, job_id_for(batch_id, job.index), JobRejected(error_type, message)
+                )
+
     async def _record_failure(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, rejected: JobRejected
     ) -> JobOutcome:
