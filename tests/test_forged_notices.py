@@ -14,7 +14,10 @@ import orjson
 import pytest
 from temporalio.service import RPCError
 
-from reactor.domain.jobs import JobStatus
+from reactor.application.consistency import ConsistencyWaiter
+from reactor.application.ready_check import LedgerCheck
+from reactor.application.wakeup import Wakeup
+from reactor.domain.jobs import JobStatus, OperationSpan
 from reactor.storage.notify import READ_MODEL_CHANNEL, channel_name
 
 TODO = "powerhouse/todo-list"
@@ -189,3 +192,41 @@ async def test_an_announcement_claiming_too_many_operations_is_dropped(
     assert status.status is JobStatus.FAILED and status.consistency_token is None
     assert any("dropped" in r.getMessage() and job.id in r.getMessage() for r in caplog.records)
     assert (await reactor.wait_for_job(job.id, timeout=30)).status is JobStatus.FAILED
+
+
+async def test_with_read_models_the_ledger_confirms_only_once_they_indexed_the_job(
+    module_factory: Any,
+) -> None:
+    """For a reactor built with read models, an applied job is read-ready
+    only once every one of them tracked a position at or past its last
+    operation (what a consistency token waits for)."""
+    module = await module_factory()
+    reactor = module.reactor
+    created = await reactor.create(TODO, document_id="indexed")
+    await reactor.wait_for_job(created.id, timeout=30)
+    job = await reactor.execute(
+        "indexed", "main", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "a"}}]
+    )
+    await reactor.wait_for_batch(job.batch_id)
+    claim = OperationSpan(document_id="indexed", scope="global", branch="main", operation_index=0)
+    check = LedgerCheck(reactor.ledger, ConsistencyWaiter(module.database, ["lagging"], Wakeup()))
+    assert await check(job.id, claim) is None  # never indexed anything
+    async with module.database.pool.acquire() as conn:
+        last = await conn.fetchrow(
+            "SELECT tx_id, ordinal FROM reactor_operations WHERE job_id = $1", job.id
+        )
+        await conn.execute(
+            "INSERT INTO reactor_read_model_tracking (name, last_tx, last_ordinal) "
+            "VALUES ('lagging', $1, $2)",
+            last["tx_id"],
+            last["ordinal"] - 1,
+        )
+        assert await check(job.id, claim) is None  # one short
+        await conn.execute(
+            "UPDATE reactor_read_model_tracking SET last_ordinal = $1 WHERE name = 'lagging'",
+            last["ordinal"],
+        )
+    spans = await check(job.id, claim)
+    assert spans is not None and [(s.operation_index, s.count) for s in spans] == [(0, 1)]
+    failed = await failed_job(reactor, "indexed-failed")
+    assert await LedgerCheck(reactor.ledger, reactor.consistency)(failed.id, claim) is None
