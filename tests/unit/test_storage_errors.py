@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import pytest
 from asyncpg import exceptions as pg
@@ -42,7 +40,6 @@ TRANSIENT: list[BaseException] = [
     ConnectionResetError(104, "reset"),
     OSError("network unreachable"),
     TimeoutError(),
-    asyncio.TimeoutError(),
 ]
 
 
