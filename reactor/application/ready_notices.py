@@ -114,13 +114,14 @@ class ReadyNotices:
         if payload.get("read_ready") is not True:
             return
         try:
-            job_id, span = _claim_of(payload, self.max_operations)
+            job_id = _job_id_of(payload)
+            if job_id in self._ready or self._submitted(job_id) is None:
+                return  # answered already, or not ours: its workflow answers
+            span = _span_of(payload, job_id, self.max_operations)
         except Dropped as why:
             self.dropped += 1
             log.debug("read-ready announcement dropped: %s", why)
             return
-        if job_id in self._ready or self._submitted(job_id) is None:
-            return  # answered already, or not ours: its workflow answers
         self._claims[job_id] = span
         self._claims.move_to_end(job_id)
         if len(self._claims) > self.capacity:
@@ -245,7 +246,7 @@ class ReadyNotices:
 
 def range_fields(span: OperationSpan) -> dict[str, Any]:
     """A job's operations as an announcement gives them when it does not list
-    them one by one: the shape `_claim_of` reads. Used by the read models'
+    them one by one: the shape `_span_of` reads. Used by the read models'
     announcement and by a commit too big to list its events in one NOTIFY."""
     return {
         "document_id": span.document_id,
@@ -256,11 +257,7 @@ def range_fields(span: OperationSpan) -> dict[str, Any]:
     }
 
 
-def _claim_of(payload: dict[str, Any], max_operations: int) -> tuple[str, OperationSpan]:
-    """The job id and the span an announcement claims: from a commit's
-    `events`, or from a range (`scope`, `index`, `count`) as sent by a worker
-    with read models, or for a commit too big to list its events. Raises
-    Dropped, naming the job when it can, for anything else."""
+def _job_id_of(payload: dict[str, Any]) -> str:
     job_id = payload.get("job_id")
     if type(job_id) is not str:
         raise Dropped(f"job_id is {type(job_id).__name__}, not a string")
@@ -268,6 +265,14 @@ def _claim_of(payload: dict[str, Any], max_operations: int) -> tuple[str, Operat
         parse_job_id(job_id)
     except ValueError:
         raise Dropped(f"{job_id[:80]!r} is not a job id") from None
+    return job_id
+
+
+def _span_of(payload: dict[str, Any], job_id: str, max_operations: int) -> OperationSpan:
+    """The span an announcement claims: from a commit's `events`, or from a
+    range (`scope`, `index`, `count`) as sent by a worker with read models,
+    or for a commit too big to list its events. Raises Dropped, naming the
+    job, for anything else (read only for jobs this reactor submitted)."""
     fields = {name: payload.get(name) for name in ("key", "document_id", "branch")}
     scope: Any
     index: Any
@@ -289,14 +294,13 @@ def _claim_of(payload: dict[str, Any], max_operations: int) -> tuple[str, Operat
         raise Dropped(f"{job_id}: index {index!r} is not an operation index")
     if type(count) is not int or not 1 <= count <= max_operations:
         raise Dropped(f"{job_id}: count {count!r} is not between 1 and {max_operations:,}")
-    span = OperationSpan(
+    return OperationSpan(
         document_id=str(fields["document_id"]),
         scope=str(scope),
         branch=str(fields["branch"]),
         operation_index=index,
         count=count,
     )
-    return job_id, span
 
 
 def _job_info(job_id: str, submitted: tuple[str, str], spans: list[OperationSpan]) -> JobInfo:
