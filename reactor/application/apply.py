@@ -71,9 +71,9 @@ YIELD_EVERY_S = 0.003
 
 
 class JobRejected(ReactorError):
-    """The job cannot be applied (reducer error, missing document...): it fails
-    and writes nothing. Anything else raised while applying is an
-    infrastructure error and makes the activity retry."""
+    """The job cannot be applied (reducer error, missing document, data the
+    hash or PostgreSQL cannot hold...): it fails and writes nothing. Anything
+    else raised while applying propagates, and the activity is retried."""
 
     def __init__(self, error_type: str, message: str):
         # The message is stored as jsonb and text: no NUL, no lone surrogate.
