@@ -53,6 +53,7 @@ async def test_healthy_stack_with_a_worker_exits_0(
     assert set(checks) == {
         "database",
         "migrations",
+        "read models",
         "temporal",
         "namespace",
         "search attributes",

@@ -88,6 +88,11 @@ def parser() -> argparse.ArgumentParser:
     reactions.add_argument("--blocked", action="store_true", help="only blocked streams")
     reactions.add_argument("--json", action="store_true")
     codec_cli.register(sub)
+
+    read_models = sub.add_parser("read-models", help="read models; `read-models unblock NAME`")
+    read_models.add_argument("action", nargs="?", choices=["list", "unblock"], default="list")
+    read_models.add_argument("name", nargs="?", help="the read model to unblock")
+    read_models.add_argument("--json", action="store_true")
     return p
 
 
@@ -108,6 +113,14 @@ def main(argv: list[str] | None = None) -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     if "run" in args:  # subcommands that register their own handler
         return int(args.run(args))
+    if args.command == "read-models":
+        from reactor.cli.read_models import read_models
+
+        if args.action == "unblock" and not args.name:
+            raise ValidationError("usage: reactor read-models unblock NAME")
+        return asyncio.run(
+            read_models(as_json=args.json, unblock=args.name if args.action == "unblock" else None)
+        )
     if args.command == "reactions":
         from reactor.cli.reactions import reactions
 

@@ -149,3 +149,6 @@ class JobOutcome(BaseModel):
     # (tx_id, ordinal) of the job's last operation: read models must reach it
     # before the job is READ_READY.
     last_position: tuple[int, int] | None = None
+    # A written job a blocked read model has not indexed: it ends WRITE_READY
+    # with this notice (type "ReadModelBlocked") instead of READ_READY.
+    held: JobError | None = None

@@ -22,6 +22,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from reactor.application.read_models import ReadModelState, read_model_states
 from reactor.domain.errors import ReactorError
 from reactor.observability import search_attributes
 from reactor.runtime.connection import ConnectionConfigError
@@ -101,6 +102,8 @@ async def check_database(url: str, *, timeout: float = 5.0) -> list[Check]:
         version = await conn.fetchval("SHOW server_version")
         tls = await conn.fetchval(_SSL_IN_USE)
         todo = await pending(conn)
+        # The blocking columns come with a migration: only once it ran.
+        read_models = None if todo else await read_model_states(conn)
     finally:
         await conn.close()
     checks = [Check("database", True, f"{redact(url)} (PostgreSQL {version}; TLS: {tls or 'off'})")]
@@ -115,7 +118,26 @@ async def check_database(url: str, *, timeout: float = 5.0) -> list[Check]:
         )
     else:
         checks.append(Check("migrations", True, f"all {len(available())} applied"))
+    if read_models is not None:
+        checks.append(check_read_models(read_models))
     return checks
+
+
+def check_read_models(states: list[ReadModelState]) -> Check:
+    blocked = [s for s in states if s.blocked]
+    if not blocked:
+        return Check("read models", True, f"{len(states)} tracked, none blocked")
+    return Check(
+        "read models",
+        False,
+        "; ".join(
+            f"{s.name!r} blocked since {s.blocked_at:%Y-%m-%d %H:%M:%S %Z} after "
+            f"{s.attempts} failed attempts: {s.blocked_error}"
+            for s in blocked
+        ),
+        "its jobs end WRITE_READY until it indexes them: fix the read model, restart the "
+        "workers, then " + ", ".join(f"`reactor read-models unblock {s.name}`" for s in blocked),
+    )
 
 
 async def check_temporal(settings: Settings, *, timeout: float = 5.0) -> list[Check]:

@@ -22,3 +22,22 @@ class CountingReadModel:
             "INSERT INTO test_rm_deliveries (op_id, ordinal) VALUES ($1, $2)",
             [(o.operation.id, o.operation.ordinal) for o in operations],
         )
+
+
+class FailingReadModel:
+    """Raises on every delivery until a test sets `fixed`; then records what
+    it indexes. `raises` is what it raises while broken."""
+
+    name = "failing"
+
+    def __init__(self, raises: type[Exception] = RuntimeError) -> None:
+        self.raises = raises
+        self.fixed = False
+        self.calls = 0
+        self.indexed: list[str] = []
+
+    async def index_operations(self, operations: list[OperationWithContext]) -> None:
+        self.calls += 1
+        if not self.fixed:
+            raise self.raises("projection broken")
+        self.indexed.extend(o.operation.id for o in operations)

@@ -335,3 +335,52 @@ def test_full_run_in_order_with_chunks() -> None:
     ]
     chunks = run_all(Scheduler(entries), chunk_size=2)
     assert chunks == [[0, 1], [2, 3], [4]]
+
+
+# --- jobs a blocked read model holds; counts kept as jobs move --------------------
+
+
+def held(index: int) -> JobOutcome:
+    return JobOutcome(
+        index=index,
+        ok=True,
+        held=JobError(type="ReadModelBlocked", message="read model 'x' is blocked: boom"),
+    )
+
+
+def test_a_held_job_ends_write_ready_with_its_notice_and_its_dependents_run() -> None:
+    s = Scheduler([entry("a"), entry("b", deps=(0,)), entry("c", "doc-a", after=0)])
+    assert s.next_chunk(1) == [0]
+    s.complete(held(0))
+    assert status(s, 0) is JobStatus.WRITE_READY and s.ended(0)
+    error = s.states[0].error
+    assert error is not None and error.type == "ReadModelBlocked"
+    assert s.held_order == [0] and s.failed == 0
+    # Its dependent and its lane successor go on: what they need is written.
+    assert s.next_chunk(10) == [1, 2]
+    s.complete(ok(1))
+    s.complete(held(2))
+    assert s.finished
+    assert s.held_order == [0, 2]
+    # Ended: a late outcome does not move it.
+    s.complete(fail(0))
+    assert status(s, 0) is JobStatus.WRITE_READY and s.failed == 0
+
+
+def test_counts_follow_every_move() -> None:
+    s = Scheduler([entry("a"), entry("b", deps=(0,)), entry("c"), entry("d")])
+
+    def counts() -> dict[str, int]:
+        return {k.value: v for k, v in s.counts.items() if v}
+
+    assert counts() == {"PENDING": 4}
+    s.next_chunk(1)
+    assert counts() == {"PENDING": 3, "RUNNING": 1}
+    s.complete(fail(0))  # fails b too, which was pending
+    assert counts() == {"PENDING": 2, "FAILED": 2}
+    assert s.failed_order == [0, 1]
+    s.next_chunk(10)
+    s.complete(ok(2))
+    s.complete(held(3))
+    assert counts() == {"FAILED": 2, "READ_READY": 1, "WRITE_READY": 1}
+    assert sum(s.counts.values()) == 4 and s.finished
