@@ -9,19 +9,27 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+)
 
 with workflow.unsafe.imports_passed_through():
     # Models live outside this module: the sandbox re-runs workflow modules
     # per instance, and rebuilding pydantic classes each time is costly.
     from activities.batch import ApplyJobsInput, LoadPlanInput
+    from reactor.domain import batch_details
     from reactor.domain.batch import PlanEntry, entry_of
-    from reactor.domain.jobs import JobOutcome, JobStatus
+    from reactor.domain.batch_details import ChunkInFlight
+    from reactor.domain.jobs import JobError, JobOutcome, JobStatus
     from reactor.domain.scheduling import Scheduler
     from reactor.domain.workflow_io import (
         PLAN_PAGE,
         RESULT_JOBS_LIMIT,
         RESULT_VIEWS_BYTES,
+        BatchConfig,
         BatchInput,
         BatchSummary,
         JobView,
@@ -29,10 +37,43 @@ with workflow.unsafe.imports_passed_through():
     )
     from reactor.observability import search_attributes
 
+# Errors that repeat on every attempt: the activity raises them as they
+# are (a bug in model or project code, a payload that does not validate) or
+# as ApplicationError(non_retryable=True, type=...) for a chunk it cannot
+# apply. Everything else (a lost connection, a restarting server, a timeout)
+# is infrastructure and retries with backoff, without limit.
+DETERMINISTIC_ERRORS = [
+    "ValidationError",
+    "TypeError",
+    "ValueError",
+    "KeyError",
+    "IndexError",
+    "AttributeError",
+    "AssertionError",
+    "NotImplementedError",
+    "RecursionError",
+    "UnicodeError",
+    "UnicodeEncodeError",
+    "UnicodeDecodeError",
+]
+
 APPLY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=DETERMINISTIC_ERRORS,
+)
+
+# A local chunk's attempts are invisible outside the worker: after this many
+# the chunk moves to a regular activity, whose attempts and last failure the
+# server records (and the UI lists under pending activities).
+LOCAL_ATTEMPTS = 5
+LOCAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=LOCAL_ATTEMPTS,
+    non_retryable_error_types=DETERMINISTIC_ERRORS,
 )
 
 
@@ -43,6 +84,9 @@ class BatchWorkflow:
         self._total = 0
         self._sched: Scheduler | None = None
         self._changed = False
+        self._in_flight: dict[int, ChunkInFlight] = {}
+        self._chunks_started = 0
+        self._details = ""
 
     @workflow.run
     async def run(self, inp: BatchInput) -> BatchSummary:
@@ -87,25 +131,31 @@ class BatchWorkflow:
                 indices=indices,
                 jobs=[inline[i] for i in indices] if inline is not None else None,
             )
-            if len(indices) <= cfg.local_activity_max_jobs:
-                outcomes = await workflow.execute_local_activity(
-                    "apply_jobs",
-                    arg,
-                    result_type=list[JobOutcome],
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=APPLY_RETRY,
-                    summary=_chunk_summary(entries, indices),
-                )
-            else:
-                outcomes = await workflow.execute_activity(
-                    "apply_jobs",
-                    arg,
-                    result_type=list[JobOutcome],
-                    start_to_close_timeout=timedelta(seconds=cfg.activity_timeout_s),
-                    heartbeat_timeout=timedelta(seconds=cfg.heartbeat_timeout_s),
-                    retry_policy=APPLY_RETRY,
-                    summary=_chunk_summary(entries, indices),
-                )
+            actions = sum(entries[i].actions for i in indices)
+            local = len(indices) <= cfg.local_activity_max_jobs
+            # A local activity has a short timeout and no heartbeat: a chunk
+            # with many actions (one job may hold thousands) runs as a
+            # regular activity. Histories recorded before the change replay
+            # the old routing.
+            if local and actions > cfg.local_activity_max_actions:
+                local = not workflow.patched("route-by-actions")
+            chunk = ChunkInFlight(indices, actions, local, workflow.now())
+            self._chunks_started += 1
+            number = self._chunks_started
+            self._in_flight[number] = chunk
+            self._changed = True
+            try:
+                outcomes = await self._apply(arg, chunk, entries, cfg)
+            except FailureError as err:
+                error = _deterministic(err)
+                # Histories recorded before the change failed the workflow here.
+                if error is None or not workflow.patched("chunk-failure-fails-jobs"):
+                    raise
+                # The activity raises a deterministic error only before it
+                # commits any job of the chunk, so none of them is written.
+                outcomes = [JobOutcome(index=i, ok=False, error=error) for i in indices]
+            finally:
+                del self._in_flight[number]
             for outcome in outcomes:
                 sched.complete(outcome)
             in_flight -= 1
@@ -121,7 +171,9 @@ class BatchWorkflow:
                 tasks.append(asyncio.create_task(run_chunk(chunk)))
             self._changed = False
             await workflow.wait_condition(lambda: self._changed)
+            self._show_details()
         await asyncio.gather(*tasks)
+        self._show_details()
         # Only batches started with our search attributes upsert them (so the
         # histories of batches started without them replay unchanged).
         if workflow.info().typed_search_attributes.get(search_attributes.STATUS) is not None:
@@ -132,6 +184,56 @@ class BatchWorkflow:
             if views_json_size(views) <= RESULT_VIEWS_BYTES:
                 result.jobs = views
         return result
+
+    async def _apply(
+        self,
+        arg: ApplyJobsInput,
+        chunk: ChunkInFlight,
+        entries: list[PlanEntry],
+        cfg: BatchConfig,
+    ) -> list[JobOutcome]:
+        summary = _chunk_summary(entries, chunk.indices)
+        if chunk.local:
+            try:
+                return await workflow.execute_local_activity(
+                    "apply_jobs",
+                    arg,
+                    result_type=list[JobOutcome],
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=LOCAL_RETRY,
+                    summary=summary,
+                )
+            except FailureError as err:
+                # Its attempts ran out on an error that may pass (a lost
+                # connection, a timeout): let the server retry it in view.
+                if (
+                    _deterministic(err) is not None
+                    or isinstance(_cause(err), CancelledError)
+                    or not workflow.patched("escalate-local-chunk")
+                ):
+                    raise
+                chunk.local = False
+                chunk.attempts += LOCAL_ATTEMPTS
+                chunk.failures.append(_reason(err))
+                self._changed = True
+        return await workflow.execute_activity(
+            "apply_jobs",
+            arg,
+            result_type=list[JobOutcome],
+            start_to_close_timeout=timedelta(seconds=cfg.activity_timeout_s),
+            heartbeat_timeout=timedelta(seconds=cfg.heartbeat_timeout_s),
+            retry_policy=APPLY_RETRY,
+            summary=summary,
+        )
+
+    def _show_details(self) -> None:
+        """The UI's view of the batch, set only when it changed."""
+        details = batch_details.render(
+            self._batch_id, self._total, self._sched, list(self._in_flight.values())
+        )
+        if details != self._details:
+            self._details = details
+            workflow.set_current_details(details)
 
     @workflow.query
     def summary(self) -> BatchSummary:
@@ -186,6 +288,31 @@ class BatchWorkflow:
         )
 
 
+def _cause(err: FailureError) -> BaseException:
+    """What the activity raised: a regular activity's failure wraps it; a
+    local activity's may come as it is."""
+    if isinstance(err, ActivityError) and err.cause is not None:
+        return err.cause
+    return err
+
+
+def _deterministic(err: FailureError) -> JobError | None:
+    """The error every job of a failed chunk ends with, if it will repeat."""
+    cause = _cause(err)
+    if not isinstance(cause, ApplicationError):
+        return None  # a timeout or a cancellation: not the chunk's fault
+    if not (cause.non_retryable or cause.type in DETERMINISTIC_ERRORS):
+        return None
+    return JobError(type=cause.type or "ApplicationError", message=cause.message)
+
+
+def _reason(err: FailureError) -> str:
+    cause = _cause(err)
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type or 'ApplicationError'}: {cause.message}"
+    return f"{type(cause).__name__}: {cause}"
+
+
 def _chunk_summary(entries: list[PlanEntry], indices: list[int]) -> str:
     docs = {entries[i].document_id for i in indices}
     actions = sum(entries[i].actions for i in indices)
@@ -193,6 +320,9 @@ def _chunk_summary(entries: list[PlanEntry], indices: list[int]) -> str:
     if len(indices) == 1:
         return (
             f"apply {actions} action{'s' if actions != 1 else ''} to "
-            f"{first.document_type or 'document'} {first.document_id[:8]}"
+            f"{first.document_type or 'document'} {first.document_id[:8]} (job {first.key[:40]})"
         )
-    return f"apply {len(indices)} jobs ({actions} actions) to {len(docs)} documents"
+    keys = ", ".join(entries[i].key[:40] for i in indices[:3])
+    more = f" and {len(indices) - 3} more" if len(indices) > 3 else ""
+    documents = f"{len(docs)} document{'s' if len(docs) != 1 else ''}"
+    return f"apply {len(indices)} jobs ({actions} actions) to {documents}: {keys}{more}"

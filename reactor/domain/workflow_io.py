@@ -20,6 +20,9 @@ class BatchConfig(BaseModel):
     # Chunks this small run as local activities: no extra server round trip.
     # A crashed worker's local activity is re-run with the workflow task.
     local_activity_max_jobs: int = 100
+    # ... and only with this many actions at most: a local activity has a
+    # 60 s timeout and no heartbeat, which a few thousand actions can exceed.
+    local_activity_max_actions: int = 500
 
 
 class BatchInput(BaseModel):
