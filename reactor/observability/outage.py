@@ -2,9 +2,10 @@
 
 While PostgreSQL restarts, every apply attempt fails with a connection error
 and Temporal retries it with backoff: expected, and handled. temporalio logs
-each failed attempt with its traceback, which buries whatever else the
-worker says. `OutageLogFilter` sits on temporalio's activity logger: the
-first infrastructure failure of an outage becomes one line, "database
+each failed attempt with its traceback, and asyncpg's pool each failed
+attempt to reconnect its idle connections, which buries whatever else the
+worker says. `OutageLogFilter` sits on both loggers: the first
+infrastructure failure of an outage becomes one line, "database
 unavailable: <error>; retrying", the ones after it are dropped, and once an
 activity succeeds again one line says so. Every other record passes as is.
 """
@@ -16,6 +17,7 @@ import logging
 from reactor.storage.errors import is_transient, one_line
 
 ACTIVITY_LOGGER = "temporalio.activity"
+POOL_LOGGER = "asyncpg.pool"
 
 log = logging.getLogger("reactor.outage")
 
@@ -65,9 +67,12 @@ class OutageLogFilter(logging.Filter):
 OUTAGE = OutageLogFilter()
 
 
-def install_outage_filter(logger_name: str = ACTIVITY_LOGGER) -> OutageLogFilter:
-    """Puts the process's filter on the logger once; returns it."""
-    target = logging.getLogger(logger_name)
-    if OUTAGE not in target.filters:
-        target.addFilter(OUTAGE)
+def install_outage_filter(
+    logger_names: tuple[str, ...] = (ACTIVITY_LOGGER, POOL_LOGGER),
+) -> OutageLogFilter:
+    """Puts the process's filter on the loggers, once each; returns it."""
+    for name in logger_names:
+        target = logging.getLogger(name)
+        if OUTAGE not in target.filters:
+            target.addFilter(OUTAGE)
     return OUTAGE

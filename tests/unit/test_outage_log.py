@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from asyncpg import exceptions as pg
 
-from reactor.observability.outage import OutageLogFilter
+from reactor.observability.outage import OUTAGE, OutageLogFilter, install_outage_filter
 
 
 def record_of(exc: BaseException) -> logging.LogRecord:
@@ -86,3 +86,10 @@ def test_records_without_an_exception_pass() -> None:
     outage = OutageLogFilter()
     record = logging.LogRecord("temporalio.activity", logging.INFO, __file__, 1, "hi", (), None)
     assert outage.filter(record)
+
+
+def test_the_worker_filter_sits_once_on_the_activity_and_pool_loggers() -> None:
+    install_outage_filter()
+    install_outage_filter()
+    for name in ("temporalio.activity", "asyncpg.pool"):
+        assert logging.getLogger(name).filters.count(OUTAGE) == 1
