@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from reactor.domain.jobs import JobError, JobOutcome, JobStatus
     from reactor.domain.scheduling import Scheduler
     from reactor.domain.workflow_io import (
+        DETERMINISTIC_ERRORS,
         PLAN_PAGE,
         RESULT_JOBS_LIMIT,
         RESULT_VIEWS_BYTES,
@@ -36,26 +37,6 @@ with workflow.unsafe.imports_passed_through():
         views_json_size,
     )
     from reactor.observability import search_attributes
-
-# Errors that repeat on every attempt: the activity raises them as they
-# are (a bug in model or project code, a payload that does not validate) or
-# as ApplicationError(non_retryable=True, type=...) for a chunk it cannot
-# apply. Everything else (a lost connection, a restarting server, a timeout)
-# is infrastructure and retries with backoff, without limit.
-DETERMINISTIC_ERRORS = [
-    "ValidationError",
-    "TypeError",
-    "ValueError",
-    "KeyError",
-    "IndexError",
-    "AttributeError",
-    "AssertionError",
-    "NotImplementedError",
-    "RecursionError",
-    "UnicodeError",
-    "UnicodeEncodeError",
-    "UnicodeDecodeError",
-]
 
 APPLY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),

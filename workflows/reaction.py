@@ -20,7 +20,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.reactions import DrainInput, DrainOutput
-    from reactor.domain.workflow_io import ReactionInput, ReactionStatus
+    from reactor.domain.workflow_io import DETERMINISTIC_ERRORS, ReactionInput, ReactionStatus
 
 # The drain keeps this workflow's task open while it waits for work (local
 # activities run inside the task), so a query (the `status` one, the UI's
@@ -30,10 +30,15 @@ with workflow.unsafe.imports_passed_through():
 # reaction, and continue-as-new keeps histories short.
 TASK_TIMEOUT = timedelta(seconds=2)
 
+# A handler's failures never reach it (the drain keeps them per stream and
+# blocks the stream); what does is a lost database, retried, or a bug in the
+# drain itself, which fails the workflow where the UI shows it (the next
+# commit's wake starts it again).
 DRAIN_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=100),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=DETERMINISTIC_ERRORS,
 )
 
 

@@ -11,6 +11,26 @@ from reactor.domain.jobs import JobError, JobStatus, OperationSpan
 
 PLAN_PAGE = 2000
 
+# Errors that repeat on every attempt: the activity raises them as they
+# are (a bug in model or project code, a payload that does not validate) or
+# as ApplicationError(non_retryable=True, type=...) for a chunk it cannot
+# apply. Everything else (a lost connection, a restarting server, a timeout)
+# is infrastructure and retries with backoff, without limit.
+DETERMINISTIC_ERRORS = [
+    "ValidationError",
+    "TypeError",
+    "ValueError",
+    "KeyError",
+    "IndexError",
+    "AttributeError",
+    "AssertionError",
+    "NotImplementedError",
+    "RecursionError",
+    "UnicodeError",
+    "UnicodeEncodeError",
+    "UnicodeDecodeError",
+]
+
 
 class BatchConfig(BaseModel):
     chunk_size: int = 500
