@@ -13,6 +13,8 @@ activity succeeds again one line says so. Every other record passes as is.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from reactor.storage.errors import is_transient, one_line
 
@@ -35,20 +37,30 @@ def transient_cause(exc: BaseException | None) -> BaseException | None:
 
 
 class OutageLogFilter(logging.Filter):
-    def __init__(self) -> None:
+    """An outage ends when an activity succeeds, or (a worker with nothing
+    to do sees no success) after `quiet_s` without an infrastructure
+    failure."""
+
+    def __init__(self, quiet_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self.quiet_s = quiet_s
+        self.clock = clock
         self.in_outage = False
         self.dropped = 0  # failed attempts not logged during the current outage
+        self._last_failure = 0.0
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         cause = transient_cause(exc)
         if cause is None:
             return True
-        if self.in_outage:
+        now, last = self.clock(), self._last_failure
+        self._last_failure = now
+        if self.in_outage and now - last < self.quiet_s:
             self.dropped += 1
             return False
         self.in_outage = True
+        self.dropped = 0
         record.msg = "database unavailable: %s; retrying"
         record.args = (one_line(cause),)
         record.exc_info = None

@@ -93,3 +93,16 @@ def test_the_worker_filter_sits_once_on_the_activity_and_pool_loggers() -> None:
     install_outage_filter()
     for name in ("temporalio.activity", "asyncpg.pool"):
         assert logging.getLogger(name).filters.count(OUTAGE) == 1
+
+
+def test_a_failure_after_a_quiet_spell_starts_a_new_outage() -> None:
+    now = [0.0]
+    outage = OutageLogFilter(quiet_s=60, clock=lambda: now[0])
+    assert outage.filter(record_of(ConnectionResetError(104, "reset")))
+    now[0] = 59.0
+    assert not outage.filter(record_of(ConnectionResetError(104, "reset")))
+    now[0] = 118.0  # 59 s after the last failure: the same outage
+    assert not outage.filter(record_of(ConnectionResetError(104, "reset")))
+    now[0] = 200.0  # no failure for 82 s, and no success seen (an idle worker)
+    assert outage.filter(record_of(ConnectionResetError(104, "reset")))
+    assert outage.dropped == 0
