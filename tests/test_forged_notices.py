@@ -1,6 +1,7 @@
 """Read-ready announcements travel over NOTIFY, which any database role may
 send on any channel. A forged one must not change what `get_job_status` and
-`wait_for_job` report: that is the ledger's and the workflow's word only."""
+`wait_for_job` report, nor which job events the event bus emits: that is the
+ledger's and the workflow's word only."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import pytest
 from temporalio.service import RPCError
 
 from reactor.application.consistency import ConsistencyWaiter
+from reactor.application.events import EventBus, JobEvent, ReactorEventTypes
 from reactor.application.ready_check import LedgerCheck
 from reactor.application.wakeup import Wakeup
 from reactor.domain.jobs import JobStatus, OperationSpan
 from reactor.storage.notify import READ_MODEL_CHANNEL, channel_name
+from tests.conftest import wait_until
 
 TODO = "powerhouse/todo-list"
 MISSING_ITEM = [{"type": "DELETE_TODO_ITEM", "input": {"id": "missing"}}]
@@ -88,6 +91,47 @@ def hold_workflow_results(reactor: Any) -> asyncio.Event:
 
     reactor._batch_results.poll = held
     return gate
+
+
+def commit_only_form(job_id: str, document_id: str) -> dict[str, Any]:
+    """What a worker with read models sends after a commit (not read-ready yet)."""
+    payload = commit_form(job_id, document_id)
+    del payload["read_ready"]
+    return payload
+
+
+def job_events(bus: EventBus) -> list[tuple[str, str]]:
+    """Every job event the bus emits from now on, as (event type, job id)."""
+    seen: list[tuple[str, str]] = []
+
+    def record(event_type: str, event: JobEvent) -> None:
+        seen.append((event_type, event.job_id))
+
+    for event_type in ReactorEventTypes:
+        bus.subscribe(event_type, record)
+    return seen
+
+
+def hold_final_jobs(reactor: Any) -> asyncio.Event:
+    """Holds back the final JobInfos the job tracker fetches once a batch
+    closed, until the returned event is set: meanwhile the batch's jobs are
+    still followed although their workflow has finished."""
+    gate = asyncio.Event()
+    fetch = reactor.batch_jobs
+
+    async def held(batch_id: str, page_size: int = 500) -> Any:
+        await gate.wait()
+        return await fetch(batch_id, page_size)
+
+    reactor.batch_jobs = held
+    return gate
+
+
+async def forge_all_forms(module: Any, database_url: str, job_id: str, document_id: str) -> None:
+    """A commit, a read-ready commit and a read models' announcement, all forged."""
+    await forge(module, database_url, channel_name(), commit_only_form(job_id, document_id))
+    await forge(module, database_url, channel_name(), commit_form(job_id, document_id))
+    await forge(module, database_url, READ_MODEL_CHANNEL, range_form(job_id, document_id))
 
 
 async def failed_job(reactor: Any, document_id: str) -> Any:
@@ -230,3 +274,108 @@ async def test_with_read_models_the_ledger_confirms_only_once_they_indexed_the_j
     assert spans is not None and [(s.operation_index, s.count) for s in spans] == [(0, 1)]
     failed = await failed_job(reactor, "indexed-failed")
     assert await LedgerCheck(reactor.ledger, reactor.consistency)(failed.id, claim) is None
+
+
+async def test_a_forged_commit_announcement_fires_no_ready_event_for_a_job_that_failed(
+    module_factory: Any, database_url: str
+) -> None:
+    """The job failed (its ledger row says so) and its batch is still
+    followed when the forged announcements arrive: none of them moves it past
+    PENDING on the event bus, and the workflow's FAILED is its next event."""
+    module = await module_factory()
+    reactor = module.reactor
+    created = await reactor.create(TODO, document_id="events")
+    await reactor.wait_for_job(created.id, timeout=30)
+    seen = job_events(module.event_bus)
+    held = hold_final_jobs(reactor)
+    job = await reactor.execute("events", "main", MISSING_ITEM)
+
+    async def failed() -> bool:
+        outcome = await reactor.ledger.outcome(job.id)
+        return outcome is not None and outcome["status"] == "failed"
+
+    await wait_until(failed, 30, "the job's ledger row")
+    await forge_all_forms(module, database_url, job.id, "events")
+
+    async def refuted() -> bool:
+        return reactor.job_tracker.refuted == 3
+
+    await wait_until(refuted, 30, "the ledger's answer to each announcement")
+    assert [t for t, j in seen if j == job.id] == ["JOB_PENDING"]
+    held.set()
+
+    async def ended() -> bool:
+        return ("JOB_FAILED", job.id) in seen
+
+    await wait_until(ended, 30, "the job's FAILED event")
+    assert [t for t, j in seen if j == job.id] == ["JOB_PENDING", "JOB_FAILED"]
+
+
+async def test_a_forged_commit_announcement_before_the_job_ran_fires_no_ready_event(
+    module_factory: Any, database_url: str
+) -> None:
+    """No worker yet: the forged announcements come first; the job then
+    runs and fails, and its events say only that."""
+    module = await module_factory(worker=False)
+    reactor = module.reactor
+    seen = job_events(module.event_bus)
+    batch = await reactor.execute_batch(
+        {
+            "jobs": [
+                {
+                    "key": "create",
+                    "document_id": "events-early",
+                    "scope": "document",
+                    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
+                },
+                {
+                    "key": "job",
+                    "document_id": "events-early",
+                    "actions": MISSING_ITEM,
+                    "depends_on": ["create"],
+                },
+            ]
+        }
+    )
+    job = batch.jobs["job"]
+    await forge_all_forms(module, database_url, job.id, "events-early")
+
+    async def refuted() -> bool:
+        return reactor.job_tracker.refuted == 3
+
+    await wait_until(refuted, 30, "the ledger's answer to each announcement")
+    assert [t for t, j in seen if j == job.id] == ["JOB_PENDING"]
+    async with module.create_worker():
+
+        async def ended() -> bool:
+            return ("JOB_FAILED", job.id) in seen
+
+        await wait_until(ended, 60, "the job's FAILED event")
+    assert [t for t, j in seen if j == job.id] == ["JOB_PENDING", "JOB_FAILED"]
+    create = batch.jobs["create"].id
+    assert [t for t, j in seen if j == create] == [
+        "JOB_PENDING",
+        "JOB_RUNNING",
+        "JOB_WRITE_READY",
+        "JOB_READ_READY",
+    ]
+
+
+async def test_a_notification_that_is_not_a_json_object_is_dropped_with_a_debug_log(
+    module_factory: Any, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No handler sees it, so none fails on it (a failing handler is logged
+    as an error, with its traceback: not what a forged payload may cause)."""
+    module = await module_factory()
+    conn = await asyncpg.connect(database_url)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="reactor"):
+            for payload in ("[1]", '"job"', "42", "null"):
+                await conn.execute("SELECT pg_notify($1, $2)", channel_name(), payload)
+            # Sent after them: handed over once they were.
+            await forge(module, database_url, channel_name(), {"by": "forger"})
+    finally:
+        await conn.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    dropped = [r.getMessage() for r in caplog.records if "not an object" in r.getMessage()]
+    assert len(dropped) == 4

@@ -113,10 +113,11 @@ class Reactor:
         self.operation_store = OperationStore(db)
         self.relationships = RelationshipIndex(db)
         self.ledger = JobLedger(db)
-        self.job_tracker = JobTracker(self.event_bus, self.operation_store)
         # Announcements are believed only once the ledger confirms them.
+        ledger_check = LedgerCheck(self.ledger, self.consistency)
+        self.job_tracker = JobTracker(self.event_bus, self.operation_store, ledger_check)
         self.ready_notices = ReadyNotices(
-            LedgerCheck(self.ledger, self.consistency),
+            ledger_check,
             max_operations=self.config.limits.max_actions_per_job,
         )
         # Coalesced groups stay within the batch limit (a group rejected as a

@@ -1,4 +1,5 @@
-"""What confirms a read-ready announcement (reactor/application/ready_notices.py):
+"""What confirms a read-ready announcement (reactor/application/ready_notices.py)
+and the job events announcements yield (reactor/application/job_tracker.py):
 the job ledger, which only a worker's job transaction writes, and for a
 reactor with read models their tracked positions. The announcement's own
 claim plays no part: whatever a NOTIFY says, the answer is the ledger's."""
@@ -16,13 +17,16 @@ class LedgerCheck:
         self.consistency = consistency
 
     async def __call__(self, job_id: str, _claimed: OperationSpan) -> list[OperationSpan] | None:
+        """ReadyNotices' confirmation: the claimed span is not consulted."""
+        return await self.read_ready(job_id)
+
+    async def read_ready(self, job_id: str) -> list[OperationSpan] | None:
         """The job's spans as its ledger row records them when the job was
         applied and (with read models) every read model indexed its last
         operation: what the workflow reports as READ_READY. None otherwise."""
-        outcome = await self.ledger.outcome(job_id)
-        if outcome is None or outcome["status"] != "applied":
+        spans = await self.applied(job_id)
+        if spans is None:
             return None
-        spans = recorded_spans(outcome["coordinates"])
         if spans and self.consistency.read_model_names:
             last = [
                 Coordinate(
@@ -36,6 +40,15 @@ class LedgerCheck:
             if await self.consistency.behind(ConsistencyToken(coordinates=last)) is not None:
                 return None
         return spans
+
+    async def applied(self, job_id: str) -> list[OperationSpan] | None:
+        """The job's spans when its ledger row says it was applied (its
+        commit stands: WRITE_READY, whatever the read models did); None
+        otherwise. One primary-key read."""
+        outcome = await self.ledger.outcome(job_id)
+        if outcome is None or outcome["status"] != "applied":
+            return None
+        return recorded_spans(outcome["coordinates"])
 
 
 async def trust_the_claim(_job_id: str, claimed: OperationSpan) -> list[OperationSpan]:
