@@ -239,8 +239,11 @@ class NotifyListener:
         commits = data.get("commits") if isinstance(data, dict) else None
         if isinstance(commits, list):  # a CommitNotifier message: one payload per commit
             payloads = [{"by": data.get("by"), **c} for c in commits if isinstance(c, dict)]
-        else:
+        elif isinstance(data, dict):
             payloads = [data]
+        else:  # any role may NOTIFY anything: handlers are given objects only
+            log.debug("notification on %s dropped: %s, not an object", channel, type(data).__name__)
+            return
         for item in payloads:
             for handler in list(self._handlers):
                 try:
