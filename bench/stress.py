@@ -22,7 +22,8 @@ Then the batch must finish, and the log is checked (tests/support/log_checks.py)
 lost (a successful job's operations missing or misplaced), duplicated (an
 action written twice), stuck (a job not ended when the batch should have).
 Time to recover: from the fault to the first job committed (or the batch
-closing) once the service was back.
+closing) once the service was back. Max attempt: the highest attempt of any
+chunk's activity in the batch's history (a chunk re-run after the fault).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def run_rows(runs: list[FaultRun]) -> list[list[Any]]:
             r.report.duplicated,
             r.report.stuck,
             r.report.failed,
+            r.max_attempt,
             r.recover_s if r.recover_s is not None else float("nan"),
             r.wall_s,
         ]
@@ -148,6 +150,7 @@ def main() -> None:
                 "duplicated",
                 "stuck",
                 "failed",
+                "max attempt",
                 "recover (s)",
                 "wall (s)",
             ],

@@ -223,9 +223,13 @@ async def test_dev_killed_with_sigkill_leaves_no_server_behind(dev_folder: Path)
     await assert_nothing_left_in(dev_folder)
 
 
-async def test_worker_leaves_after_its_grace_period_with_an_activity_stuck(
-    stack: Stack, database_url: str, task_queue: str, tmp_path: Path
+@pytest.mark.parametrize("how", ["sigterm", "second-sigint"])
+async def test_worker_leaves_with_an_activity_stuck(
+    how: str, stack: Stack, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
+    """SIGTERM: it leaves once its grace period is over. Two SIGINTs: at
+    once, a 600 s grace period notwithstanding."""
+    grace = SHORT_GRACE_S if how == "sigterm" else 600
     marker = tmp_path / "stuck"
     log = tmp_path / "worker.log"
     worker = spawn_worker(
@@ -235,7 +239,7 @@ async def test_worker_leaves_after_its_grace_period_with_an_activity_stuck(
         log,
         extra_env={
             "REACTOR_MODELS": "tests.support.stuck_model",
-            "REACTOR_SHUTDOWN_GRACE_S": str(SHORT_GRACE_S),
+            "REACTOR_SHUTDOWN_GRACE_S": str(grace),
             "STUCK_MODEL_MARKER": str(marker),
         },
     )
@@ -254,11 +258,20 @@ async def test_worker_leaves_after_its_grace_period_with_an_activity_stuck(
             return marker.exists()
 
         await wait_until(stuck, LIVENESS_S, "the HANG job's reducer to be stuck")
-        worker.send_signal(signal.SIGTERM)
+        if how == "sigterm":
+            worker.send_signal(signal.SIGTERM)
+        else:
+            worker.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.5)
+            worker.send_signal(signal.SIGINT)
         rc = await asyncio.to_thread(worker.wait, LIVENESS_S)
         text = log.read_text()
-        assert rc == 128 + signal.SIGTERM, text[-3000:]
-        assert f"still running {SHORT_GRACE_S + FORCE_MARGIN_S:g} s after the stop" in text
+        if how == "sigterm":
+            assert rc == 128 + signal.SIGTERM, text[-3000:]
+            assert f"still running {SHORT_GRACE_S + FORCE_MARGIN_S:g} s after the stop" in text
+        else:
+            assert rc == 128 + signal.SIGINT, text[-3000:]
+            assert "a second signal: stopping now" in text
         # The batch is left to another worker; this one is gone.
         handle = reactor.client.get_workflow_handle(f"batch-{result.batch_id}")
         await handle.terminate("test over")

@@ -251,14 +251,6 @@ class Progress:
             self._conn.terminate()
 
 
-async def regular_chunk_started(client: Client, batch_id: str) -> bool:
-    desc = await client.get_workflow_handle(workflow_id_for(batch_id)).describe()
-    return any(
-        a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-        for a in desc.raw_description.pending_activities
-    )
-
-
 async def max_activity_attempt(client: Client, batch_id: str) -> int:
     history = await client.get_workflow_handle(workflow_id_for(batch_id)).fetch_history()
     attempts = [
@@ -315,11 +307,11 @@ async def run_fault(
         result = await reactor.execute_batch(item_jobs(docs, actions))
         progress = Progress(database_url, result.batch_id)
         await progress.until(max(1, jobs // 10), finish_timeout)
-        in_flight = await regular_chunk_started(reactor.client, result.batch_id)
+        busy = await running_chunk_pids(reactor.client, result.batch_id)
         at_fault = await progress.applied() or 0
         fault_at = time.monotonic()
         if fault is not None:
-            await _inject(fault, stack, pool, down_s)
+            await _inject(fault, stack, pool, down_s, busy)
         finished = asyncio.create_task(batch_views(reactor.client, result.batch_id, finish_timeout))
         recover_s = await _recovered(progress, finished, fault_at, finish_timeout)
         views = await finished
@@ -346,7 +338,7 @@ async def run_fault(
             recover_s=recover_s,
             wall_s=time.monotonic() - started,
             report=report,
-            regular_chunk_in_flight=in_flight,
+            regular_chunk_in_flight=bool(busy),
             max_attempt=await max_activity_attempt(reactor.client, result.batch_id),
         )
     finally:
@@ -374,9 +366,25 @@ async def _recovered(
     return None
 
 
-async def _inject(fault: str, stack: FaultStack, pool: Workers, down_s: float) -> None:
+async def running_chunk_pids(client: Client, batch_id: str) -> set[int]:
+    """Pids of the workers running the batch's started activities (a worker's
+    identity is `pid@host`)."""
+    desc = await client.get_workflow_handle(workflow_id_for(batch_id)).describe()
+    pids = set()
+    for a in desc.raw_description.pending_activities:
+        pid, _, _ = a.last_worker_identity.partition("@")
+        if a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED and pid.isdigit():
+            pids.add(int(pid))
+    return pids
+
+
+async def _inject(
+    fault: str, stack: FaultStack, pool: Workers, down_s: float, busy: set[int]
+) -> None:
     if fault == WORKER_KILL:
-        victim = next(p for p in pool.procs if p.poll() is None)
+        alive = [p for p in pool.procs if p.poll() is None]
+        # The one running a chunk, so that the kill costs a chunk.
+        victim = next((p for p in alive if p.pid in busy), alive[0])
         victim.kill()
         await asyncio.to_thread(victim.wait)
         await pool.polling(pool.spawn())
