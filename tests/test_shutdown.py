@@ -188,6 +188,7 @@ async def test_dev_leaves_after_its_grace_period_on_sigterm_with_an_activity_stu
     err = dev.err.read_text()
     assert rc == 128 + signal.SIGTERM, err[-3000:]
     assert f"still running {SHORT_GRACE_S + FORCE_MARGIN_S:g} s after the stop" in err
+    assert not (dev_folder / ".reactor" / "stack.json").exists()
     await assert_nothing_left_in(dev_folder)
 
 
@@ -206,6 +207,7 @@ async def test_dev_leaves_at_once_on_a_second_sigint(dev_folder: Path) -> None:
     err = dev.err.read_text()
     assert rc == 128 + signal.SIGINT, err[-3000:]
     assert "a second signal: stopping now" in err
+    assert not (dev_folder / ".reactor" / "stack.json").exists()
     await assert_nothing_left_in(dev_folder)
 
 

@@ -48,7 +48,12 @@ def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = 
     folder.mkdir(parents=True, exist_ok=True)
     _refuse_if_running(folder)
     services = _Services()
-    guard = BoundedStop(shutdown_grace(), on_force=services.kill)
+
+    def stop_now() -> None:
+        stack_file(folder).unlink(missing_ok=True)
+        services.kill()
+
+    guard = BoundedStop(shutdown_grace(), on_force=stop_now)
     guard.install()
     db_url = os.environ.get("REACTOR_DATABASE_URL")
     address = os.environ.get("REACTOR_TEMPORAL_ADDRESS")
