@@ -56,7 +56,8 @@ def render(
         lines += ["", f"**Written, not indexed** ({len(sched.held_order)})", ""]
         lines += _listed(sched, sched.held_order)
     if in_flight:
-        lines += ["", f"**In flight** ({len(in_flight)} chunks)", ""]
+        plural = "s" if len(in_flight) != 1 else ""
+        lines += ["", f"**In flight** ({len(in_flight)} chunk{plural})", ""]
         for chunk in in_flight:
             kind = "local activity" if chunk.local else "activity"
             line = (

@@ -49,6 +49,7 @@ def test_chunks_in_flight_show_their_first_jobs_attempts_and_last_failure() -> N
     chunk.failures.append("ConnectionError: database *unreachable*")
     text = render("b3", 5, s, [chunk])
     assert "running: 5 jobs (RUNNING 5)" in text
+    assert "**In flight** (1 chunk)" in text
     assert (
         "- 5 jobs (12 actions) from `k0`, `k1`, `k2` and 2 more: activity, attempt 6, "
         "since 2026-01-02 03:04:05 UTC; last failure: ConnectionError: database \\*unreachable\\*"
