@@ -91,6 +91,15 @@ async def assert_nothing_left_in(folder: Path) -> None:
         raise AssertionError(f"left behind: {processes_in(folder)}") from None
 
 
+def assert_left_after_the_grace_period(rc: int, sig: int, output: str) -> None:
+    """Either the stuck work let the drain end (a reducer running off the
+    event loop is abandoned once cancelled: exit 0), or the process was
+    stopped when the grace period and its margin were over."""
+    if rc != 0:
+        assert rc == 128 + sig, output[-3000:]
+        assert f"still running {SHORT_GRACE_S + FORCE_MARGIN_S:g} s after the stop" in output
+
+
 class DevProcess:
     """`reactor dev` in its own folder, with the stuck model loaded."""
 
@@ -186,8 +195,7 @@ async def test_dev_leaves_after_its_grace_period_on_sigterm_with_an_activity_stu
         if dev.proc.poll() is None:
             dev.kill_all()
     err = dev.err.read_text()
-    assert rc == 128 + signal.SIGTERM, err[-3000:]
-    assert f"still running {SHORT_GRACE_S + FORCE_MARGIN_S:g} s after the stop" in err
+    assert_left_after_the_grace_period(rc, signal.SIGTERM, err)
     assert not (dev_folder / ".reactor" / "stack.json").exists()
     await assert_nothing_left_in(dev_folder)
 
@@ -269,8 +277,7 @@ async def test_worker_leaves_with_an_activity_stuck(
         rc = await asyncio.to_thread(worker.wait, LIVENESS_S)
         text = log.read_text()
         if how == "sigterm":
-            assert rc == 128 + signal.SIGTERM, text[-3000:]
-            assert f"still running {SHORT_GRACE_S + FORCE_MARGIN_S:g} s after the stop" in text
+            assert_left_after_the_grace_period(rc, signal.SIGTERM, text)
         else:
             assert rc == 128 + signal.SIGINT, text[-3000:]
             assert "a second signal: stopping now" in text
