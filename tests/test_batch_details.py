@@ -17,12 +17,14 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowHistory
 from temporalio.worker import Worker
 
 from activities.batch import ApplyJobsInput
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobOutcome, JobStatus, workflow_id_for
 from tests.support.batches import create_list, inline_with_failures, stored
+from tests.support.replay import replay
 from workflows.batch import LOCAL_ATTEMPTS, BatchWorkflow
 
 
@@ -32,16 +34,19 @@ async def current_details(reactor: Reactor, batch_id: str) -> str:
     return str(metadata.current_details)
 
 
+async def history(reactor: Reactor, batch_id: str) -> WorkflowHistory:
+    return await reactor.client.get_workflow_handle(workflow_id_for(batch_id)).fetch_history()
+
+
 async def events(reactor: Reactor, batch_id: str) -> list[HistoryEvent]:
-    handle = reactor.client.get_workflow_handle(workflow_id_for(batch_id))
-    return (await handle.fetch_history()).events
+    return (await history(reactor, batch_id)).events
 
 
-def scheduled_summaries(history: list[HistoryEvent]) -> list[str]:
+def scheduled_summaries(recorded: list[HistoryEvent]) -> list[str]:
     """The summaries of the regular activities the workflow scheduled."""
     return [
         json.loads(e.user_metadata.summary.data)
-        for e in history
+        for e in recorded
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
 
@@ -146,6 +151,7 @@ async def test_a_deterministic_chunk_error_fails_its_jobs_once(
         result = await reactor.execute_batch(request_of("d4"))
         jobs = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 60)
         details = await current_details(reactor, result.batch_id)
+    await replay(await history(reactor, result.batch_id), reactor.client.data_converter)
     assert calls == [jobs_in_chunk <= 100]  # one attempt, not retried
     assert len(jobs) == jobs_in_chunk
     assert all(j.status is JobStatus.FAILED for j in jobs)
@@ -181,7 +187,10 @@ async def test_a_local_chunk_that_keeps_failing_moves_to_a_regular_activity(
             {"jobs": [create_list("a", "d5-a"), create_list("b", "d5-b")]}
         )
         jobs = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 60)
-        history = await events(reactor, result.batch_id)
+        recorded = await history(reactor, result.batch_id)
+    await replay(recorded, reactor.client.data_converter)
     assert calls == [True] * LOCAL_ATTEMPTS + [False]
     assert [j.status for j in jobs] == [JobStatus.READ_READY, JobStatus.READ_READY]
-    assert scheduled_summaries(history) == ["apply 2 jobs (2 actions) to 2 documents: a, b"]
+    assert scheduled_summaries(list(recorded.events)) == [
+        "apply 2 jobs (2 actions) to 2 documents: a, b"
+    ]

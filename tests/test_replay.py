@@ -10,24 +10,15 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
-from temporalio.worker import Replayer
 
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobStatus, workflow_id_for
 from tests.support.batches import create_list, inline_with_failures, stored
-from workflows.batch import BatchWorkflow
+from tests.support.replay import replay
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 HISTORIES = Path(__file__).parent / "histories"
-
-
-async def replay(history: WorkflowHistory, converter: DataConverter) -> None:
-    result = await Replayer(workflows=[BatchWorkflow], data_converter=converter).replay_workflow(
-        history, raise_on_replay_failure=False
-    )
-    assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure!r}"
 
 
 async def test_recorded_histories_replay() -> None:
