@@ -167,11 +167,7 @@ class DevProcess:
         """Clean-up after a failed test: this test's processes only."""
         self.proc.kill()
         self.proc.wait()
-        for line in processes_in(self.folder):
-            try:
-                os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_processes_in(self.folder)
 
 
 @pytest.fixture
@@ -179,7 +175,16 @@ def dev_folder() -> Iterator[Path]:
     # Not under pytest's basetemp, which concurrent sessions rotate away.
     folder = Path(tempfile.mkdtemp(prefix="rxsd"))
     yield folder
+    kill_processes_in(folder)  # what a failed test left behind
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def kill_processes_in(folder: Path) -> None:
+    for line in processes_in(folder):
+        try:
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 async def test_dev_leaves_after_its_grace_period_on_sigterm_with_an_activity_stuck(
