@@ -28,7 +28,6 @@ import pytest
 
 from reactor.api.builder import ReactorBuilder
 from reactor.models import BUILTIN_MODELS
-from reactor.runtime.process import FORCE_MARGIN_S
 from tests.conftest import ROOT, Stack, spawn_worker, wait_polling, wait_until
 from tests.support import stuck_model
 
@@ -94,10 +93,10 @@ async def assert_nothing_left_in(folder: Path) -> None:
 def assert_left_after_the_grace_period(rc: int, sig: int, output: str) -> None:
     """Either the stuck work let the drain end (a reducer running off the
     event loop is abandoned once cancelled: exit 0), or the process was
-    stopped when the grace period and its margin were over."""
+    stopped when the grace period was over."""
     if rc != 0:
         assert rc == 128 + sig, output[-3000:]
-        assert f"still running {SHORT_GRACE_S + FORCE_MARGIN_S:g} s after the stop" in output
+        assert f"still running {SHORT_GRACE_S:g} s after the stop" in output
 
 
 class DevProcess:

@@ -136,7 +136,7 @@ async def _serve(settings: Settings, guard: BoundedStop, *, demo: bool) -> int:
             db,
             registry_of(model_modules()),
             settings.task_queue,
-            graceful_shutdown=timedelta(seconds=guard.grace_s),
+            graceful_shutdown=timedelta(seconds=guard.drain_s),
         )
         async with worker:
             print(

@@ -13,9 +13,9 @@ from types import FrameType
 
 GRACE_ENV = "REACTOR_SHUTDOWN_GRACE_S"
 DEFAULT_GRACE_S = 30.0
-# Past the grace period the worker cancels what still runs; work that honours
-# cancellation ends within moments, and this is what it and the services' own
-# stop get before the process leaves regardless.
+# The last part of the grace period: in-flight activities are cancelled this
+# long before it ends, so work that honours cancellation, and the services'
+# own stop, still fit inside it; at its end the process leaves regardless.
 FORCE_MARGIN_S = 5.0
 
 
@@ -38,9 +38,9 @@ class BoundedStop:
     """SIGINT/SIGTERM handling whose outcome does not depend on the event loop.
 
     The first signal asks for an orderly stop (`event` is set on the bound
-    loop) and arms a watchdog thread. A second signal, or the end of
-    `grace_s + FORCE_MARGIN_S`, runs `on_force` (stopping services fast) and
-    leaves the process. The handlers are plain signal handlers, not the
+    loop) and arms a watchdog thread. In-flight activities get `drain_s` to
+    finish; a second signal, or the end of `grace_s`, runs `on_force`
+    (stopping services fast) and leaves the process. The handlers are plain signal handlers, not the
     loop's: an activity that blocks the loop (a reducer stuck in a
     synchronous call) cannot hold the signal back, and the watchdog is a
     thread, so nothing on the loop can delay it."""
@@ -54,6 +54,12 @@ class BoundedStop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._forcing = threading.Lock()
+
+    @property
+    def drain_s(self) -> float:
+        """What in-flight activities get before they are cancelled: the grace
+        period less the margin their cancellation and the services' stop need."""
+        return self.grace_s - min(FORCE_MARGIN_S, self.grace_s / 2)
 
     @property
     def requested(self) -> bool:
@@ -94,12 +100,11 @@ class BoundedStop:
         threading.Thread(target=self._watch, name="bounded-stop", daemon=True).start()
 
     def _watch(self) -> None:
-        again = self._now.wait(self.grace_s + FORCE_MARGIN_S)
+        again = self._now.wait(self.grace_s)
         self.force(
             "a second signal: stopping now"
             if again
-            else f"still running {self.grace_s + FORCE_MARGIN_S:g} s after the stop was asked: "
-            "stopping now"
+            else f"still running {self.grace_s:g} s after the stop was asked: stopping now"
         )
 
     def force(self, why: str) -> None:

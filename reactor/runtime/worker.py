@@ -233,7 +233,7 @@ async def run_worker(
     """Runs until `stop` is set or SIGINT/SIGTERM arrives, then drains:
     in-flight activities get the grace period to finish and polling stops, so
     another worker takes over the rest. The process leaves within the grace
-    period (plus a short margin) whatever its activities do; a second signal
+    period whatever its activities do; a second signal
     leaves at once (see reactor.runtime.process.BoundedStop)."""
     gc_thresholds = thresholds_from_env()  # a bad value fails before anything starts
     trusted_keys = trusted_keys_from_env()  # so does a bad key
@@ -274,7 +274,7 @@ async def run_worker(
             listener=listener,
             poll_interval=float(os.environ.get("REACTOR_REACTION_POLL", "1.0")),
             verifier=Ed25519Verifier(set(trusted_keys)) if trusted_keys else None,
-            graceful_shutdown=timedelta(seconds=grace),
+            graceful_shutdown=timedelta(seconds=guard.drain_s),
         )
         tune_for_worker(gc_thresholds)
         try:
