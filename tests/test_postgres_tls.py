@@ -30,6 +30,7 @@ from reactor.storage.migrate import migrate, pending
 from reactor.storage.notify import NotifyListener
 from reactor.storage.tls import DatabaseTLSError, connect_kwargs
 from tests.conftest import Stack, free_port, wait_until
+from tests.support import debian
 from tests.support.tls import CertificateAuthority, Issued
 
 SSL_IN_USE = "SELECT ssl FROM pg_stat_ssl WHERE pid = $1"
@@ -72,12 +73,8 @@ def postgres_bin() -> Path | None:
         versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
         return versions[-1].parent if versions else None
 
-    if found() is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, timeout=300)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postgresql"], env=env, check=False, timeout=900
-        )
+    if found() is None:
+        debian.install("postgresql")
     return found()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support import debian
 
 NGINX_PATHS = ("/usr/sbin/nginx", "/usr/bin/nginx")
 
@@ -129,12 +130,7 @@ def nginx_binary() -> str | None:
     for path in NGINX_PATHS:
         if os.access(path, os.X_OK):
             return path
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, timeout=300)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "nginx-light"], env=env, check=False, timeout=600
-        )
+    debian.install("nginx-light")
     return next((p for p in NGINX_PATHS if os.access(p, os.X_OK)), None)
 
 
