@@ -432,6 +432,43 @@ async def test_a_child_added_after_validation_fails_the_delete_in_the_reducer(
     assert (await reactor.get("kept")).header.deleted is False
 
 
+async def test_a_drive_given_a_file_earlier_in_its_batch_is_not_deleted(
+    module_factory: Factory,
+) -> None:
+    """The file node is the drive model's child, added by a global job that
+    validation does not count and the document scope's state does not hold:
+    the delete, applied under the drive's lane lock after it, counts the
+    edge and ends FAILED with HasChildren, writing nothing."""
+    module = await module_factory(worker=True)
+    reactor = module.reactor
+    result = await reactor.execute_batch(
+        {
+            "jobs": [
+                create("drv", "powerhouse/document-drive"),
+                job(
+                    {"type": "ADD_FILE", "input": {"id": "f1", "name": "a", "document_type": TODO}},
+                    key="file",
+                    doc="drv",
+                ),
+                doc_job({"type": "DELETE_DOCUMENT"}, key="delete", doc="drv"),
+            ]
+        }
+    )
+    jobs = await reactor.wait_for_batch(result.batch_id)
+    assert [j.status for j in jobs] == [
+        JobStatus.READ_READY,
+        JobStatus.READ_READY,
+        JobStatus.FAILED,
+    ], jobs
+    error = jobs[2].error
+    assert error is not None and error.type == "HasChildren", error
+    assert "has 1 child " in error.message, error.message
+    drive = await reactor.get("drv")
+    assert drive.header.deleted is False
+    assert drive.header.revision["document"] == 1, drive.header
+    assert await reactor.get_children("drv") == ["f1"]
+
+
 async def test_concurrent_executes_are_grouped_within_the_batch_limit(
     module_factory: Factory,
 ) -> None:

@@ -550,6 +550,8 @@ class JobApplier:
                 )
                 created.append((scope, CachedState(0, digest, initial, None, model.document_type)))
         else:
+            if action.type == "DELETE_DOCUMENT":
+                await _refuse_delete_under_children(conn, job.document_id, state)
             await DocumentView.update_header(
                 conn,
                 job.document_id,
@@ -632,3 +634,22 @@ def _initial(model: DocumentModel, scope: str) -> tuple[dict[str, Any], str]:
     except Exception as exc:
         where = f"{model.document_type} initial {scope} state"
         raise JobRejected.of_serialization(exc, where) from exc
+
+
+async def _refuse_delete_under_children(
+    conn: asyncpg.Connection, document_id: str, state: dict[str, Any]
+) -> None:
+    """A parent is never deleted under its children. Validation counts the
+    edges it can see and the batch's ADD_RELATIONSHIPs, and the document
+    scope's reducer its explicit children; neither sees a child another
+    scope's model added since (a drive's ADD_FILE earlier in the batch, or in
+    a concurrent one). Those edges are written by jobs on this document's
+    lane, whose lock is held here, so the count is current."""
+    count = await RelationshipIndex.count_at_delete(conn, document_id, state.get("children", []))
+    if count:
+        raise JobRejected(
+            "HasChildren",
+            f"DELETE_DOCUMENT: document {document_id!r} has {count} "
+            f"child{'ren' if count != 1 else ''} (remove them first: REMOVE_RELATIONSHIP, or "
+            "the model's own actions for the children its state holds)",
+        )

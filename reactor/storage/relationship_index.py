@@ -9,6 +9,20 @@ import asyncpg
 
 from reactor.storage.database import Database
 
+# The children a delete would leave under a document, counted under its lane
+# lock: edges its other scopes' models hold (a drive's file nodes, source
+# 'model'), plus its explicit edges as the deleting job's own state has them
+# ($2). The explicit rows are not read: they are rewritten only after the
+# job's last action, so a job that removes its children and then deletes the
+# document would still see them.
+COUNT_CHILDREN_AT_DELETE = """
+SELECT count(DISTINCT child_id) FROM (
+    SELECT child_id FROM reactor_relationships WHERE parent_id = $1 AND source <> 'document'
+    UNION ALL
+    SELECT unnest($2::text[])
+) c
+"""
+
 
 class RelationshipIndex:
     def __init__(self, db: Database):
@@ -35,6 +49,13 @@ class RelationshipIndex:
                 source,
                 wanted,
             )
+
+    @staticmethod
+    async def count_at_delete(
+        conn: asyncpg.Connection, parent_id: str, explicit: Iterable[str]
+    ) -> int:
+        count = await conn.fetchval(COUNT_CHILDREN_AT_DELETE, parent_id, sorted(set(explicit)))
+        return int(count or 0)
 
     async def children(self, parent_id: str, *, include_deleted: bool = False) -> list[str]:
         async with self.db.pool.acquire() as conn:
