@@ -388,6 +388,18 @@ async def test_a_single_execute_with_a_bad_value_is_rejected_to_its_caller(
     assert await row_counts(database_url) == before
 
 
+async def test_a_job_id_with_thousands_of_digits_is_a_validation_error(
+    module_factory: Factory,
+) -> None:
+    reactor = (await module_factory(worker=False)).reactor
+    job_id = "b:" + "7" * 5000  # past Python's int() digit limit
+    for ask in (reactor.get_job_status, reactor.wait_for_job):
+        with pytest.raises(ValidationError) as info:
+            await ask(job_id)
+        assert info.value.field == "job_id"
+        assert "its index has 5000 digits, over the limit of 18" in info.value.reason
+
+
 async def test_children_can_be_read_and_a_parent_deleted_once_they_are_removed(
     module_factory: Factory,
 ) -> None:

@@ -297,6 +297,14 @@ async def test_status_of_something_that_is_not_a_job_id_exits_2(
     assert f"job_id: malformed job id {job_id!r} (expected '<batch_id>:<index>'" in err
 
 
+async def test_status_of_a_job_id_with_thousands_of_digits_exits_2(env: dict[str, str]) -> None:
+    """Past Python's int() digit limit (4300) the conversion itself raises."""
+    rc, out, err = await cli(env, "status", "b:" + "7" * 5000)
+    assert rc == 2
+    assert "Traceback" not in err + out
+    assert "job_id: malformed job id: its index has 5000 digits, over the limit of 18" in err
+
+
 async def test_malformed_json_file_is_rejected_with_its_position(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -125,11 +125,23 @@ class MalformedJobIdError(ValidationError, ValueError):
     from untrusted payloads treats it as any other malformed value."""
 
 
+# A job's index is its position in a batch, far below this; the bound keeps
+# it in PostgreSQL's bigint and below Python's int() digit limit (4300), past
+# which the conversion raises ValueError instead of answering.
+MAX_JOB_INDEX_DIGITS = 18
+
+
 def parse_job_id(job_id: str) -> tuple[str, int]:
     batch_id, sep, index = job_id.rpartition(":")
     if not sep or not batch_id or not (index.isascii() and index.isdigit()):
         raise MalformedJobIdError(
             f"malformed job id {job_id!r} (expected '<batch_id>:<index>', as submit prints)",
+            field="job_id",
+        )
+    if len(index) > MAX_JOB_INDEX_DIGITS:
+        raise MalformedJobIdError(
+            f"malformed job id: its index has {len(index)} digits, over the limit of "
+            f"{MAX_JOB_INDEX_DIGITS} (expected '<batch_id>:<index>', as submit prints)",
             field="job_id",
         )
     return batch_id, int(index)
