@@ -100,7 +100,7 @@ async def test_a_failing_read_model_is_blocked_and_unblocked(
     assert rc == 0, out
     assert "unblocked read model failing" in out
     rc, out = await cli(env, "read-models", "unblock", "failing")
-    assert rc == 1 and "is not blocked" in out
+    assert rc == 2 and "read model 'failing' is not blocked: nothing to unblock" in out, out
 
     third = await reactor.execute_batch({"jobs": [add_item("last", "b-list", "3")]})
     [last] = await asyncio.wait_for(reactor.wait_for_batch(third.batch_id), 60)
@@ -161,3 +161,29 @@ async def test_blocked_after_max_attempts_skipped_until_unblocked_success_resets
     other = ReadModelCoordinator(module.database, [rm], max_attempts=3)
     assert await other.catch_up(head) == []
     assert await state() == (0, None, False)
+
+
+async def test_read_models_prints_errors_as_text_and_unblock_of_an_unknown_name_exits_2(
+    stack: Stack, database_url: str, task_queue: str, module_factory: Any
+) -> None:
+    """An error's text is data: "[/x]" in it is not rich markup (which would
+    raise MarkupError). Unblocking a name no read model has is a usage error
+    (exit 2), not a failed job (exit 1)."""
+    module = await module_factory()
+    result = await module.reactor.execute_batch({"jobs": [create_list("c", "m-list")]})
+    await module.reactor.wait_for_batch(result.batch_id)
+    broken = FailingReadModel(message="bad [/x] row [bold]")
+    coordinator = ReadModelCoordinator(module.database, [broken], max_attempts=1)
+    await coordinator.setup()
+    assert [b.name for b in await coordinator.catch_up(await module.operation_index.head())] == [
+        "failing"
+    ]
+    env = {**worker_env(stack, database_url, task_queue), "COLUMNS": "250"}
+    rc, out = await cli(env, "read-models")
+    assert rc == 0, out
+    assert "RuntimeError: bad [/x] row [bold]" in out
+    assert "1 blocked read model(s)" in out
+    rc, out = await cli(env, "read-models", "unblock", "nope")
+    assert rc == 2, out
+    assert "no read model named 'nope' (tracked: failing)" in out
+    assert "Traceback" not in out

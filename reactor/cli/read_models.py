@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from reactor.application.read_models import read_model_states, unblock_read_model
+from reactor.application.read_models import ReadModelState, read_model_states, unblock_read_model
+from reactor.domain.errors import ValidationError
 from reactor.runtime.settings import load_settings
 from reactor.storage.database import Database
 
@@ -22,12 +24,12 @@ async def read_models(*, as_json: bool, unblock: str | None) -> int:
             if unblock is not None:
                 if await unblock_read_model(conn, unblock):
                     console.print(
-                        f"unblocked read model {unblock}: the next batch a worker applies "
-                        "catches it up from where it stopped"
+                        f"unblocked read model {escape(unblock)}: the next batch a worker "
+                        "applies catches it up from where it stopped"
                     )
                     return 0
-                console.print(f"[red]read model {unblock} is not blocked[/red]")
-                return 1
+                known = {s.name: s for s in await read_model_states(conn)}
+                raise ValidationError(_not_unblocked(unblock, known), field="name")
             states = await read_model_states(conn)
     finally:
         await db.close()
@@ -56,7 +58,8 @@ async def read_models(*, as_json: bool, unblock: str | None) -> int:
         state = "[bold red]BLOCKED[/]" if s.blocked else "[green]indexing[/]"
         error = s.blocked_error or s.last_error or ""
         position = f"{s.position.tx_id}/{s.position.ordinal}"
-        table.add_row(s.name, state, position, str(s.attempts), error)
+        # Names and errors are data (an exception's text may hold "[/x]"), not markup.
+        table.add_row(escape(s.name), state, position, str(s.attempts), escape(error))
     console.print(table)
     blocked = [s.name for s in states if s.blocked]
     if blocked:
@@ -65,3 +68,12 @@ async def read_models(*, as_json: bool, unblock: str | None) -> int:
             "then `reactor read-models unblock NAME`"
         )
     return 0
+
+
+def _not_unblocked(name: str, known: dict[str, ReadModelState]) -> str:
+    """Why `unblock NAME` changed nothing: a usage error (exit 2), not a
+    failed job (exit 1)."""
+    if name in known:
+        return f"read model {name!r} is not blocked: nothing to unblock"
+    names = ", ".join(sorted(known)) or "none yet"
+    return f"no read model named {name!r} (tracked: {names})"

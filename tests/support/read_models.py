@@ -26,12 +26,15 @@ class CountingReadModel:
 
 class FailingReadModel:
     """Raises on every delivery until a test sets `fixed`; then records what
-    it indexes. `raises` is what it raises while broken."""
+    it indexes. `raises` is what it raises while broken, with `message`."""
 
     name = "failing"
 
-    def __init__(self, raises: type[Exception] = RuntimeError) -> None:
+    def __init__(
+        self, raises: type[Exception] = RuntimeError, message: str = "projection broken"
+    ) -> None:
         self.raises = raises
+        self.message = message
         self.fixed = False
         self.calls = 0
         self.indexed: list[str] = []
@@ -39,5 +42,5 @@ class FailingReadModel:
     async def index_operations(self, operations: list[OperationWithContext]) -> None:
         self.calls += 1
         if not self.fixed:
-            raise self.raises("projection broken")
+            raise self.raises(self.message)
         self.indexed.extend(o.operation.id for o in operations)
