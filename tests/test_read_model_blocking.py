@@ -19,6 +19,7 @@ from reactor.application.read_models import (
 )
 from reactor.domain.jobs import JobInfo, JobStatus
 from reactor.observability.health import check_database
+from reactor.storage.operation_store import Position
 from tests.conftest import Stack, worker_env
 from tests.support.batches import add_item, create_list
 from tests.support.read_models import CountingReadModel, FailingReadModel
@@ -187,3 +188,43 @@ async def test_read_models_prints_errors_as_text_and_unblock_of_an_unknown_name_
     assert rc == 2, out
     assert "no read model named 'nope' (tracked: failing)" in out
     assert "Traceback" not in out
+
+
+class HangingReadModel:
+    """index_operations never returns."""
+
+    name = "hanging"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.cancelled = 0
+
+    async def index_operations(self, operations: list[Any]) -> None:
+        self.calls += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+
+async def test_a_read_model_that_hangs_is_blocked_after_max_attempts(
+    module_factory: Any,
+) -> None:
+    module = await module_factory()
+    result = await module.reactor.execute_batch({"jobs": [create_list("c", "h-list")]})
+    await module.reactor.wait_for_batch(result.batch_id)
+    rm = HangingReadModel()
+    coordinator = ReadModelCoordinator(
+        module.database, [rm], max_attempts=2, retry_delay=0.01, index_timeout=0.2
+    )
+    await coordinator.setup()
+    head = await module.operation_index.head()
+    [blocked] = await coordinator.catch_up(head)
+    assert blocked.name == "hanging"
+    assert "index_operations did not return within 0.2 s" in blocked.error
+    assert (rm.calls, rm.cancelled) == (2, 2)
+    async with module.database.pool.acquire() as conn:
+        [state] = await read_model_states(conn)
+    assert (state.attempts, state.blocked) == (2, True)
+    assert state.position == Position()  # nothing of the hung calls was kept

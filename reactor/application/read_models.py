@@ -15,10 +15,12 @@ A read model whose `index_operations` keeps raising is blocked after
 `max_attempts` failures in a row (with backoff between them): its error is
 kept on its tracking row, catch-up skips it so the other read models go on,
 and the jobs it has not indexed end WRITE_READY with a notice naming it.
-`unblock` (`reactor read-models unblock NAME`) clears the block; the next
-catch-up retries from where it stopped. A lost connection or a restarting
-database is not the read model's fault: it propagates (the activity retries)
-and is not counted.
+A call that does not return within `index_timeout` is cancelled (its
+transaction rolls back) and counts as a failure too, so a read model that
+hangs is blocked like one that raises. `unblock` (`reactor read-models
+unblock NAME`) clears the block; the next catch-up retries from where it
+stopped. A lost connection or a restarting database is not the read model's
+fault: it propagates (the activity retries) and is not counted.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
-from asyncpg import exceptions as pg
 
 from reactor.domain.document import Operation
 from reactor.domain.jobs import MAX_ERROR_MESSAGE, JobError, JobOutcome
 from reactor.storage.database import Database
+from reactor.storage.errors import is_transient
 from reactor.storage.notify import READ_MODEL_CHANNEL
 from reactor.storage.operation_store import OperationStore, Position
 
@@ -69,16 +71,7 @@ class ReadModelLagError(Exception):
 MAX_ATTEMPTS = 5
 RETRY_DELAY_S = 0.1  # after the first failure; doubles per failure
 RETRY_DELAY_MAX_S = 2.0
-
-# Failures that say nothing about the read model: the database went away.
-_INFRASTRUCTURE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    pg.PostgresConnectionError,
-    pg.OperatorInterventionError,
-    pg.TransactionRollbackError,
-)
+INDEX_TIMEOUT_S = 30.0  # one index_operations call; longer counts as a failure
 
 _LOCK_TRACKING = (
     "SELECT last_tx::text::bigint AS tx, last_ordinal, blocked_error FROM "
@@ -203,6 +196,7 @@ class ReadModelCoordinator:
         page: int = 500,
         max_attempts: int = MAX_ATTEMPTS,
         retry_delay: float = RETRY_DELAY_S,
+        index_timeout: float = INDEX_TIMEOUT_S,
     ):
         names = [rm.name for rm in read_models]
         if len(set(names)) != len(names):
@@ -214,6 +208,7 @@ class ReadModelCoordinator:
         self.page = page
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
+        self.index_timeout = index_timeout
 
     async def setup(self) -> None:
         async with self.db.pool.acquire() as conn:
@@ -322,7 +317,7 @@ class ReadModelCoordinator:
                     )
                     for pos, op in fresh
                 ]
-                await _index(rm, batch)
+                await _index(rm, batch, self.index_timeout)
                 last = fresh[-1][0]
                 await conn.execute(_ADVANCE, rm.name, str(last.tx_id), last.ordinal)
                 await conn.execute(
@@ -354,14 +349,22 @@ class ReadModelCoordinator:
         return {r["id"]: r["document_type"] for r in rows}
 
 
-async def _index(rm: ReadModel, batch: list[OperationWithContext]) -> None:
+async def _index(rm: ReadModel, batch: list[OperationWithContext], timeout: float) -> None:
+    """Raises _IndexFailed for what the read model is to blame for: its own
+    error or a call that hangs past `timeout`; an infrastructure failure
+    propagates as it is."""
     try:
-        await rm.index_operations(batch)
-    except _INFRASTRUCTURE as exc:
-        if isinstance(exc, ValueError):  # asyncpg could not encode an argument
-            raise _IndexFailed(exc) from exc
+        async with asyncio.timeout(timeout) as deadline:
+            await rm.index_operations(batch)
+    except TimeoutError as exc:
+        if deadline.expired():
+            raise _IndexFailed(
+                TimeoutError(f"index_operations did not return within {timeout:g} s")
+            ) from exc
         raise
     except Exception as exc:
+        if is_transient(exc):
+            raise
         raise _IndexFailed(exc) from exc
 
 
