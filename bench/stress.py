@@ -79,6 +79,10 @@ async def stress(args: argparse.Namespace, stack: FaultStack, code: Path) -> lis
     return runs
 
 
+# The counts both tables show, in the order run_rows and fault_rows give them.
+COUNTED = ["jobs", "faults injected", "lost", "duplicated", "stuck", "failed"]
+
+
 def run_rows(runs: list[FaultRun]) -> list[list[Any]]:
     return [
         [
@@ -144,12 +148,7 @@ def main() -> None:
             [
                 "run",
                 "fault",
-                "jobs",
-                "faults injected",
-                "lost",
-                "duplicated",
-                "stuck",
-                "failed",
+                *COUNTED,
                 "max attempt",
                 "recover (s)",
                 "wall (s)",
@@ -163,12 +162,7 @@ def main() -> None:
             [
                 "fault",
                 "runs",
-                "jobs",
-                "faults injected",
-                "lost",
-                "duplicated",
-                "stuck",
-                "failed",
+                *COUNTED,
                 "recover p50 (s)",
                 "recover max (s)",
             ],

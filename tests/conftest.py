@@ -15,9 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
 from reactor.api.builder import ReactorBuilder
@@ -29,7 +27,8 @@ from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_po
 from reactor.runtime.temporal import connect
 from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
-from reactor.storage.migrate import migrate
+from tests.support.databases import new_migrated_database
+from tests.support.databases import with_database as with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,27 +56,10 @@ def stack() -> Iterator[Stack]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
 @pytest.fixture
 async def database_url(stack: Stack) -> str:
     """A fresh, migrated database for this test."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(stack.database_url, name)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
+    return await new_migrated_database(stack.database_url, "t_")
 
 
 @pytest.fixture

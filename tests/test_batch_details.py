@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 from activities.batch import ApplyJobsInput
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobOutcome, JobStatus, workflow_id_for
-from tests.support.batches import create_list, inline_with_failures, stored
+from tests.support.batches import create_list, inline_with_failures, many_actions, stored
 from tests.support.replay import replay
 from workflows.batch import LOCAL_ATTEMPTS, BatchWorkflow
 
@@ -83,23 +83,7 @@ async def test_regular_activity_summaries_name_their_first_jobs(
 async def test_a_chunk_with_many_actions_runs_as_a_regular_activity(
     reactor: Reactor, worker: None
 ) -> None:
-    doc = "d3-big"
-    result = await reactor.execute_batch(
-        {
-            "jobs": [
-                create_list("create", doc),
-                {
-                    "key": "big",
-                    "document_id": doc,
-                    "depends_on": ["create"],
-                    "actions": [
-                        {"type": "ADD_TODO_ITEM", "input": {"id": str(i), "text": "x"}}
-                        for i in range(501)
-                    ],
-                },
-            ]
-        }
-    )
+    result = await reactor.execute_batch(many_actions("d3", 501))
     jobs = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 60)
     assert [j.status for j in jobs] == [JobStatus.READ_READY, JobStatus.READ_READY]
     # Both jobs in one chunk: 2 jobs, but more actions than a local activity takes.

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from temporalio.service import RPCError
 
+from reactor.api.reactor import BatchResult
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus, JobEvent, ReactorEventTypes
 from reactor.application.ready_check import LedgerCheck
@@ -143,6 +144,31 @@ async def failed_job(reactor: Any, document_id: str) -> Any:
     return job
 
 
+async def failing_batch_not_run(reactor: Any, document_id: str) -> BatchResult:
+    """Job "job" will fail (its item is missing), submitted with job
+    "create" that creates its document: for tests that forge announcements
+    before any worker has run them."""
+    batch: BatchResult = await reactor.execute_batch(
+        {
+            "jobs": [
+                {
+                    "key": "create",
+                    "document_id": document_id,
+                    "scope": "document",
+                    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
+                },
+                {
+                    "key": "job",
+                    "document_id": document_id,
+                    "actions": MISSING_ITEM,
+                    "depends_on": ["create"],
+                },
+            ]
+        }
+    )
+    return batch
+
+
 async def test_a_forged_read_ready_on_either_channel_leaves_a_failed_job_failed(
     module_factory: Any, database_url: str
 ) -> None:
@@ -186,24 +212,7 @@ async def test_a_forged_read_ready_for_a_job_that_has_not_run_is_not_believed(
     fails, and that is what both calls report."""
     module = await module_factory(worker=False)
     reactor = module.reactor
-    batch = await reactor.execute_batch(
-        {
-            "jobs": [
-                {
-                    "key": "create",
-                    "document_id": "not-yet",
-                    "scope": "document",
-                    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
-                },
-                {
-                    "key": "job",
-                    "document_id": "not-yet",
-                    "actions": MISSING_ITEM,
-                    "depends_on": ["create"],
-                },
-            ]
-        }
-    )
+    batch = await failing_batch_not_run(reactor, "not-yet")
     job = batch.jobs["job"]
     await forge(module, database_url, channel_name(), commit_form(job.id, "not-yet"))
     await forge(module, database_url, READ_MODEL_CHANNEL, range_form(job.id, "not-yet"))
@@ -321,24 +330,7 @@ async def test_a_forged_commit_announcement_before_the_job_ran_fires_no_ready_ev
     module = await module_factory(worker=False)
     reactor = module.reactor
     seen = job_events(module.event_bus)
-    batch = await reactor.execute_batch(
-        {
-            "jobs": [
-                {
-                    "key": "create",
-                    "document_id": "events-early",
-                    "scope": "document",
-                    "actions": [{"type": "CREATE_DOCUMENT", "input": {"document_type": TODO}}],
-                },
-                {
-                    "key": "job",
-                    "document_id": "events-early",
-                    "actions": MISSING_ITEM,
-                    "depends_on": ["create"],
-                },
-            ]
-        }
-    )
+    batch = await failing_batch_not_run(reactor, "events-early")
     job = batch.jobs["job"]
     await forge_all_forms(module, database_url, job.id, "events-early")
 

@@ -5,7 +5,6 @@ replay against the current code without a nondeterminism error."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -13,7 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobStatus, workflow_id_for
-from tests.support.batches import create_list, inline_with_failures, stored
+from tests.support.batches import inline_with_failures, many_actions, stored
 from tests.support.replay import replay
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -27,25 +26,6 @@ async def test_recorded_histories_replay() -> None:
     for path in files:
         history = WorkflowHistory.from_json(path.stem, path.read_text())
         await replay(history, pydantic_data_converter)
-
-
-def many_actions(prefix: str, n: int) -> dict[str, Any]:
-    """One job with `n` actions: more than a local activity takes."""
-    doc = f"{prefix}-big"
-    return {
-        "jobs": [
-            create_list("create", doc),
-            {
-                "key": "big",
-                "document_id": doc,
-                "depends_on": ["create"],
-                "actions": [
-                    {"type": "ADD_TODO_ITEM", "input": {"id": str(i), "text": f"item {i}"}}
-                    for i in range(n)
-                ],
-            },
-        ]
-    }
 
 
 async def test_histories_of_batches_run_now_replay(reactor: Reactor) -> None:

@@ -1,6 +1,7 @@
 """Batches whose workflow histories cover the batch workflow's paths: inline
 jobs with a rejected action and its dependent, and a stored batch whose
-chunk is large enough to run as a regular, heartbeating activity."""
+chunk is large enough to run as a regular, heartbeating activity, and a
+job with more actions than a local activity takes."""
 
 from __future__ import annotations
 
@@ -57,3 +58,23 @@ def stored(prefix: str, n: int) -> dict[str, Any]:
     jobs = [create_list(f"c{i}", d) for i, d in enumerate(docs)]
     jobs += [add_item(f"j{i}", docs[i % 2], str(i)) for i in range(n)]
     return {"jobs": jobs}
+
+
+def many_actions(prefix: str, n: int) -> dict[str, Any]:
+    """A list and one job of `n` actions on it: more actions than a local
+    activity takes, so its chunk runs as a regular activity."""
+    doc = f"{prefix}-big"
+    return {
+        "jobs": [
+            create_list("create", doc),
+            {
+                "key": "big",
+                "document_id": doc,
+                "depends_on": ["create"],
+                "actions": [
+                    {"type": "ADD_TODO_ITEM", "input": {"id": str(i), "text": f"item {i}"}}
+                    for i in range(n)
+                ],
+            },
+        ]
+    }

@@ -18,7 +18,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from temporalio.api.enums.v1 import EventType, PendingActivityState
@@ -30,7 +29,7 @@ from reactor.domain.jobs import workflow_id_for
 from reactor.domain.workflow_io import BatchConfig, JobView
 from reactor.models import BUILTIN_MODELS
 from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
-from reactor.storage.migrate import migrate
+from tests.support.databases import new_migrated_database
 from tests.support.log_checks import LogReport, batch_views, check_batch_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,10 +46,6 @@ FAULT_BATCH = BatchConfig(
     chunk_size=150, max_parallel_chunks=2, heartbeat_timeout_s=3, local_activity_max_jobs=100
 )
 APPLIED = "SELECT count(*) FROM reactor_applied_jobs WHERE starts_with(job_id, $1)"
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 class FaultStack:
@@ -89,19 +84,7 @@ class FaultStack:
         self.temporal.start()
 
     async def new_database(self) -> str:
-        name = "f_" + uuid.uuid4().hex[:12]
-        conn = await asyncpg.connect(self.server_url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        url = with_database(self.server_url, name)
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        return url
+        return await new_migrated_database(self.server_url, "f_")
 
 
 class Workers:
