@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 import pydantic
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.chunk_progress import ChunkProgress
 from reactor.application.apply import JobApplier
 from reactor.application.read_models import ReadModelCoordinator, hold_back
 from reactor.application.ready_notices import range_fields
 from reactor.domain.batch import PlanEntry, PlannedJob
-from reactor.domain.jobs import JobOutcome, job_id_for
+from reactor.domain.jobs import JobError, JobOutcome, job_id_for
 from reactor.domain.scheduling import dependency_failed
 from reactor.observability.outage import OUTAGE
 from reactor.storage.errors import is_transient, one_line
@@ -36,6 +38,15 @@ class LoadPlanInput(BaseModel):
     batch_id: str
     offset: int
     limit: int
+
+
+@dataclass
+class _Attempt:
+    """What one attempt at a chunk has loaded and decided so far."""
+
+    progress: ChunkProgress
+    jobs: dict[int, PlannedJob] = field(default_factory=dict)
+    outcomes: dict[int, JobOutcome] = field(default_factory=dict)
 
 
 class BatchActivities:
@@ -67,23 +78,82 @@ class BatchActivities:
         with backoff for as long as the outage lasts. Anything else that
         escapes (a deterministic job error is an outcome, not an exception)
         is a bug or an unknown condition: retried, but only
-        UNKNOWN_ERROR_ATTEMPTS times, then the chunk fails for good."""
+        UNKNOWN_ERROR_ATTEMPTS times. Then the chunk ends: the jobs this
+        attempt decided keep their outcomes (a written job is never reported
+        FAILED), the others fail with the error. Only a chunk of which
+        nothing was decided fails as a whole, non-retryable: the workflow
+        then fails its jobs, none of which is written."""
+        attempt = _Attempt(self._heartbeats())
         try:
-            return await self._apply_jobs(inp)
+            return await self._apply_jobs(inp, attempt)
         except ApplicationError:
+            attempt.progress.stopped()
             raise
         except Exception as exc:
+            attempt.progress.stopped()
             if is_transient(exc):
                 raise
             if activity.info().attempt < UNKNOWN_ERROR_ATTEMPTS:
                 raise
-            raise ApplicationError(
-                _given_up(exc),
-                type=type(exc).__name__,
-                non_retryable=True,
-            ) from exc
+            if not attempt.outcomes:
+                raise ApplicationError(
+                    _given_up(exc),
+                    type=type(exc).__name__,
+                    non_retryable=True,
+                ) from exc
+            return await self._end_chunk(inp, attempt, exc)
 
-    async def _apply_jobs(self, inp: ApplyJobsInput) -> list[JobOutcome]:
+    async def _end_chunk(
+        self, inp: ApplyJobsInput, attempt: _Attempt, exc: Exception
+    ) -> list[JobOutcome]:
+        """The last attempt raised after deciding some jobs: written ones end
+        WRITE_READY naming the error (whether read models indexed them is
+        unknown), undecided ones FAILED with it (unless the ledger already
+        holds their decision)."""
+        message = _given_up(exc)
+        for index in inp.indices:
+            if index not in attempt.outcomes:
+                attempt.outcomes[index] = await self.applier.give_up(
+                    inp.batch_id, attempt.jobs[index], type(exc).__name__, message
+                )
+        notice = JobError(
+            type=type(exc).__name__,
+            message=f"written; then {message}, so it may not be indexed by every read model",
+        )
+        for outcome in attempt.outcomes.values():
+            if outcome.ok and outcome.held is None:
+                outcome.held = notice
+        return [attempt.outcomes[i] for i in inp.indices]
+
+    @staticmethod
+    def _heartbeats() -> ChunkProgress:
+        info = activity.info()
+        # Local activities cannot heartbeat (a dead worker's workflow task
+        # times out instead); regular ones do, so a dead worker is noticed.
+        return ChunkProgress(info.attempt, None if info.is_local else info.heartbeat_details)
+
+    async def _give_up_stuck(
+        self,
+        batch_id: str,
+        jobs: dict[int, PlannedJob],
+        progress: ChunkProgress,
+        outcomes: dict[int, JobOutcome],
+    ) -> None:
+        """Ends, FAILED, the jobs the previous attempts died in (timed out or
+        lost their worker) once unknown errors would have ended them too."""
+        if activity.info().attempt < UNKNOWN_ERROR_ATTEMPTS:
+            return
+        for index, attempts in sorted(progress.never_finished().items()):
+            if index in jobs:
+                outcomes[index] = await self.applier.give_up(
+                    batch_id,
+                    jobs[index],
+                    "JobNeverFinished",
+                    f"in progress on {attempts} attempt{'s' if attempts != 1 else ''} in a row "
+                    "that timed out or lost their worker",
+                )
+
+    async def _apply_jobs(self, inp: ApplyJobsInput, attempt: _Attempt) -> list[JobOutcome]:
         try:
             jobs = (
                 inp.jobs
@@ -105,14 +175,18 @@ class BatchActivities:
                 type="JobsNotStored",
                 non_retryable=True,
             )
-        by_index = {j.index: j for j in jobs}
+        by_index = attempt.jobs = {j.index: j for j in jobs}
         done: dict[int, asyncio.Event] = {j.index: asyncio.Event() for j in jobs}
-        outcomes: dict[int, JobOutcome] = {}
+        outcomes = attempt.outcomes
+        progress = attempt.progress
+        await self._give_up_stuck(inp.batch_id, by_index, progress, outcomes)
         announcements: list[asyncio.Future[None]] = []
         gate = asyncio.Semaphore(self.max_parallel)
 
         async def run(job: PlannedJob) -> None:
             try:
+                if job.index in outcomes:  # given up at the start of the attempt
+                    return
                 preds = [d for d in job.deps if d in by_index]
                 if job.after is not None and job.after in by_index:
                     preds.append(job.after)
@@ -130,6 +204,7 @@ class BatchActivities:
                     return
                 async with gate:
                     try:
+                        await progress.started(job.index)
                         committed = await self.applier.commit(inp.batch_id, job)
                     except Exception as exc:
                         if is_transient(exc) or activity.info().attempt < UNKNOWN_ERROR_ATTEMPTS:
@@ -139,15 +214,15 @@ class BatchActivities:
                             inp.batch_id, job, type(exc).__name__, _given_up(exc)
                         )
                         return
+                    finally:
+                        progress.finished(job.index)
                 outcomes[job.index] = committed.outcome
                 if committed.announced is not None:
                     announcements.append(committed.announced)
             finally:
                 done[job.index].set()  # the lane's next job goes on; the NOTIFY may be on its way
 
-        # Local activities cannot heartbeat (a dead worker's workflow task
-        # times out instead); regular ones do, so a dead worker is noticed.
-        heartbeat = None if activity.info().is_local else asyncio.create_task(_heartbeat(outcomes))
+        heartbeat = asyncio.create_task(_heartbeat(progress)) if progress.heartbeats else None
         try:
             # Every job gets to its end before the attempt fails: what was
             # decided is in the ledger, and nothing runs on into the retry.
@@ -199,8 +274,8 @@ def _given_up(exc: Exception) -> str:
     return f"{one_line(exc)} (raised on {activity.info().attempt} attempts)"
 
 
-async def _heartbeat(outcomes: dict[int, JobOutcome]) -> None:
+async def _heartbeat(progress: ChunkProgress) -> None:
     """Lets Temporal notice a dead worker within the heartbeat timeout."""
     while True:
-        activity.heartbeat(len(outcomes))
+        progress.beat()
         await asyncio.sleep(1.0)

@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowHistory
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.batch import ApplyJobsInput
@@ -129,7 +130,10 @@ async def test_a_deterministic_chunk_error_fails_its_jobs_once(
 
     async def broken(inp: ApplyJobsInput) -> list[JobOutcome]:
         calls.append(activity.info().is_local)
-        raise ValueError("model code rejected the chunk")
+        # As the apply activity gives up a chunk of which it decided nothing.
+        raise ApplicationError(
+            "model code rejected the chunk", type="ValueError", non_retryable=True
+        )
 
     async with apply_jobs_worker(reactor, broken):
         result = await reactor.execute_batch(request_of("d4"))
@@ -152,6 +156,31 @@ async def test_a_deterministic_chunk_error_fails_its_jobs_once(
     )
     if jobs_in_chunk > 20:
         assert f"- and {jobs_in_chunk - 20} more" in details
+
+
+async def test_a_raw_python_error_is_retried_until_the_activity_decides(
+    reactor: Reactor,
+) -> None:
+    """The workflow names no error type non-retryable: the jobs of a chunk
+    that raised a ValueError once (some of them may be written) are not
+    failed for it."""
+    calls: list[int] = []
+
+    async def once(inp: ApplyJobsInput) -> list[JobOutcome]:
+        calls.append(activity.info().attempt)
+        if len(calls) == 1:
+            raise ValueError("a bug that a retry gets past")
+        return [JobOutcome(index=i, ok=True) for i in inp.indices]
+
+    async with apply_jobs_worker(reactor, once):
+        result = await reactor.execute_batch(
+            {"jobs": [create_list("a", "d6-a"), create_list("b", "d6-b")]}
+        )
+        jobs = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 60)
+        recorded = await history(reactor, result.batch_id)
+    await replay(recorded, reactor.client.data_converter)
+    assert calls == [1, 2]
+    assert [j.status for j in jobs] == [JobStatus.READ_READY, JobStatus.READ_READY]
 
 
 async def test_a_local_chunk_that_keeps_failing_moves_to_a_regular_activity(

@@ -14,16 +14,20 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+import activities.batch as batch_activities
 from activities.batch import UNKNOWN_ERROR_ATTEMPTS, ApplyJobsInput, BatchActivities
 from reactor.api.module import ReactorModule
 from reactor.application.apply import Committed, JobApplier
+from reactor.application.read_models import BlockedReadModel, ReadModelCoordinator
 from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
 from reactor.domain.jobs import JobOutcome, JobStatus
 from reactor.runtime.worker import registry_of
 from reactor.storage.database import Database
 from reactor.storage.job_ledger import JobLedger
+from reactor.storage.operation_store import Position
 from tests.support import counter_model
+from tests.support.batches import create_list
 from tests.support.direct import DirectWriter
 
 TODO = "powerhouse/todo-list"
@@ -146,7 +150,9 @@ async def test_a_chunk_whose_jobs_are_not_stored_fails_without_retrying(db: Data
     applier = JobApplier(db, registry_of())
     acts = BatchActivities(applier, JobLedger(db))
     with pytest.raises(ApplicationError) as raised:
-        await acts.apply_jobs(ApplyJobsInput(batch_id="never-stored", indices=[0, 1]))
+        await ActivityEnvironment().run(
+            acts.apply_jobs, ApplyJobsInput(batch_id="never-stored", indices=[0, 1])
+        )
     assert raised.value.non_retryable
     assert raised.value.type == "JobsNotStored"
 
@@ -167,7 +173,7 @@ async def test_a_chunk_whose_stored_jobs_do_not_parse_fails_without_retrying(
         )
     acts = BatchActivities(JobApplier(db, registry_of()), JobLedger(db))
     with pytest.raises(ApplicationError) as raised:
-        await acts.apply_jobs(ApplyJobsInput(batch_id="b", indices=[0]))
+        await ActivityEnvironment().run(acts.apply_jobs, ApplyJobsInput(batch_id="b", indices=[0]))
     assert raised.value.non_retryable
     assert raised.value.type == "StoredJobsUnreadable"
 
@@ -344,3 +350,134 @@ async def test_a_state_grown_past_the_hash_range_fails_its_job_and_the_batch_goe
         )
     assert written == 0
     assert revision == 0
+
+
+async def test_a_job_that_keeps_raising_fails_alone_and_its_written_neighbour_stands(
+    module_factory: Callable[..., Awaitable[ReactorModule]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python error class (TypeError here) is no reason for Temporal to
+    stop retrying a chunk: the activity bounds it job by job, so the job on
+    the other lane, committed on the first attempt, is never FAILED."""
+    monkeypatch.setattr(batch_activities, "UNKNOWN_ERROR_ATTEMPTS", 3)
+    real = JobApplier.commit
+    attempts: list[int] = []
+
+    async def commit(self: JobApplier, batch_id: str, job: PlannedJob) -> Committed:
+        if job.key == "bad":
+            attempts.append(job.index)
+            await asyncio.sleep(0.05)  # the other lane commits first
+            raise TypeError("a bug in the apply path")
+        return await real(self, batch_id, job)
+
+    monkeypatch.setattr(JobApplier, "commit", commit)
+    module = await module_factory()
+    reactor = module.reactor
+    result = await reactor.execute_batch(
+        {"jobs": [create_list("good", "lane-a"), create_list("bad", "lane-b")]}
+    )
+    infos = {i.key: i for i in await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 60)}
+    assert infos["good"].status is JobStatus.READ_READY, infos["good"]
+    bad = infos["bad"]
+    assert bad.status is JobStatus.FAILED
+    assert bad.error is not None and bad.error.type == "TypeError"
+    assert "a bug in the apply path (raised on 3 attempts)" in bad.error.message
+    assert len(attempts) == 3
+    assert await ledger_status(module.database, infos["good"].id) == "applied"
+    assert await ledger_status(module.database, bad.id) == "failed"
+
+
+class BrokenCatchUp(ReadModelCoordinator):
+    """Raises after the chunk's jobs are committed."""
+
+    async def catch_up(self, target: Position, *, timeout: float = 60.0) -> list[BlockedReadModel]:
+        raise TypeError("a bug after the commit")
+
+
+async def test_an_error_after_the_commit_leaves_written_jobs_write_ready(
+    db: Database, writer: DirectWriter
+) -> None:
+    await writer.create_list("other")
+    jobs = [
+        hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}], 0),
+        hand_planned("other", [{"type": "ADD_TODO_ITEM", "input": {"id": "2", "text": "y"}}], 1),
+    ]
+    inp = ApplyJobsInput(batch_id="late", indices=[0, 1], jobs=jobs)
+    acts = BatchActivities(writer.applier, JobLedger(db), read_models=BrokenCatchUp(db, []))
+    with pytest.raises(TypeError):  # retried: Temporal is given no error type to stop on
+        await on_attempt(1).run(acts.apply_jobs, inp)
+    assert [await ledger_status(db, f"late:{i}") for i in (0, 1)] == ["applied", "applied"]
+    outcomes = await on_attempt(UNKNOWN_ERROR_ATTEMPTS).run(acts.apply_jobs, inp)
+    for outcome in outcomes:
+        assert outcome.ok and outcome.coordinates
+        assert outcome.held is not None and outcome.held.type == "TypeError"
+        assert "a bug after the commit" in outcome.held.message
+        assert f"raised on {UNKNOWN_ERROR_ATTEMPTS} attempts" in outcome.held.message
+
+
+def with_heartbeat(attempt: int, details: dict[str, Any] | None) -> ActivityEnvironment:
+    env = on_attempt(attempt)
+    env.info = dataclasses.replace(env.info, heartbeat_details=[details] if details else [])
+    return env
+
+
+class Watched(JobApplier):
+    """Records the heartbeats sent before each job's commit."""
+
+    def __init__(self, db: Database, beats: list[Any]):
+        super().__init__(db, registry_of())
+        self.beats = beats
+        self.seen: dict[int, list[Any]] = {}
+
+    async def commit(self, batch_id: str, job: PlannedJob) -> Committed:
+        self.seen[job.index] = list(self.beats)
+        return await super().commit(batch_id, job)
+
+
+async def test_the_job_in_progress_is_named_in_a_heartbeat_before_it_runs(
+    db: Database, writer: DirectWriter
+) -> None:
+    beats: list[Any] = []
+    applier = Watched(db, beats)
+    job = hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}])
+    env = with_heartbeat(1, None)
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    acts = BatchActivities(applier, JobLedger(db))
+    await env.run(acts.apply_jobs, ApplyJobsInput(batch_id="hb", indices=[0], jobs=[job]))
+    assert applier.seen[0][-1] == {"attempt": 1, "running": [0], "stuck": {}}
+
+
+async def test_a_job_in_progress_whenever_its_attempts_died_is_given_up(
+    db: Database, writer: DirectWriter
+) -> None:
+    await writer.create_list("other")
+    jobs = [
+        hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}], 0),
+        hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "2", "text": "y"}}], 1),
+        hand_planned("other", [{"type": "ADD_TODO_ITEM", "input": {"id": "3", "text": "z"}}], 2),
+    ]
+    jobs[1] = jobs[1].model_copy(update={"deps": [0], "after": 0})
+    inp = ApplyJobsInput(batch_id="stuck", indices=[0, 1, 2], jobs=jobs)
+    acts = BatchActivities(writer.applier, JobLedger(db))
+    last = UNKNOWN_ERROR_ATTEMPTS - 1
+    died_in_0 = {"attempt": last, "running": [0], "stuck": {"0": last - 1}}
+    outcomes = await with_heartbeat(UNKNOWN_ERROR_ATTEMPTS, died_in_0).run(acts.apply_jobs, inp)
+    never, dependent, other = outcomes
+    assert not never.ok and never.error is not None
+    assert never.error.type == "JobNeverFinished"
+    assert f"in progress on {last} attempts in a row that timed out or lost their worker" in (
+        never.error.message
+    )
+    assert await ledger_status(db, "stuck:0") == "failed"
+    assert dependent.error is not None and dependent.error.dependency == "k0"
+    assert other.ok
+
+
+async def test_a_job_in_progress_when_an_early_attempt_died_is_run_again(
+    db: Database, writer: DirectWriter
+) -> None:
+    job = hand_planned("list", [{"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "x"}}])
+    inp = ApplyJobsInput(batch_id="early", indices=[0], jobs=[job])
+    acts = BatchActivities(writer.applier, JobLedger(db))
+    died_in_0 = {"attempt": 1, "running": [0], "stuck": {}}
+    [outcome] = await with_heartbeat(2, died_in_0).run(acts.apply_jobs, inp)
+    assert outcome.ok

@@ -38,7 +38,20 @@ with workflow.unsafe.imports_passed_through():
     )
     from reactor.observability import search_attributes
 
+# No error type is non-retryable here: the apply activity alone decides
+# what will repeat (it bounds unknown errors to UNKNOWN_ERROR_ATTEMPTS and
+# raises a non-retryable ApplicationError only for a chunk of which it
+# decided nothing), so a raw exception after some jobs committed is retried
+# until the activity ends those jobs itself.
 APPLY_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+)
+
+# Loading the plan has no jobs to end one by one: an error that repeats
+# (stored entries that no longer parse) fails the batch at once.
+PLAN_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
@@ -54,7 +67,6 @@ LOCAL_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=LOCAL_ATTEMPTS,
-    non_retryable_error_types=DETERMINISTIC_ERRORS,
 )
 
 
@@ -82,7 +94,8 @@ class BatchWorkflow:
             while len(entries) < inp.job_count:
                 page_of = LoadPlanInput(batch_id=inp.batch_id, offset=len(entries), limit=PLAN_PAGE)
                 # A local activity: one database read, no server round trip.
-                # Histories recorded before the change replay the old command.
+                # Workflows whose history lacks the "load-plan-local" marker
+                # loaded it with a regular activity.
                 execute = (
                     workflow.execute_local_activity
                     if workflow.patched("load-plan-local")
@@ -93,7 +106,7 @@ class BatchWorkflow:
                     page_of,
                     result_type=list[PlanEntry],
                     start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=APPLY_RETRY,
+                    retry_policy=PLAN_RETRY,
                 )
                 if not page:
                     raise ApplicationError(
@@ -116,8 +129,8 @@ class BatchWorkflow:
             local = len(indices) <= cfg.local_activity_max_jobs
             # A local activity has a short timeout and no heartbeat: a chunk
             # with many actions (one job may hold thousands) runs as a
-            # regular activity. Histories recorded before the change replay
-            # the old routing.
+            # regular activity. Workflows whose history lacks the
+            # "route-by-actions" marker ran such chunks locally.
             if local and actions > cfg.local_activity_max_actions:
                 local = not workflow.patched("route-by-actions")
             chunk = ChunkInFlight(indices, actions, local, workflow.now())
@@ -129,7 +142,8 @@ class BatchWorkflow:
                 outcomes = await self._apply(arg, chunk, entries, cfg)
             except FailureError as err:
                 error = _deterministic(err)
-                # Histories recorded before the change failed the workflow here.
+                # Workflows whose history lacks the "chunk-failure-fails-jobs"
+                # marker failed here as a whole.
                 if error is None or not workflow.patched("chunk-failure-fails-jobs"):
                     raise
                 # The activity raises a deterministic error only before it
@@ -194,7 +208,7 @@ class BatchWorkflow:
                 ):
                     raise
                 chunk.local = False
-                chunk.attempts += LOCAL_ATTEMPTS
+                chunk.local_attempts += LOCAL_ATTEMPTS
                 chunk.failures.append(_reason(err))
                 self._changed = True
         return await workflow.execute_activity(
@@ -282,7 +296,12 @@ def _deterministic(err: FailureError) -> JobError | None:
     cause = _cause(err)
     if not isinstance(cause, ApplicationError):
         return None  # a timeout or a cancellation: not the chunk's fault
-    if not (cause.non_retryable or cause.type in DETERMINISTIC_ERRORS):
+    if cause.non_retryable:
+        return JobError(type=cause.type or "ApplicationError", message=cause.message)
+    # Workflows whose history lacks the "activity-decides-errors" marker
+    # listed these Python error names as non-retryable: their activities
+    # failed on the first such error, for good.
+    if cause.type not in DETERMINISTIC_ERRORS or workflow.patched("activity-decides-errors"):
         return None
     return JobError(type=cause.type or "ApplicationError", message=cause.message)
 

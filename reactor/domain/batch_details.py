@@ -24,10 +24,10 @@ class ChunkInFlight:
     actions: int
     local: bool
     since: datetime
-    # Failures the workflow saw (a local chunk's exhausted attempts, moved to
-    # a regular activity); a regular activity's own attempts are listed by
-    # the UI under its pending activities.
-    attempts: int = 1
+    # The only attempts the workflow sees: a local chunk's, exhausted before
+    # it moved to a regular activity. A regular activity's attempts stay on
+    # the server, which the UI lists under Pending Activities.
+    local_attempts: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -59,16 +59,24 @@ def render(
         plural = "s" if len(in_flight) != 1 else ""
         lines += ["", f"**In flight** ({len(in_flight)} chunk{plural})", ""]
         for chunk in in_flight:
-            kind = "local activity" if chunk.local else "activity"
             line = (
                 f"- {len(chunk.indices)} jobs ({chunk.actions} actions) from "
-                f"{first_keys(sched.entries, chunk.indices)}: {kind}, attempt {chunk.attempts}, "
+                f"{first_keys(sched.entries, chunk.indices)}: {_attempts(chunk)}, "
                 f"since {chunk.since:%Y-%m-%d %H:%M:%S} UTC"
             )
             if chunk.failures:
                 line += f"; last failure: {_plain(chunk.failures[-1], MESSAGE_CHARS)}"
             lines.append(line)
     return "\n".join(lines)
+
+
+def _attempts(chunk: ChunkInFlight) -> str:
+    if chunk.local:
+        return "local activity"
+    text = "activity, attempts: see Pending Activities"
+    if chunk.local_attempts:
+        text += f" (after {chunk.local_attempts} local attempts)"
+    return text
 
 
 def _listed(sched: Scheduler, indices: list[int]) -> list[str]:

@@ -11,11 +11,13 @@ from reactor.domain.jobs import JobError, JobStatus, OperationSpan
 
 PLAN_PAGE = 2000
 
-# Errors that repeat on every attempt: the activity raises them as they
-# are (a bug in model or project code, a payload that does not validate) or
-# as ApplicationError(non_retryable=True, type=...) for a chunk it cannot
-# apply. Everything else (a lost connection, a restarting server, a timeout)
-# is infrastructure and retries with backoff, without limit.
+# Python errors that repeat on every attempt (a bug in model or project
+# code, a payload that does not validate): non-retryable for the reaction
+# workflow's activities and for loading a batch's plan. The apply activity
+# is not given this list: it bounds such errors itself, job by job, so that
+# a chunk with some jobs written never fails as a whole. Everything else (a
+# lost connection, a restarting server, a timeout) is infrastructure and
+# retries with backoff, without limit.
 DETERMINISTIC_ERRORS = [
     "ValidationError",
     "TypeError",

@@ -45,16 +45,27 @@ def test_dependents_name_the_dependency_that_failed_them() -> None:
 def test_chunks_in_flight_show_their_first_jobs_attempts_and_last_failure() -> None:
     s = Scheduler([entry(f"k{i}") for i in range(5)])
     chunk = ChunkInFlight(s.next_chunk(5), 12, False, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    chunk.attempts = 6
+    chunk.local_attempts = 5
     chunk.failures.append("ConnectionError: database *unreachable*")
     text = render("b3", 5, s, [chunk])
     assert "running: 5 jobs (RUNNING 5)" in text
     assert "**In flight** (1 chunk)" in text
     assert (
-        "- 5 jobs (12 actions) from `k0`, `k1`, `k2` and 2 more: activity, attempt 6, "
-        "since 2026-01-02 03:04:05 UTC; last failure: ConnectionError: database \\*unreachable\\*"
-        in text
+        "- 5 jobs (12 actions) from `k0`, `k1`, `k2` and 2 more: activity, attempts: see "
+        "Pending Activities (after 5 local attempts), since 2026-01-02 03:04:05 UTC; "
+        "last failure: ConnectionError: database \\*unreachable\\*" in text
     )
+
+
+def test_attempts_the_workflow_cannot_see_are_not_shown() -> None:
+    s = Scheduler([entry("r"), entry("l")])
+    since = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    regular = ChunkInFlight(s.next_chunk(1), 1, False, since)
+    local = ChunkInFlight(s.next_chunk(1), 1, True, since)
+    text = render("b5", 2, s, [regular, local])
+    assert "`r`: activity, attempts: see Pending Activities, since" in text
+    assert "`l`: local activity, since" in text
+    assert "attempt 1" not in text
 
 
 def test_keys_cannot_break_out_of_their_code_span() -> None:
