@@ -154,6 +154,7 @@ class BatchActivities:
                 )
 
     async def _apply_jobs(self, inp: ApplyJobsInput, attempt: _Attempt) -> list[JobOutcome]:
+        since = OUTAGE.mark()  # only work begun during an outage can end it
         try:
             jobs = (
                 inp.jobs
@@ -244,7 +245,7 @@ class BatchActivities:
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
-        OUTAGE.succeeded()  # the database answered: an outage being logged is over
+        OUTAGE.succeeded(since)  # the database answered: an outage being logged is over
         return [outcomes[i] for i in inp.indices]
 
     def _announce_read_ready(

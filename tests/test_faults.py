@@ -12,8 +12,10 @@ the workflow say (tests/support/log_checks.py)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,13 +23,17 @@ import asyncpg
 import pytest
 
 from reactor.domain.workflow_io import JobView
+from reactor.observability.outage import OUTAGE, OUTAGE_LOGGERS
 from tests.support.faults import (
     POSTGRES_RESTART,
     TEMPORAL_RESTART,
     WORKER_KILL,
     FaultRun,
     FaultStack,
+    OutageLog,
+    build_reactor,
     run_fault,
+    worker_outage_logs,
 )
 from tests.support.log_checks import LogReport, check_batch_log
 
@@ -64,10 +70,32 @@ async def test_sigkill_of_a_worker_mid_regular_chunk(
 
 
 async def test_postgres_stopped_and_started_mid_batch(
-    fault_stack: FaultStack, tmp_path: Path
+    fault_stack: FaultStack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # This process hosts no worker: the client Reactor that run_fault builds
+    # must put the outage filter on its loggers itself.
+    for name in OUTAGE_LOGGERS:
+        logging.getLogger(name).removeFilter(OUTAGE)
+    monkeypatch.setattr(OUTAGE, "in_outage", False)
+    caplog.set_level(logging.WARNING)
     run = await run_fault(fault_stack, POSTGRES_RESTART, jobs=JOBS, actions=ACTIONS, logs=tmp_path)
     assert_went_through_the_fault(run)
+    # The outage is one line when it starts and one when it ends, with no
+    # traceback, in the worker and in the client (its pool and LISTEN
+    # connection reconnect through it).
+    workers = worker_outage_logs(tmp_path)
+    assert workers == {"worker-0.log": OutageLog(began=1, ended=1, tracebacks=0)}
+    # A client learns the outage ended when it next reaches the database:
+    # its LISTEN connection may still be backing off when the batch closes.
+    # Any new pool connection of the process ends it, once.
+    client_only = await build_reactor(fault_stack, run.database_url, "tq-" + uuid.uuid4().hex)
+    await client_only.close()
+    formatter = logging.Formatter()
+    client = OutageLog.of(line for r in caplog.records for line in formatter.format(r).splitlines())
+    assert client == OutageLog(began=1, ended=1, tracebacks=0), caplog.text
 
 
 async def test_temporal_killed_and_restarted_on_its_state_mid_batch(

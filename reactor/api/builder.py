@@ -24,6 +24,7 @@ from reactor.domain.limits import Limits
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.signing import SignatureVerifier
 from reactor.domain.workflow_io import BatchConfig
+from reactor.observability.outage import install_outage_filter
 from reactor.reactions.manager import ProcessorManager
 from reactor.reactions.processor import Handler, Processor, processor
 from reactor.runtime.codec import PayloadKeys
@@ -235,6 +236,9 @@ class ReactorBuilder:
         if self._manifests:
             raise NotImplementedError("document model upgrade manifests are not supported yet")
         limits = self._limits or limits_from_env()  # before anything is opened
+        # A database outage is one log line here too, not a traceback per
+        # reconnect attempt, whether or not this process hosts a worker.
+        install_outage_filter()
         database, address = self._database, self._temporal_address
         if database is None or address is None:
             # Fall back to REACTOR_* variables, then a `reactor dev` running here.

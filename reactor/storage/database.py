@@ -7,12 +7,17 @@ from typing import Any
 import asyncpg
 import orjson
 
+from reactor.observability.outage import OUTAGE
 from reactor.storage.tls import connect_kwargs
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    since = OUTAGE.mark()
     for typ in ("jsonb", "json"):
         await conn.set_type_codec(typ, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    # A fresh connection answered: the pool is how a process with no
+    # activity or LISTEN connection of its own learns an outage is over.
+    OUTAGE.succeeded(since)
 
 
 async def _reset(conn: asyncpg.Connection) -> None:

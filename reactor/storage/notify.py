@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from reactor.observability.outage import OUTAGE, install_outage_filter
 from reactor.storage.tls import connect_kwargs
 
 log = logging.getLogger("reactor.notify")
@@ -134,7 +135,8 @@ class CommitNotifier:
                         )
                     self.messages += len(messages)
                 except Exception as exc:  # noqa: BLE001 - a hint; pollers cover it
-                    log.warning("commit notification not sent (%s)", exc)
+                    # An outage is one line for the process (OutageLogFilter).
+                    log.warning("commit notification not sent", exc_info=exc)
                 finally:
                     if sent is not None and not sent.done():
                         sent.set_result(None)
@@ -172,6 +174,7 @@ class NotifyListener:
 
     async def start(self) -> None:
         if self._task is None:
+            install_outage_filter()  # its failed attempts rely on it to stay one line
             self._task = asyncio.create_task(self._run(), name="reactor-notify-listener")
             await asyncio.wait_for(self._connected.wait(), 30)
 
@@ -191,6 +194,7 @@ class NotifyListener:
         delay = 0.05
         first = True
         while True:
+            since = OUTAGE.mark()
             try:
                 if isinstance(self.url, str):
                     conn = await asyncpg.connect(self.url, **self._tls)
@@ -204,7 +208,8 @@ class NotifyListener:
                 self._connected.set()
                 if not first:
                     self.reconnects += 1
-                    log.info("LISTEN connection re-established")
+                    log.debug("LISTEN connection re-established")
+                    OUTAGE.succeeded(since)  # the database answers: an outage being logged is over
                     for h in list(self._reconnect_handlers):
                         h()
                 first = False
@@ -223,9 +228,9 @@ class NotifyListener:
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                # Once per outage: the attempts after the first say nothing new.
-                level = logging.WARNING if delay == 0.05 else logging.DEBUG
-                log.log(level, "LISTEN connection failed (%s); retrying", exc)
+                # Once per outage, with the process's other failed attempts
+                # (OutageLogFilter); anything else keeps its traceback.
+                log.warning("LISTEN connection failed; retrying", exc_info=exc)
             if self._conn is not None and not self._conn.is_closed():
                 self._conn.terminate()
             await asyncio.sleep(delay)

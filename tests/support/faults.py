@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,38 @@ class FaultRun:
     regular_chunk_in_flight: bool = False  # a heartbeating chunk was running at the fault
     max_attempt: int = 1  # the highest attempt of any apply activity the server started
     notes: list[str] = field(default_factory=list)
+
+
+OUTAGE_BEGAN = "database unavailable"
+OUTAGE_ENDED = "database reachable again"
+TRACEBACK = "Traceback (most recent call last)"
+
+
+@dataclass(frozen=True)
+class OutageLog:
+    """What one process's log says about database outages (see
+    reactor/observability/outage.py)."""
+
+    began: int
+    ended: int
+    tracebacks: int
+
+    @classmethod
+    def of(cls, lines: Iterable[str]) -> OutageLog:
+        said = list(lines)
+        return cls(
+            began=sum(OUTAGE_BEGAN in line for line in said),
+            ended=sum(OUTAGE_ENDED in line for line in said),
+            tracebacks=sum(TRACEBACK in line for line in said),
+        )
+
+
+def worker_outage_logs(logs: Path) -> dict[str, OutageLog]:
+    """Each worker process's OutageLog, by log file name."""
+    return {
+        p.name: OutageLog.of(p.read_text(errors="replace").splitlines())
+        for p in sorted(logs.glob("worker-*.log"))
+    }
 
 
 def creates(docs: list[str]) -> dict[str, Any]:
