@@ -22,6 +22,7 @@ from reactor.application.read_models import BlockedReadModel, ReadModelCoordinat
 from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
 from reactor.domain.jobs import JobOutcome, JobStatus
+from reactor.domain.workflow_io import BatchConfig
 from reactor.runtime.worker import registry_of
 from reactor.storage.database import Database
 from reactor.storage.job_ledger import JobLedger
@@ -481,3 +482,37 @@ async def test_a_job_in_progress_when_an_early_attempt_died_is_run_again(
     died_in_0 = {"attempt": 1, "running": [0], "stuck": {}}
     [outcome] = await with_heartbeat(2, died_in_0).run(acts.apply_jobs, inp)
     assert outcome.ok
+
+
+async def test_a_job_whose_attempts_all_time_out_ends_failed_and_its_neighbour_stands(
+    module_factory: Callable[..., Awaitable[ReactorModule]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that never returns raises nothing: its attempts time out. The
+    heartbeat that named it in progress lets a later attempt give it up."""
+    monkeypatch.setattr(batch_activities, "UNKNOWN_ERROR_ATTEMPTS", 2)
+    real = JobApplier.commit
+    hung: list[int] = []
+
+    async def commit(self: JobApplier, batch_id: str, job: PlannedJob) -> Committed:
+        if job.key == "hangs":
+            hung.append(job.index)
+            await asyncio.Event().wait()
+        return await real(self, batch_id, job)
+
+    monkeypatch.setattr(JobApplier, "commit", commit)
+    config = BatchConfig(local_activity_max_jobs=0, activity_timeout_s=2, heartbeat_timeout_s=5)
+    module = await module_factory(lambda b: b.with_batch_config(config))
+    reactor = module.reactor
+    result = await reactor.execute_batch(
+        {"jobs": [create_list("fine", "lane-a"), create_list("hangs", "lane-b")]}
+    )
+    infos = {i.key: i for i in await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 60)}
+    assert infos["fine"].status is JobStatus.READ_READY, infos["fine"]
+    never = infos["hangs"]
+    assert never.status is JobStatus.FAILED
+    assert never.error is not None and never.error.type == "JobNeverFinished"
+    assert "in progress on 1 attempt in a row that timed out or lost their worker" in (
+        never.error.message
+    )
+    assert len(hung) == 1  # the second attempt gave it up instead of running it
+    assert await ledger_status(module.database, never.id) == "failed"
