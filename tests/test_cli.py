@@ -22,7 +22,9 @@ pytestmark = pytest.mark.usefixtures("worker")
 REACTOR = [sys.executable, "-m", "reactor.cli.main"]
 
 
-async def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+async def cli(
+    env: dict[str, str], *args: str | bytes, stdin: str | None = None
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         *REACTOR,
         *args,
@@ -33,7 +35,15 @@ async def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> tupl
     )
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), 120)
     assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return proc.returncode, out.decode(), err.decode(errors="backslashreplace")
+
+
+def one_line_error(out: str, err: str) -> str:
+    """The single line a refused command prints, after checking it is one."""
+    assert "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
 
 
 @pytest.fixture
@@ -268,7 +278,8 @@ async def test_limits_come_from_the_environment(
         {**env, "REACTOR_MAX_REQUEST_BYTES": "100"}, "submit", batch(tmp_path, jobs)
     )
     assert rc == 2
-    assert "over the request limit of 100 bytes (REACTOR_MAX_REQUEST_BYTES)" in err
+    size = (tmp_path / "batch.json").stat().st_size
+    assert f"is {size:,} bytes, over the limit of 100 bytes (REACTOR_MAX_REQUEST_BYTES)" in err
     assert await row_counts(database_url) == before
 
 
@@ -343,7 +354,7 @@ def test_reactor_dev_demo_starts_everything_and_sigint_stops_it(tmp_path: Path) 
         assert ready.startswith("reactor ready temporal=127.0.0.1:"), ready
         assert "database=postgresql://" in ready
         stack = json.loads((tmp_path / ".reactor" / "stack.json").read_text())
-        lines = []
+        lines: list[str] = []
         while not any("Launch checklist" in line for line in lines[-40:]) or len(lines) < 12:
             line = proc.stdout.readline()
             assert line, "reactor dev exited early: " + "".join(lines)
@@ -394,7 +405,204 @@ async def test_reactions_lists_blocked_streams_and_unblocks_them(
     assert "BLOCKED" in out and "reactions unblock" in " ".join(out.split())
     rc, out, _ = await cli(env, "reactions", "unblock", "mailer", "doc-9")
     assert rc == 0 and "unblocked" in out
-    rc, _, _ = await cli(env, "reactions", "unblock", "mailer", "doc-9")
-    assert rc == 1
+    rc, out, err = await cli(env, "reactions", "unblock", "mailer", "doc-9")
+    assert rc == 2  # a usage error; 1 is for a job that failed
+    assert "mailer / doc-9 is not a blocked stream" in one_line_error(out, err)
     rc, out, _ = await cli(env, "reactions", "--blocked", "--json")
     assert json.loads(out) == []
+
+
+async def test_status_of_a_job_past_the_end_of_its_batch_exits_2_saying_how_many_it_has(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    rc, out, err = await cli(
+        env, "submit", batch(tmp_path, [{**CREATE, "document_id": "past-end"}]), "--wait", "--json"
+    )
+    assert rc == 0, err
+    batch_id = json.loads(out)["batch_id"]
+    for index in ("1", "99999999999"):
+        rc, out, err = await cli(env, "status", f"{batch_id}:{index}")
+        assert rc == 2
+        assert f"job_id: batch {batch_id!r} has no job {index} (it has 1 job)" in one_line_error(
+            out, err
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("status", "no-such-batch:0"), "job_id: job 'no-such-batch:0' not found"),
+        (("get", "no-such-doc"), "no document with id or slug 'no-such-doc'"),
+    ],
+    ids=["job", "document"],
+)
+async def test_an_argument_naming_nothing_that_exists_exits_2(
+    env: dict[str, str], args: tuple[str, ...], expected: str
+) -> None:
+    rc, out, err = await cli(env, *args)
+    assert rc == 2
+    assert expected in one_line_error(out, err)
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (("batches", "--document", b"ab\xff"), "--document"),
+        (("read-models", "unblock", b"ab\xff"), "name"),
+        (("reactions", "unblock", b"ab\xff", "x"), "name"),
+        (("reactions", "unblock", "x", b"ab\xff"), "document_id"),
+        (("reactions", "list", b"ab\xff"), "name"),
+        (("ops", "doc", "--scope", b"\xed\xa0\x80"), "--scope"),
+        (("find", "--type", b"ab\xff"), "--type"),
+        (("status", b"b\xff:0"), "job_id"),
+    ],
+    ids=[
+        "batches",
+        "read-models",
+        "reactions unblock",
+        "reactions doc",
+        "reactions list",
+        "ops surrogate",
+        "find",
+        "status",
+    ],
+)
+async def test_any_argument_that_is_not_utf8_exits_2_naming_it(
+    env: dict[str, str], args: tuple[str | bytes, ...], name: str
+) -> None:
+    rc, out, err = await cli(env, *args)
+    assert rc == 2
+    assert f"{name}: the text contains a lone surrogate" in one_line_error(out, err)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("doctor", "--timeout", "nan"), "argument --timeout: nan is not a positive, finite"),
+        (("doctor", "--timeout", "inf"), "argument --timeout: inf is not a positive, finite"),
+        (("doctor", "--timeout", "0"), "argument --timeout: 0 is not a positive, finite"),
+        (("doctor", "--timeout", "-1"), "argument --timeout: -1 is not a positive, finite"),
+        (("doctor", "--timeout", "1e300"), "argument --timeout: 1e+300 s is over the limit"),
+        (("doctor", "--timeout", "soon"), "argument --timeout: soon is not a number of seconds"),
+        (("batches", "--limit", "0"), "argument --limit: 0 is not a positive number"),
+        (("batches", "--limit", "-5"), "argument --limit: -5 is not a positive number"),
+        (("batches", "--limit", "many"), "argument --limit: many is not a whole number"),
+    ],
+)
+async def test_a_number_option_out_of_range_is_a_usage_error(
+    env: dict[str, str], args: tuple[str, ...], expected: str
+) -> None:
+    rc, out, err = await cli(env, *args)
+    assert rc == 2
+    assert "Traceback" not in out + err
+    assert expected in err
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xff{}", "is not UTF-8: byte 0xff at offset 0"),
+        (b"{", "is not valid JSON"),
+        (b"[]", "expected a JSON object"),
+        (b'{"jobs": []}' + b" " * 200, "bytes, over the limit of 100 bytes"),
+    ],
+    ids=["not utf-8", "not json", "not an object", "too big"],
+)
+async def test_submit_json_prints_a_refused_file_as_the_same_json_object(
+    env: dict[str, str], tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "refused.json"
+    path.write_bytes(content)
+    rc, out, err = await cli(
+        {**env, "REACTOR_MAX_REQUEST_BYTES": "100"}, "submit", str(path), "--json"
+    )
+    assert rc == 2, err
+    answer = json.loads(out)
+    assert set(answer) == {"error", "job", "field"}
+    assert expected in answer["error"] and answer["job"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "length"),
+    [
+        (("status", "b" * 100_000 + ":0"), "100,000 characters"),
+        (("status", "x" * 100_000), "100,000 characters"),
+        (("get", "d" * 100_000), "100,000 characters"),
+    ],
+    ids=["status of no batch", "status malformed", "get"],
+)
+async def test_a_huge_argument_is_not_echoed_back_whole(
+    env: dict[str, str], args: tuple[str, ...], length: str
+) -> None:
+    rc, out, err = await cli(env, *args)
+    assert rc == 2
+    line = one_line_error(out, err)
+    assert length in line and len(line) < 500, line[:600]
+
+
+def test_submit_wait_whose_stack_goes_away_says_so_in_one_line_and_exits_3(
+    tmp_path: Path,
+) -> None:
+    """The batch outlives the waiting command: its line says where to look."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
+    env.update(REACTOR_HOME=str(tmp_path / ".reactor"), PYTHONPATH=str(ROOT))
+    jobs = [
+        {
+            **CREATE,
+            "key": f"k{i}",
+            "document_id": f"lost-{i}",
+            "actions": [
+                {"type": "CREATE_DOCUMENT", "input": {"document_type": "powerhouse/todo-list"}}
+            ],
+        }
+        for i in range(6000)
+    ]
+    path = tmp_path / "lost.json"
+    path.write_text(json.dumps({"batch_id": "lost-while-waiting", "jobs": jobs}))
+    dev = subprocess.Popen(
+        [*REACTOR, "dev", "--no-ui"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert dev.stdout is not None
+        ready = dev.stdout.readline()
+        assert ready.startswith("reactor ready"), ready
+        waiting = subprocess.Popen(
+            [*REACTOR, "submit", str(path), "--wait"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            # Once the batch started, the stack goes away under the waiter.
+            while not _batch_started(env, tmp_path):
+                assert waiting.poll() is None, waiting.communicate()
+            dev.send_signal(signal.SIGINT)
+            out, err = waiting.communicate(timeout=120)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+        assert waiting.returncode == 3, err
+        line = one_line_error(out, err)
+        assert line.startswith("reactor: lost the connection to the stack while waiting"), line
+        assert "goes on where it runs" in line and "`reactor batches`" in line
+        assert "`reactor status lost-while-waiting:0`" in line
+        dev.wait(60)
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait()
+
+
+def _batch_started(env: dict[str, str], cwd: Path) -> bool:
+    status = subprocess.run(
+        [*REACTOR, "status", "lost-while-waiting:0"], env=env, cwd=cwd, capture_output=True
+    )
+    return status.returncode == 0

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -39,6 +44,7 @@ from reactor.domain.document import Document, PagedResults
 from reactor.domain.errors import (
     AmbiguousIdentifierError,
     DocumentNotFoundError,
+    JobNotFoundError,
     ReactorError,
     ShutdownError,
     ValidationError,
@@ -347,8 +353,21 @@ class Reactor:
             view = await handle.query(BatchWorkflow.job, index)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise ReactorError(f"job {job_id!r} not found (no batch {batch_id!r})") from None
+                raise JobNotFoundError(
+                    f"job {job_id!r} not found (no batch {batch_id!r})", field="job_id"
+                ) from None
             raise
+        except WorkflowQueryFailedError:
+            # The query refuses an index past the end; any other failure is
+            # the workflow's, and stays as it is.
+            total = (await handle.query(BatchWorkflow.summary)).total
+            if index < total:
+                raise
+            raise JobNotFoundError(
+                f"batch {batch_id!r} has no job {index} "
+                f"(it has {total} job{'' if total == 1 else 's'})",
+                field="job_id",
+            ) from None
         info = _job_info(batch_id, view)
         if info.status is JobStatus.RUNNING:
             outcome = await self.ledger.outcome(job_id)

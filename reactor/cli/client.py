@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,9 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from reactor.api.builder import ReactorBuilder
 from reactor.api.reactor import Reactor
 from reactor.cli import render
+from reactor.cli.stack_lost import StackLostError, connection_lost
 from reactor.domain.errors import ValidationError
 from reactor.domain.jobs import JobInfo, JobStatus
-from reactor.domain.limits import MAX_DEPTH, Limits
+from reactor.domain.limits import MAX_DEPTH, Limits, too_big
 from reactor.runtime.settings import Settings, limits_from_env, load_settings, model_modules
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
@@ -53,16 +54,16 @@ def read_batch_file(path: str, limits: Limits | None = None) -> dict[str, Any]:
     limits = limits or limits_from_env()
     try:
         if path == "-":
-            data = sys.stdin.buffer.read(limits.max_request_bytes + 1)
+            data, size = _read_at_most(sys.stdin.buffer, limits.max_request_bytes)
         else:
             with open(path, "rb") as file:
-                data = file.read(limits.max_request_bytes + 1)
+                data, size = _read_at_most(file, limits.max_request_bytes)
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > limits.max_request_bytes:
+    if size > limits.max_request_bytes:
         raise ValidationError(
-            f"{path} is over the request limit of {limits.max_request_bytes:,} bytes "
-            "(REACTOR_MAX_REQUEST_BYTES): split the batch"
+            too_big(path, size, limits.max_request_bytes, " bytes")
+            + " (REACTOR_MAX_REQUEST_BYTES): split the batch"
         )
     try:
         text = data.decode("utf-8")
@@ -87,22 +88,46 @@ def read_batch_file(path: str, limits: Limits | None = None) -> dict[str, Any]:
     return request
 
 
+def _read_at_most(file: BinaryIO, limit: int) -> tuple[bytes, int]:
+    """The file's bytes and its size; past `limit` only the size is kept,
+    counted in chunks, so a huge file costs no memory to refuse."""
+    data = file.read(limit + 1)
+    size = len(data)
+    if size <= limit:
+        return data, size
+    while chunk := file.read(1 << 20):
+        size += len(chunk)
+    return b"", size
+
+
+def rejected(exc: ValidationError, *, as_json: bool) -> int:
+    """A refused batch, file or request alike: a JSON object on stdout with
+    --json, else one line on stderr."""
+    if as_json:
+        print(json.dumps({"error": str(exc), "job": exc.job, "field": exc.field}))
+    else:
+        # One line, whatever the terminal's width; the user's text is no markup.
+        err_console.print(
+            f"[bold red]rejected[/bold red] (nothing started): {escape(str(exc))}",
+            soft_wrap=True,
+        )
+    return EXIT_REJECTED
+
+
 async def submit(reactor: Reactor, request: dict[str, Any], *, wait: bool, as_json: bool) -> int:
     try:
         result = await reactor.execute_batch(request)
     except ValidationError as exc:
-        if as_json:
-            console.print_json(json.dumps({"error": str(exc), "job": exc.job, "field": exc.field}))
-        else:
-            # One line, whatever the terminal's width; the user's text is no markup.
-            err_console.print(
-                f"[bold red]rejected[/bold red] (nothing started): {escape(str(exc))}",
-                soft_wrap=True,
-            )
-        return EXIT_REJECTED
+        return rejected(exc, as_json=as_json)
     jobs: list[JobInfo] = list(result.jobs.values())
     if wait:
-        jobs = await wait_with_progress(reactor, result.batch_id, len(jobs), quiet=as_json)
+        try:
+            jobs = await wait_with_progress(reactor, result.batch_id, len(jobs), quiet=as_json)
+        except Exception as exc:
+            lost = connection_lost(exc)
+            if lost is None:
+                raise
+            raise StackLostError(result.batch_id, lost) from exc
     if as_json:
         print(render.jobs_json(result.batch_id, jobs))
     elif wait:

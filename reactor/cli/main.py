@@ -9,11 +9,31 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from reactor.cli import codec as codec_cli
-from reactor.domain.errors import ReactorError, ValidationError
+from reactor.cli.arguments import (
+    argument_problem,
+    cap_echoes,
+    positive_int,
+    positive_seconds,
+)
+from reactor.cli.stack_lost import connection_lost, quiet_outages
+from reactor.domain.errors import (
+    DocumentNotFoundError,
+    JobNotFoundError,
+    ReactorError,
+    ValidationError,
+)
 from reactor.runtime.process import exit_now
+from reactor.storage.errors import one_line
 
+# 1 is a job that failed (`submit --wait`) or an unhealthy check (`doctor`);
+# 2 an argument or input that is wrong, or names nothing that exists;
+# 3 the stack: not configured, unreachable, or lost while waiting.
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
+# Arguments that are file names, which need not be UTF-8.
+PATH_ARGUMENTS = ("file",)
+# Commands that run the stack rather than talk to it, and log what they retry.
+SERVING = ("dev", "worker", "codec-server")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,13 +86,15 @@ def parser() -> argparse.ArgumentParser:
     batches = sub.add_parser("batches", help="list batches (Temporal visibility), newest first")
     batches.add_argument("--document", metavar="ID", help="only batches touching this document")
     batches.add_argument("--failed", action="store_true", help="only batches with failed jobs")
-    batches.add_argument("--limit", type=int, default=50)
+    batches.add_argument("--limit", type=positive_int, default=50)
     batches.add_argument("--json", action="store_true")
 
     doctor = sub.add_parser("doctor", help="check database, Temporal and workers; say how to fix")
     doctor.add_argument("--quiet", action="store_true", help="no output when healthy (exit code)")
     doctor.add_argument("--json", action="store_true")
-    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per check")
+    doctor.add_argument(
+        "--timeout", type=positive_seconds, default=5.0, help="seconds per check (at most 3600)"
+    )
 
     setup = sub.add_parser(
         "setup-search-attributes",
@@ -97,17 +119,42 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    problem = argument_problem(cli, args, paths=PATH_ARGUMENTS)
+    if problem is not None:
+        _say(f"rejected: {problem}", args)
+        exit_now(EXIT_USAGE)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if args.command not in SERVING:
+        quiet_outages(logging.getLogger().handlers[0])
     try:
         rc = _dispatch(args)
+    except (DocumentNotFoundError, JobNotFoundError) as exc:
+        _say(str(exc), args)
+        rc = EXIT_USAGE
     except ValidationError as exc:
-        print(f"reactor: rejected: {exc}", file=sys.stderr)
+        _say(f"rejected: {exc}", args)
         rc = EXIT_USAGE
     except ReactorError as exc:
-        print(f"reactor: {exc}", file=sys.stderr)
+        _say(str(exc), args)
+        rc = EXIT_ENVIRONMENT
+    except Exception as exc:
+        lost = connection_lost(exc)
+        if lost is None or args.command in SERVING:
+            raise
+        _say(
+            f"lost the connection to the stack ({cap_echoes(one_line(lost), args)}): "
+            "`reactor doctor` says what is down",
+            args,
+        )
         rc = EXIT_ENVIRONMENT
     exit_now(rc)
+
+
+def _say(message: str, args: argparse.Namespace) -> None:
+    """One line on stderr; a long argument the message repeats is cut."""
+    print(f"reactor: {cap_echoes(message, args)}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -190,21 +237,20 @@ async def _operate_command(args: argparse.Namespace) -> int:
 async def _client_command(args: argparse.Namespace) -> int:
     from reactor.cli import client
     from reactor.domain.jobs import parse_job_id
-    from reactor.domain.limits import check_text
     from reactor.observability.tracing import configure_tracing
 
     configure_tracing(console=False)  # a submitted batch's trace starts here (OTLP if set)
 
     commands: dict[str, Callable[..., Awaitable[int]]] = {}
     # Arguments are checked before anything connects.
-    request = client.read_batch_file(args.file) if args.command == "submit" else None
+    request = None
+    if args.command == "submit":
+        try:
+            request = client.read_batch_file(args.file)
+        except ValidationError as exc:
+            return client.rejected(exc, as_json=args.json)
     if args.command == "status":
         parse_job_id(args.job_id)
-    for name in ("job_id", "id_or_slug", "doc_id", "scope", "branch", "doc_type", "parent"):
-        value = getattr(args, name, None)
-        if isinstance(value, str):
-            # An argument that is not UTF-8 arrives with lone surrogates.
-            check_text(value, job=None, field=name)
     async with client.open_reactor() as reactor:
         if request is not None:
             return await client.submit(reactor, request, wait=args.wait, as_json=args.json)

@@ -7,6 +7,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from reactor.domain.errors import ValidationError
 from reactor.reactions.store import ReactionStore
 from reactor.runtime.settings import load_settings
 from reactor.storage.database import Database
@@ -27,8 +28,11 @@ async def reactions(
                     f"unblocked {reaction} / {document_id}: it retries from where it stopped"
                 )
                 return 0
-            console.print(f"[red]{reaction} / {document_id} is not a blocked stream[/red]")
-            return 1
+            # A usage error (exit 2), not a failed job (exit 1).
+            raise ValidationError(
+                f"{reaction} / {document_id} is not a blocked stream: nothing to unblock",
+                field="name",
+            )
         streams = await store.streams(name, blocked_only=blocked_only)
         if as_json:
             print(json.dumps([s.__dict__ for s in streams], default=str))

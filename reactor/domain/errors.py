@@ -39,6 +39,12 @@ class AmbiguousIdentifierError(ReactorError):
     pass
 
 
+class JobNotFoundError(ValidationError):
+    """A well-formed job id that names no job: its batch does not exist, or
+    has fewer jobs. A ValidationError on `job_id`, as for a malformed id:
+    the caller's argument is what is wrong."""
+
+
 class JobFailedError(ReactorError):
     """A job ended FAILED; raised by helpers that wait for success."""
 
