@@ -1,7 +1,8 @@
 """Encrypted payloads end to end: with REACTOR_PAYLOAD_KEY, what the reactor
 puts into Temporal (workflow and activity inputs and results, query results,
-the memo) is AES-GCM ciphertext. Read without the key, the history holds no
-action input; with it, everything works as before."""
+the memo, failures' messages and stack traces) is AES-GCM ciphertext. Read
+without the key, the history holds no action input, nor an error quoting one;
+with it, everything works as before."""
 
 from __future__ import annotations
 
@@ -11,23 +12,33 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
 from google.protobuf.message import Message
+from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client, WorkflowHistory
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
+from activities.batch import ApplyJobsInput
 from reactor.api.builder import ReactorBuilder
 from reactor.api.module import ReactorModule
-from reactor.domain.jobs import JobStatus, workflow_id_for
+from reactor.api.reactor import Reactor
+from reactor.domain.jobs import JobOutcome, JobStatus, workflow_id_for
 from reactor.runtime.codec import ENCODING, EncryptedPayloadError
 from reactor.runtime.connection import TemporalConnection
 from reactor.runtime.temporal import connect
 from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
 from tests.conftest import Stack, wait_until, worker_env
+from tests.support.batches import create_list, stored
 from workflows.batch import BatchWorkflow
 
 KEY = "test-2026:" + base64.b64encode(os.urandom(32)).decode()
@@ -111,6 +122,62 @@ def with_key(stack: Stack, task_queue: str) -> Callable[[ReactorBuilder], Reacto
     return configure
 
 
+async def cli_status(stack: Stack, database_url: str, task_queue: str, job_id: str) -> Any:
+    """`reactor status JOB --json`, run as a separate process with the key."""
+    env = {**worker_env(stack, database_url, task_queue), "REACTOR_PAYLOAD_KEY": KEY}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "reactor.cli.main",
+        "status",
+        job_id,
+        "--json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out)
+
+
+@asynccontextmanager
+async def apply_jobs_worker(
+    reactor: Reactor, apply: Callable[[ApplyJobsInput], Awaitable[list[JobOutcome]]]
+) -> AsyncIterator[None]:
+    """A real worker, built from the keyed client, whose `apply_jobs` is
+    `apply`: to make a chunk fail the way broken model code would."""
+
+    @activity.defn(name="apply_jobs")
+    async def apply_jobs(inp: ApplyJobsInput) -> list[JobOutcome]:
+        return await apply(inp)
+
+    worker = Worker(
+        reactor.client,
+        task_queue=reactor.config.task_queue,
+        workflows=[BatchWorkflow],
+        activities=[apply_jobs],
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        await worker.shutdown()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def failures_in(history: WorkflowHistory) -> list[Failure]:
+    """The activity failures the history records (a local activity's in its
+    marker)."""
+    found = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+            found.append(event.activity_task_failed_event_attributes.failure)
+        elif event.marker_recorded_event_attributes.HasField("failure"):
+            found.append(event.marker_recorded_event_attributes.failure)
+    return found
+
+
 async def test_history_without_the_key_holds_no_action_input(
     stack: Stack, module_factory: Factory, task_queue: str, database_url: str
 ) -> None:
@@ -175,21 +242,8 @@ async def test_history_without_the_key_holds_no_action_input(
     assert (await reactor.batch_summary(started.batch_id)).batch_id == started.batch_id
     keyed = module.client.get_workflow_handle(workflow_id_for(started.batch_id))
     assert await (await keyed.describe()).memo()
-    env = {**worker_env(stack, database_url, task_queue), "REACTOR_PAYLOAD_KEY": KEY}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reactor.cli.main",
-        "status",
-        jobs[1].id,
-        "--json",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, err.decode()
-    assert json.loads(out)["status"] == "READ_READY"
+    status = await cli_status(stack, database_url, task_queue, jobs[1].id)
+    assert status["status"] == "READ_READY"
 
 
 async def test_the_same_batch_without_a_key_leaves_its_input_readable(
@@ -237,3 +291,93 @@ async def test_a_worker_without_the_key_fails_its_task_with_the_named_error(
         await keyless.shutdown()
         await asyncio.gather(run, return_exceptions=True)
         await db.close()
+
+
+async def test_a_job_rejected_with_the_input_in_its_error_leaves_no_plaintext(
+    stack: Stack, module_factory: Factory, task_queue: str, database_url: str
+) -> None:
+    """The reducer's error quotes the item id: the history holds it only
+    encrypted, and `reactor status` with the key shows it."""
+    module = await module_factory(with_key(stack, task_queue))
+    marker = "MARKER-" + uuid.uuid4().hex
+    doc = "enc-" + uuid.uuid4().hex[:8]
+    started = await module.reactor.execute_batch(
+        {
+            "jobs": [
+                create_list("create", doc),
+                {
+                    "key": "bad",
+                    "document_id": doc,
+                    "depends_on": ["create"],
+                    "actions": [
+                        {"type": "UPDATE_TODO_ITEM", "input": {"id": marker, "checked": True}}
+                    ],
+                },
+            ]
+        }
+    )
+    jobs = await module.reactor.wait_for_batch(started.batch_id)
+    assert [j.status for j in jobs] == [JobStatus.READ_READY, JobStatus.FAILED]
+    expected = f"actions[0] UPDATE_TODO_ITEM: todo item {marker!r} does not exist"
+    assert jobs[1].error is not None and jobs[1].error.message == expected
+
+    plain = await plaintext_client(stack)
+    history = await plain.get_workflow_handle(workflow_id_for(started.batch_id)).fetch_history()
+    assert marker.encode() not in history_bytes(history)
+    status = await cli_status(stack, database_url, task_queue, jobs[1].id)
+    assert status["status"] == "FAILED" and status["error"]["message"] == expected
+
+
+@pytest.mark.parametrize(
+    ("request_of", "local"),
+    [
+        (lambda p: {"jobs": [create_list("a", f"{p}-a"), create_list("b", f"{p}-b")]}, True),
+        (lambda p: stored(p, 150), False),
+    ],
+    ids=["local-activity", "regular-activity"],
+)
+async def test_a_failed_chunks_message_and_stack_trace_are_encrypted(
+    stack: Stack,
+    module_factory: Factory,
+    task_queue: str,
+    database_url: str,
+    request_of: Callable[[str], dict[str, Any]],
+    local: bool,
+) -> None:
+    """An activity's failure is recorded in the history as Temporal's
+    Failure, not as a payload: with the key, its message and stack trace go
+    through the codec too; its type stays readable."""
+    module = await module_factory(with_key(stack, task_queue), worker=False)
+    reactor = module.reactor
+    marker = "MARKER-" + uuid.uuid4().hex
+    message = f"model code rejected item {marker!r}"
+    calls: list[bool] = []
+
+    async def broken(inp: ApplyJobsInput) -> list[JobOutcome]:
+        calls.append(activity.info().is_local)
+        # As apply_jobs gives up on an error that keeps repeating.
+        raise ApplicationError(message, type="ValueError", non_retryable=True)
+
+    async with apply_jobs_worker(reactor, broken):
+        started = await reactor.execute_batch(request_of("enc-" + uuid.uuid4().hex[:6]))
+        jobs = await reactor.wait_for_batch(started.batch_id)
+        assert calls == [local]  # non-retryable: one attempt
+        assert {(j.status, j.error.type if j.error else None) for j in jobs} == {
+            (JobStatus.FAILED, "ValueError")
+        }
+        # With the key, the message is the one raised, decoded.
+        assert all(j.error is not None and j.error.message == message for j in jobs)
+        info = await reactor.get_job_status(jobs[0].id)
+        assert info.error is not None and info.error.message == message
+        status = await cli_status(stack, database_url, task_queue, jobs[0].id)  # queries the worker
+        assert status["status"] == "FAILED" and status["error"]["message"] == message
+
+    plain = await plaintext_client(stack)
+    history = await plain.get_workflow_handle(workflow_id_for(started.batch_id)).fetch_history()
+    raw = history_bytes(history)
+    assert marker.encode() not in raw
+    assert Path(__file__).name.encode() not in raw  # the stack trace
+    (failure,) = failures_in(history)
+    assert failure.application_failure_info.type == "ValueError"
+    assert failure.message == "Encoded failure" and failure.stack_trace == ""
+    assert failure.encoded_attributes.metadata["encoding"] == ENCODING

@@ -10,7 +10,10 @@ import dataclasses
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+)
 from temporalio.service import RPCError
 
 from reactor.domain.errors import ReactorError
@@ -36,10 +39,19 @@ class TemporalConnectionError(ReactorError):
 
 
 def data_converter(keys: PayloadKeys | None) -> DataConverter:
+    """With keys, failures' messages and stack traces go through the codec
+    too: an error quoting a job's input would otherwise sit in the history in
+    plaintext. Their type, and whether they retry, stay readable: Temporal's
+    retry policy needs them."""
     return dataclasses.replace(
         pydantic_data_converter,
         payload_converter_class=ReactorPayloadConverter,
         payload_codec=keys.codec() if keys is not None else None,
+        failure_converter_class=(
+            DefaultFailureConverterWithEncodedAttributes
+            if keys is not None
+            else pydantic_data_converter.failure_converter_class
+        ),
     )
 
 
