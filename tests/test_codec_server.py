@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf import json_format
 
 from reactor.api.module import ReactorModule
@@ -161,6 +162,28 @@ async def test_encode_round_trip_and_errors(codec_server: str) -> None:
     unknown = await call(codec_server + "/decode", {"payloads": [sealed]})
     assert unknown.status == 400 and "key 'retired'" in unknown.body["detail"]
     assert (await call(codec_server + "/decode", ["not", "payloads"])).status == 400
+
+
+async def test_a_malformed_payload_is_a_400_that_says_what_is_wrong(codec_server: str) -> None:
+    encrypted = base64.b64encode(b"binary/encrypted").decode()
+    key_id = base64.b64encode(b"ui-2026").decode()
+
+    def sealed(data: bytes) -> dict[str, Any]:
+        return {
+            "metadata": {"encoding": encrypted, "encryption-key-id": key_id},
+            "data": base64.b64encode(data).decode(),
+        }
+
+    truncated = await call(codec_server + "/decode", {"payloads": [sealed(b"short")]})
+    assert truncated.status == 400
+    assert "key 'ui-2026', but it is malformed: 5 bytes" in truncated.body["detail"]
+    # Sealed with the server's key, but holding no serialized payload.
+    key = base64.b64decode(KEY.partition(":")[2])
+    nonce = os.urandom(12)
+    foreign = nonce + AESGCM(key).encrypt(nonce, b"\xff\xff\xff", b"ui-2026")
+    unparsable = await call(codec_server + "/decode", {"payloads": [sealed(foreign)]})
+    assert unparsable.status == 400
+    assert "not a serialized Temporal payload" in unparsable.body["detail"]
 
 
 async def test_cors_admits_the_ui_origin_only(codec_server: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from pydantic import BaseModel, ConfigDict, SecretBytes
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticPayloadConverter
@@ -29,6 +30,8 @@ from reactor.domain.errors import ReactorError
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
+TAG_BYTES = 16
+SEALED_MIN_BYTES = NONCE_BYTES + TAG_BYTES
 KEY_SIZES = (16, 24, 32)
 
 
@@ -36,16 +39,22 @@ class PayloadKeyError(ReactorError):
     """A payload key in the configuration is malformed."""
 
 
-class EncryptedPayloadError(ReactorError):
-    """A payload is encrypted with a key this process does not have (or that
-    does not open it): raised instead of decoding it into garbage."""
+MISSING_KEY_FIX = (
+    "set REACTOR_PAYLOAD_KEY (or list it in REACTOR_PAYLOAD_KEYS) on every worker and "
+    "client of this namespace"
+)
+MALFORMED_FIX = "it was cut short or altered after it was encrypted; no key can decode it"
 
-    def __init__(self, key_id: str, reason: str):
+
+class EncryptedPayloadError(ReactorError):
+    """An encrypted payload this process cannot decode: a key it does not
+    have, a key that does not open it, or bytes that are no sealed payload.
+    Raised instead of decoding it into garbage; `fix` says what to do."""
+
+    def __init__(self, key_id: str, reason: str, fix: str = MISSING_KEY_FIX):
         self.key_id = key_id
-        super().__init__(
-            f"payload is encrypted with key {key_id!r}, {reason}: set REACTOR_PAYLOAD_KEY "
-            "(or list it in REACTOR_PAYLOAD_KEYS) on every worker and client of this namespace"
-        )
+        self.fix = fix
+        super().__init__(f"payload is encrypted with key {key_id!r}, {reason}: {fix}")
 
 
 class PayloadKeys(BaseModel):
@@ -152,6 +161,14 @@ class EncryptionCodec(PayloadCodec):
         if cipher is None:
             raise EncryptedPayloadError(key_id, "which this process does not have")
         data = payload.data
+        if len(data) < SEALED_MIN_BYTES:
+            # AES-GCM would refuse the nonce with a bare ValueError.
+            raise EncryptedPayloadError(
+                key_id,
+                f"but it is malformed: {len(data)} bytes, fewer than the {SEALED_MIN_BYTES} "
+                "of a nonce and an authentication tag",
+                MALFORMED_FIX,
+            )
         try:
             plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], key_id.encode())
         except InvalidTag:
@@ -159,7 +176,16 @@ class EncryptionCodec(PayloadCodec):
                 key_id, "but the key with that id does not open it (wrong key, or tampered)"
             ) from None
         out = Payload()
-        out.ParseFromString(plain)
+        try:
+            out.ParseFromString(plain)
+        except DecodeError as exc:
+            # Authentic, so sealed with this key, but not by this codec.
+            raise EncryptedPayloadError(
+                key_id,
+                f"but what it holds is not a serialized Temporal payload ({exc})",
+                "it was encrypted with this key by something other than the reactor's codec; "
+                "decode it with what encrypted it",
+            ) from None
         return out
 
 
