@@ -47,7 +47,7 @@ class ReactorBuilder:
         self._manifests: list[Any] = []
         self._database: str | asyncpg.Pool | None = None
         self._temporal_address: str | None = None
-        self._namespace = "default"
+        self._namespace: str | None = None
         self._connection: dict[str, Any] = {}
         self._task_queue = "reactor"
         self._migration_strategy = "auto"
@@ -125,7 +125,7 @@ class ReactorBuilder:
     def with_temporal(
         self,
         address: str,
-        namespace: str = "default",
+        namespace: str | None = None,
         task_queue: str = "reactor",
         *,
         tls: bool | None = None,
@@ -137,9 +137,10 @@ class ReactorBuilder:
         payload_key: str | None = None,
         payload_keys: str | None = None,
     ) -> ReactorBuilder:
-        """The keyword arguments are the REACTOR_TEMPORAL_* / REACTOR_PAYLOAD_*
-        variables of the same names (reactor.runtime.connection); those not
-        given here come from the environment, as for workers and the CLI."""
+        """`namespace` and the keyword arguments are the REACTOR_TEMPORAL_* /
+        REACTOR_PAYLOAD_* variables of the same names
+        (reactor.runtime.connection); those not given here come from the
+        environment, as for workers and the CLI."""
         self._temporal_address = address
         self._namespace = namespace
         self._task_queue = task_queue
@@ -155,6 +156,12 @@ class ReactorBuilder:
             else None,
         }
         return self
+
+    def _temporal_connection(self, address: str) -> TemporalConnection:
+        """What `with_temporal` was given, over the REACTOR_* variables."""
+        return TemporalConnection.from_env(
+            address=address, namespace=self._namespace, **self._connection
+        )
 
     def with_event_bus(self, event_bus: EventBus) -> ReactorBuilder:
         self._event_bus = event_bus
@@ -255,11 +262,7 @@ class ReactorBuilder:
         if self._migration_strategy == "auto":
             async with db.pool.acquire() as conn:
                 await migrate(conn)
-        client = await connect(
-            TemporalConnection.from_env(
-                address=address, namespace=self._namespace, **self._connection
-            )
-        )
+        client = await connect(self._temporal_connection(address))
         bus = self._event_bus or EventBus()
         wakeup = Wakeup()
         coordinator = ReadModelCoordinator(db, self._read_models)

@@ -28,6 +28,7 @@ ENV = {
 }
 
 _PEM = "-----BEGIN"
+DEFAULT_NAMESPACE = "default"
 
 
 class ConnectionConfigError(ReactorError):
@@ -42,7 +43,7 @@ class TemporalConnection(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     address: str = "127.0.0.1:7233"
-    namespace: str = "default"
+    namespace: str = DEFAULT_NAMESPACE
     tls: bool | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
@@ -57,7 +58,9 @@ class TemporalConnection(BaseModel):
         env: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> TemporalConnection:
-        """The REACTOR_* variables, with `overrides` (those not None) on top."""
+        """The REACTOR_* variables, with `overrides` (those not None) on top:
+        the one place an unset setting, the namespace among them, falls back
+        to its variable and then to its default."""
         env = dict(os.environ) if env is None else dict(env)
         data: dict[str, Any] = {f: env[v] for f, v in ENV.items() if env.get(v)}
         if "tls" in data:

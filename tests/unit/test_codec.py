@@ -7,8 +7,12 @@ import base64
 import os
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
+from temporalio.exceptions import ApplicationError
 
+from reactor.api.builder import ReactorBuilder
 from reactor.runtime.codec import (
     ENCODING,
     KEY_ID,
@@ -19,7 +23,7 @@ from reactor.runtime.codec import (
     generate_key,
     key_fingerprint,
 )
-from reactor.runtime.connection import ConnectionConfigError, TemporalConnection
+from reactor.runtime.connection import ENV, ConnectionConfigError, TemporalConnection
 from reactor.runtime.temporal import data_converter
 
 OLD = "2025:" + base64.b64encode(b"o" * 32).decode()
@@ -135,3 +139,65 @@ def test_connection_from_env_and_its_auth_in_words() -> None:
         TemporalConnection(tls_ca="/nonexistent/ca.pem").tls_config()
     with pytest.raises(ConnectionConfigError, match="REACTOR_TEMPORAL_TLS_CERT"):
         TemporalConnection(tls_key="/x.pem").tls_config()
+
+
+def sealed_with(key: str, data: bytes) -> Payload:
+    """A payload as the codec's envelope would carry it, holding `data`."""
+    key_id = key.partition(":")[0]
+    return Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode()}, data=data)
+
+
+async def test_a_malformed_payload_is_a_named_error_not_a_raw_one() -> None:
+    codec = PayloadKeys.parse(NEW).codec()
+    for data in (b"", b"short", b"n" * 27):  # under a nonce and an authentication tag
+        with pytest.raises(EncryptedPayloadError, match=f"malformed: {len(data)} bytes") as err:
+            await codec.decode([sealed_with(NEW, data)])
+        assert err.value.key_id == "2026" and "cut short or altered" in err.value.fix
+    # Authentic under the key and its id, but not a serialized Payload.
+    nonce = os.urandom(12)
+    foreign = nonce + AESGCM(b"n" * 32).encrypt(nonce, b"\xff\xff\xff", b"2026")
+    with pytest.raises(EncryptedPayloadError, match="not a serialized Temporal payload") as err:
+        await codec.decode([sealed_with(NEW, foreign)])
+    assert "something other than the reactor's codec" in err.value.fix
+
+
+async def test_with_keys_failure_messages_and_stack_traces_are_encrypted() -> None:
+    keyed = data_converter(PayloadKeys.parse(NEW))
+    failure = Failure()
+    try:
+        raise ValueError(f"todo item {MARKER.decode()!r} does not exist")
+    except ValueError as exc:
+        await keyed.encode_failure(exc, failure)
+    where = test_with_keys_failure_messages_and_stack_traces_are_encrypted.__name__
+    assert MARKER not in failure.SerializeToString()  # the message
+    assert where.encode() not in failure.SerializeToString()  # the stack trace
+    assert failure.encoded_attributes.metadata["encoding"] == ENCODING
+    # The type stays readable: retry policies match on it.
+    assert failure.application_failure_info.type == "ValueError"
+    decoded = await keyed.decode_failure(failure)
+    assert isinstance(decoded, ApplicationError) and decoded.type == "ValueError"
+    assert decoded.message == f"todo item {MARKER.decode()!r} does not exist"
+    assert decoded.failure is not None and where in decoded.failure.stack_trace
+    # Without keys, nothing is encoded: failures read as before.
+    plain_failure = Failure()
+    await data_converter(None).encode_failure(ValueError("visible"), plain_failure)
+    assert plain_failure.message == "visible"
+
+
+def test_the_builder_takes_an_unset_namespace_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ENV.values():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("REACTOR_PAYLOAD_KEY", raising=False)
+    monkeypatch.delenv("REACTOR_PAYLOAD_KEYS", raising=False)
+    address = "temporal.internal:7233"
+
+    def namespace(builder: ReactorBuilder) -> str:
+        return builder._temporal_connection(address).namespace
+
+    assert namespace(ReactorBuilder().with_temporal(address)) == "default"
+    monkeypatch.setenv("REACTOR_TEMPORAL_NAMESPACE", "team-ns")
+    assert namespace(ReactorBuilder().with_temporal(address)) == "team-ns"
+    assert namespace(ReactorBuilder().with_temporal(address, "given")) == "given"
+    assert namespace(ReactorBuilder().with_temporal(address, namespace="given")) == "given"
