@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,14 +18,14 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowHistory
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from activities.batch import ApplyJobsInput
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobOutcome, JobStatus, workflow_id_for
 from tests.support.batches import create_list, inline_with_failures, many_actions, stored
 from tests.support.replay import replay
-from workflows.batch import LOCAL_ATTEMPTS, BatchWorkflow
+from tests.support.stub_worker import apply_jobs_worker
+from workflows.batch import LOCAL_ATTEMPTS
 
 
 async def current_details(reactor: Reactor, batch_id: str) -> str:
@@ -91,31 +90,6 @@ async def test_a_chunk_with_many_actions_runs_as_a_regular_activity(
     assert scheduled_summaries(await events(reactor, result.batch_id)) == [
         "apply 2 jobs (502 actions) to 1 document: create, big"
     ]
-
-
-@asynccontextmanager
-async def apply_jobs_worker(
-    reactor: Reactor, apply: Callable[[ApplyJobsInput], Any]
-) -> AsyncIterator[None]:
-    """A real worker whose `apply_jobs` is `apply`: to make a chunk fail the
-    way a broken model or a broken database would."""
-
-    @activity.defn(name="apply_jobs")
-    async def apply_jobs(inp: ApplyJobsInput) -> list[JobOutcome]:
-        return await apply(inp)
-
-    worker = Worker(
-        reactor.client,
-        task_queue=reactor.config.task_queue,
-        workflows=[BatchWorkflow],
-        activities=[apply_jobs],
-    )
-    task = asyncio.create_task(worker.run())
-    try:
-        yield
-    finally:
-        await worker.shutdown()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.mark.parametrize(

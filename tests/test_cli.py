@@ -335,19 +335,31 @@ async def test_cli_without_a_running_stack_says_how_to_start_one(tmp_path: Path)
     assert "reactor dev" in err and "REACTOR_DATABASE_URL" in err
 
 
+def dev_env(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `reactor dev` of its own in `folder`: none of the
+    test stack's REACTOR_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
+    env.update(REACTOR_HOME=str(folder / ".reactor"), PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def start_dev(folder: Path, env: dict[str, str], *args: str, stderr: int) -> subprocess.Popen[str]:
+    """`reactor dev` without the UI in `folder`; its ready line is on stdout."""
+    return subprocess.Popen(
+        [*REACTOR, "dev", *args, "--no-ui"],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def test_reactor_dev_demo_starts_everything_and_sigint_stops_it(tmp_path: Path) -> None:
     """README command 1's core: embedded PostgreSQL + Temporal + worker, the
     ready line, the demo batch, and a clean stop on SIGINT."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
-    env.update(REACTOR_HOME=str(tmp_path / ".reactor"), PYTHONPATH=str(ROOT), COLUMNS="200")
-    proc = subprocess.Popen(
-        [*REACTOR, "dev", "--demo", "--no-ui"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = dev_env(tmp_path, COLUMNS="200")
+    proc = start_dev(tmp_path, env, "--demo", stderr=subprocess.PIPE)
     try:
         assert proc.stdout is not None
         ready = proc.stdout.readline()
@@ -545,8 +557,7 @@ def test_submit_wait_whose_stack_goes_away_says_so_in_one_line_and_exits_3(
     tmp_path: Path,
 ) -> None:
     """The batch outlives the waiting command: its line says where to look."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
-    env.update(REACTOR_HOME=str(tmp_path / ".reactor"), PYTHONPATH=str(ROOT))
+    env = dev_env(tmp_path)
     jobs = [
         {
             **CREATE,
@@ -560,14 +571,7 @@ def test_submit_wait_whose_stack_goes_away_says_so_in_one_line_and_exits_3(
     ]
     path = tmp_path / "lost.json"
     path.write_text(json.dumps({"batch_id": "lost-while-waiting", "jobs": jobs}))
-    dev = subprocess.Popen(
-        [*REACTOR, "dev", "--no-ui"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    dev = start_dev(tmp_path, env, stderr=subprocess.DEVNULL)
     try:
         assert dev.stdout is not None
         ready = dev.stdout.readline()

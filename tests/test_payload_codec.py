@@ -12,8 +12,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client, WorkflowHistory
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from activities.batch import ApplyJobsInput
 from reactor.api.builder import ReactorBuilder
 from reactor.api.module import ReactorModule
-from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobOutcome, JobStatus, workflow_id_for
 from reactor.runtime.codec import ENCODING, EncryptedPayloadError
 from reactor.runtime.connection import TemporalConnection
@@ -39,6 +36,7 @@ from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
 from tests.conftest import Stack, wait_until, worker_env
 from tests.support.batches import create_list, stored
+from tests.support.stub_worker import apply_jobs_worker
 from workflows.batch import BatchWorkflow
 
 KEY = "test-2026:" + base64.b64encode(os.urandom(32)).decode()
@@ -139,31 +137,6 @@ async def cli_status(stack: Stack, database_url: str, task_queue: str, job_id: s
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()
     return json.loads(out)
-
-
-@asynccontextmanager
-async def apply_jobs_worker(
-    reactor: Reactor, apply: Callable[[ApplyJobsInput], Awaitable[list[JobOutcome]]]
-) -> AsyncIterator[None]:
-    """A real worker, built from the keyed client, whose `apply_jobs` is
-    `apply`: to make a chunk fail the way broken model code would."""
-
-    @activity.defn(name="apply_jobs")
-    async def apply_jobs(inp: ApplyJobsInput) -> list[JobOutcome]:
-        return await apply(inp)
-
-    worker = Worker(
-        reactor.client,
-        task_queue=reactor.config.task_queue,
-        workflows=[BatchWorkflow],
-        activities=[apply_jobs],
-    )
-    task = asyncio.create_task(worker.run())
-    try:
-        yield
-    finally:
-        await worker.shutdown()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def failures_in(history: WorkflowHistory) -> list[Failure]:
