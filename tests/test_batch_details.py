@@ -83,12 +83,12 @@ async def test_regular_activity_summaries_name_their_first_jobs(
 async def test_a_chunk_with_many_actions_runs_as_a_regular_activity(
     reactor: Reactor, worker: None
 ) -> None:
-    result = await reactor.execute_batch(many_actions("d3", 501))
+    result = await reactor.execute_batch(many_actions("d3", 2_001))
     jobs = await asyncio.wait_for(reactor.wait_for_batch(result.batch_id), 60)
     assert [j.status for j in jobs] == [JobStatus.READ_READY, JobStatus.READ_READY]
     # Both jobs in one chunk: 2 jobs, but more actions than a local activity takes.
     assert scheduled_summaries(await events(reactor, result.batch_id)) == [
-        "apply 2 jobs (502 actions) to 1 document: create, big"
+        "apply 2 jobs (2002 actions) to 1 document: create, big"
     ]
 
 

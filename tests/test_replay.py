@@ -33,7 +33,7 @@ async def test_histories_of_batches_run_now_replay(reactor: Reactor) -> None:
         "inline": inline_with_failures("r1"),
         "stored": stored("r2", 150),
         "plan-by-pages": stored("r3", 1100),
-        "many-actions": many_actions("r4", 600),
+        "many-actions": many_actions("r4", 2_100),
     }
     for name, request in requests.items():
         result = await reactor.execute_batch(request)

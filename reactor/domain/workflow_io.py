@@ -43,8 +43,9 @@ class BatchConfig(BaseModel):
     # A crashed worker's local activity is re-run with the workflow task.
     local_activity_max_jobs: int = 100
     # ... and only with this many actions at most: a local activity has a
-    # 60 s timeout and no heartbeat, which a few thousand actions can exceed.
-    local_activity_max_actions: int = 500
+    # 60 s timeout and no heartbeat, which a job of thousands of actions on a
+    # large document can exceed; a full chunk of 10-action jobs stays local.
+    local_activity_max_actions: int = 2_000
 
 
 class BatchInput(BaseModel):
