@@ -30,6 +30,11 @@ FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[
 """
 
 
+DECIDED_MANY = """
+SELECT job_id, status, coordinates, error FROM reactor_applied_jobs WHERE job_id = ANY($1::text[])
+"""
+
+
 @dataclass(frozen=True)
 class BatchRows:
     """A planned batch as the rows `store_batch` writes, one column per field:
@@ -172,3 +177,9 @@ class JobLedger:
     async def outcome(self, job_id: str) -> asyncpg.Record | None:
         async with self.db.pool.acquire() as conn:
             return await self.decided(conn, job_id)
+
+    async def outcomes(self, job_ids: list[str]) -> dict[str, asyncpg.Record]:
+        """The decided jobs among `job_ids`, in one round trip."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(DECIDED_MANY, job_ids)
+        return {row["job_id"]: row for row in rows}
