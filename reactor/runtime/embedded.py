@@ -209,8 +209,8 @@ class EmbeddedTemporal:
             # SQLite's default rollback journal writes and deletes a journal
             # file and syncs several times per transaction: a workflow cost
             # the dev server ~27 ms of CPU. A write-ahead log syncs once per
-            # commit, and `synchronous=full` keeps every commit durable, as
-            # before: ~15 ms per workflow (bench/RESULTS.md, sixth session).
+            # commit, and `synchronous=full` still keeps every commit durable:
+            # about half the dev server's CPU per workflow.
             *("--sqlite-pragma", "journal_mode=wal"),
             *("--sqlite-pragma", "synchronous=full"),
             "--log-level",
