@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,11 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import pgserver
+        with warnings.catch_warnings():
+            # platformdirs warns, on import, of a machine without a login
+            # session's runtime folder: nothing pgserver relies on here.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import pgserver
 
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         self._server = pgserver.get_server(self.folder, cleanup_mode="stop")
