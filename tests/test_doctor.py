@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import uuid
 from typing import Any
 
@@ -14,22 +13,11 @@ import asyncpg
 from reactor.observability.health import check_database, redact
 from reactor.runtime.embedded import free_port
 from tests.conftest import Stack, with_database, worker_env
-
-REACTOR = [sys.executable, "-m", "reactor.cli.main"]
+from tests.support.cli import run_reactor
 
 
 async def doctor(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *REACTOR,
-        "doctor",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_reactor(env, "doctor", *args)
 
 
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -5,9 +5,7 @@ process and the CLI reach Temporal only through it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,9 +17,8 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from reactor.runtime.connection import ConnectionConfigError, TemporalConnection
 from reactor.runtime.temporal import TemporalConnectionError, connect
 from tests.conftest import Stack, spawn_worker, wait_polling, worker_env
+from tests.support.cli import run_reactor
 from tests.support.tls import CertificateAuthority, Issued, Nginx, nginx_binary
-
-REACTOR = [sys.executable, "-m", "reactor.cli.main"]
 
 
 @dataclass(frozen=True)
@@ -65,19 +62,6 @@ def mtls(stack: Stack) -> Iterator[TlsEndpoint]:
         nginx.stop()
 
 
-async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *REACTOR,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 CREATE = {
     "key": "create",
     "document_id": "tls-list",
@@ -107,7 +91,7 @@ async def test_worker_and_cli_run_a_batch_over_mtls(
         env = {**worker_env(stack, database_url, task_queue), **mtls.env()}
         batch = tmp_path / "batch.json"
         batch.write_text(json.dumps({"jobs": [CREATE, ADD]}))
-        rc, out, err = await cli(env, "submit", str(batch), "--wait", "--json")
+        rc, out, err = await run_reactor(env, "submit", str(batch), "--wait", "--json")
         assert rc == 0, err
         jobs = json.loads(out)["jobs"]
         assert {k: j["status"] for k, j in jobs.items()} == {
@@ -115,7 +99,7 @@ async def test_worker_and_cli_run_a_batch_over_mtls(
             "add": "READ_READY",
         }
 
-        rc, out, err = await cli(env, "doctor", "--json")
+        rc, out, err = await run_reactor(env, "doctor", "--json")
         checks = {c["name"]: c for c in json.loads(out)["checks"]}
         assert rc == 0, out + err
         assert checks["temporal"]["ok"] is True
@@ -169,7 +153,7 @@ async def test_a_certificate_from_another_ca_gets_the_named_error(
 
     # The CLI reports the same, with the auth it used and the fix.
     env = {**worker_env(stack, database_url, task_queue), **mtls.env(mtls.rogue)}
-    rc, out, _ = await cli(env, "doctor", "--json")
+    rc, out, _ = await run_reactor(env, "doctor", "--json")
     assert rc == 1
     temporal = {c["name"]: c for c in json.loads(out)["checks"]}["temporal"]
     assert temporal["ok"] is False
@@ -177,7 +161,7 @@ async def test_a_certificate_from_another_ca_gets_the_named_error(
     assert str(mtls.rogue.cert) in temporal["detail"]
     assert "REACTOR_TEMPORAL_TLS_CERT" in temporal["fix"]
 
-    rc, _, err = await cli(env, "status", "no-such-batch:0")
+    rc, _, err = await run_reactor(env, "status", "no-such-batch:0")
     assert rc == 3
     assert "TemporalConnection" not in err and "refused the client certificate" in err
 
@@ -216,7 +200,7 @@ async def test_an_api_key_is_sent_as_temporal_cloud_expects(
         "REACTOR_TEMPORAL_TLS_CA": ca,
         "REACTOR_TEMPORAL_API_KEY": key,
     }
-    rc, out, _ = await cli(env, "doctor", "--json")
+    rc, out, _ = await run_reactor(env, "doctor", "--json")
     temporal = {c["name"]: c for c in json.loads(out)["checks"]}["temporal"]
     assert temporal["ok"] is True and "auth: API key over TLS" in temporal["detail"]
     assert key not in out
