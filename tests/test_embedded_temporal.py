@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from reactor.runtime.embedded import EmbeddedTemporal, free_port
@@ -47,3 +49,17 @@ async def test_an_accepted_workflow_survives_a_killed_dev_server(tmp_path: Path)
         assert journal_mode(folder / "temporal.db") == "wal"
     finally:
         second.stop()
+
+
+def test_a_server_that_cannot_start_is_tried_again_then_named_with_its_log(tmp_path: Path) -> None:
+    """Its port held by another process, every attempt exits while starting:
+    each one is logged, and the error quotes the log's last lines."""
+    folder = tmp_path / "temporal"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))  # bound, not listening: connecting is refused at once
+        server = EmbeddedTemporal(folder, port=taken.getsockname()[1], ui=False)
+        with pytest.raises(RuntimeError, match="exited with") as raised:
+            server.start(timeout=60, attempts=2)
+    log = (folder / "temporal.log").read_text()
+    assert log.count("address already in use") >= 2, log[-2000:]
+    assert "address already in use" in str(raised.value)

@@ -165,6 +165,10 @@ def temporal_binary() -> str:
     return found
 
 
+class _ExitedWhileStarting(RuntimeError):
+    pass
+
+
 class EmbeddedTemporal:
     """`temporal server start-dev`, tuned, with a persistent state file."""
 
@@ -228,19 +232,29 @@ class EmbeddedTemporal:
             cmd += ["--search-attribute", f"{name}={kind}"]
         return cmd
 
-    def start(self, timeout: float = 60.0) -> str:
+    def start(self, timeout: float = 60.0, attempts: int = 3) -> str:
+        """Starts the server and waits until it answers. The dev server picks
+        its HTTP, metrics and internal ports itself, free when it looks and
+        perhaps taken by another process when it binds: a server that exits
+        while starting is started again, a few times."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        log = open(self.folder / "temporal.log", "ab")  # noqa: SIM115 - owned by the child
-        self._proc = self._started = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
-        )
-        log.close()
-        asyncio.run(self._wait_ready(timeout))
-        return self.address
+        for attempt in range(1, attempts + 1):
+            log = open(self.folder / "temporal.log", "ab")  # noqa: SIM115 - owned by the child
+            self._proc = self._started = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
+            )
+            log.close()
+            try:
+                asyncio.run(self._wait_ready(timeout))
+                return self.address
+            except _ExitedWhileStarting:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _wait_ready(self, timeout: float) -> None:
         from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -250,13 +264,18 @@ class EmbeddedTemporal:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise RuntimeError(
+                log = self.folder / "temporal.log"
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+                raise _ExitedWhileStarting(
                     f"temporal dev server exited with {self._proc.returncode}; "
-                    f"see {self.folder / 'temporal.log'}"
+                    f"see {log}: {' | '.join(tail)}"
                 )
             try:
-                client = await Client.connect(self.address)
-                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                # Bounded, so a server that exits is noticed within moments
+                # even when something else answers the connection on its port.
+                async with asyncio.timeout(5):
+                    client = await Client.connect(self.address)
+                    await client.workflow_service.get_system_info(GetSystemInfoRequest())
                 return
             except Exception as exc:  # not up yet
                 last = exc
