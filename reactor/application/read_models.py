@@ -37,7 +37,7 @@ import asyncpg
 from reactor.domain.document import Operation
 from reactor.domain.jobs import MAX_ERROR_MESSAGE, JobError, JobOutcome
 from reactor.storage.database import Database
-from reactor.storage.errors import is_transient
+from reactor.storage.errors import is_transient, one_line
 from reactor.storage.notify import READ_MODEL_CHANNEL
 from reactor.storage.operation_store import OperationStore, Position
 
@@ -369,5 +369,4 @@ async def _index(rm: ReadModel, batch: list[OperationWithContext], timeout: floa
 
 
 def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {str(exc).strip()}".strip().rstrip(":")
-    return " ".join(text.split())[:MAX_ERROR_MESSAGE]
+    return one_line(exc)[:MAX_ERROR_MESSAGE]

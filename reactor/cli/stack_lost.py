@@ -12,8 +12,8 @@ import logging
 from temporalio.service import RPCError, RPCStatusCode
 
 from reactor.domain.errors import ReactorError
-from reactor.observability.outage import install_outage_filter, transient_cause
-from reactor.storage.errors import one_line
+from reactor.observability.outage import install_outage_filter
+from reactor.storage.errors import is_transient, one_line
 
 # Temporal's answers when its frontend cannot be reached or did not answer.
 _UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
@@ -40,7 +40,7 @@ def connection_lost(exc: BaseException) -> BaseException | None:
     while current is not None and id(current) not in seen:
         if isinstance(current, RPCError) and current.status in _UNREACHABLE:
             return current
-        if transient_cause(current) is current:
+        if is_transient(current):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__

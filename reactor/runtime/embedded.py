@@ -238,23 +238,25 @@ class EmbeddedTemporal:
         perhaps taken by another process when it binds: a server that exits
         while starting is started again, a few times."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, attempts + 1):
-            log = open(self.folder / "temporal.log", "ab")  # noqa: SIM115 - owned by the child
-            self._proc = self._started = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
-            )
-            log.close()
+        for _ in range(attempts - 1):
             try:
-                asyncio.run(self._wait_ready(timeout))
-                return self.address
+                return self._launch(timeout)
             except _ExitedWhileStarting:
-                if attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        return self._launch(timeout)
+
+    def _launch(self, timeout: float) -> str:
+        log = open(self.folder / "temporal.log", "ab")  # noqa: SIM115 - owned by the child
+        self._proc = self._started = subprocess.Popen(
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
+        )
+        log.close()
+        asyncio.run(self._wait_ready(timeout))
+        return self.address
 
     async def _wait_ready(self, timeout: float) -> None:
         from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
