@@ -255,12 +255,10 @@ class Reactor:
         """For a batch id already in use, whose workflow ran this very request:
         True if that workflow is running or completed, False if it ended
         without finishing (failed, terminated, timed out, canceled). A
-        different request raises ValidationError, and nothing was written.
-        Workflows started before the memo existed carry no hash and are taken
-        as the same request."""
+        different request raises ValidationError, and nothing was written."""
         description = await handle.describe()
         recorded = (await description.memo()).get(REQUEST_HASH_MEMO)
-        if recorded is not None and recorded != digest:
+        if recorded != digest:
             raise ValidationError(
                 f"batch_id {batch_id!r} was already used for a different request",
                 field="batch_id",
