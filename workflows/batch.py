@@ -94,14 +94,7 @@ class BatchWorkflow:
             while len(entries) < inp.job_count:
                 page_of = LoadPlanInput(batch_id=inp.batch_id, offset=len(entries), limit=PLAN_PAGE)
                 # A local activity: one database read, no server round trip.
-                # Workflows whose history lacks the "load-plan-local" marker
-                # loaded it with a regular activity.
-                execute = (
-                    workflow.execute_local_activity
-                    if workflow.patched("load-plan-local")
-                    else workflow.execute_activity
-                )
-                page = await execute(
+                page = await workflow.execute_local_activity(
                     "load_plan",
                     page_of,
                     result_type=list[PlanEntry],
@@ -126,13 +119,13 @@ class BatchWorkflow:
                 jobs=[inline[i] for i in indices] if inline is not None else None,
             )
             actions = sum(entries[i].actions for i in indices)
-            local = len(indices) <= cfg.local_activity_max_jobs
             # A local activity has a short timeout and no heartbeat: a chunk
             # with many actions (one job may hold thousands) runs as a
-            # regular activity. Workflows whose history lacks the
-            # "route-by-actions" marker ran such chunks locally.
-            if local and actions > cfg.local_activity_max_actions:
-                local = not workflow.patched("route-by-actions")
+            # regular activity.
+            local = (
+                len(indices) <= cfg.local_activity_max_jobs
+                and actions <= cfg.local_activity_max_actions
+            )
             chunk = ChunkInFlight(indices, actions, local, workflow.now())
             self._chunks_started += 1
             number = self._chunks_started
@@ -142,9 +135,7 @@ class BatchWorkflow:
                 outcomes = await self._apply(arg, chunk, entries, cfg)
             except FailureError as err:
                 error = _deterministic(err)
-                # Workflows whose history lacks the "chunk-failure-fails-jobs"
-                # marker failed here as a whole.
-                if error is None or not workflow.patched("chunk-failure-fails-jobs"):
+                if error is None:
                     raise
                 # The activity raises a deterministic error only before it
                 # commits any job of the chunk, so none of them is written.
@@ -169,8 +160,9 @@ class BatchWorkflow:
             self._show_details()
         await asyncio.gather(*tasks)
         self._show_details()
-        # Only batches started with our search attributes upsert them (so the
-        # histories of batches started without them replay unchanged).
+        # Only batches started with our search attributes upsert them: one
+        # started without them runs on a cluster that has not registered
+        # them, which would fail the upsert.
         if workflow.info().typed_search_attributes.get(search_attributes.STATUS) is not None:
             workflow.upsert_search_attributes(search_attributes.batch_end_updates(sched.failed))
         result = self._summary()
@@ -201,11 +193,7 @@ class BatchWorkflow:
             except FailureError as err:
                 # Its attempts ran out on an error that may pass (a lost
                 # connection, a timeout): let the server retry it in view.
-                if (
-                    _deterministic(err) is not None
-                    or isinstance(_cause(err), CancelledError)
-                    or not workflow.patched("escalate-local-chunk")
-                ):
+                if _deterministic(err) is not None or isinstance(_cause(err), CancelledError):
                     raise
                 chunk.local = False
                 chunk.local_attempts += LOCAL_ATTEMPTS
@@ -296,12 +284,7 @@ def _deterministic(err: FailureError) -> JobError | None:
     cause = _cause(err)
     if not isinstance(cause, ApplicationError):
         return None  # a timeout or a cancellation: not the chunk's fault
-    if cause.non_retryable:
-        return JobError(type=cause.type or "ApplicationError", message=cause.message)
-    # Workflows whose history lacks the "activity-decides-errors" marker
-    # listed these Python error names as non-retryable: their activities
-    # failed on the first such error, for good.
-    if cause.type not in DETERMINISTIC_ERRORS or workflow.patched("activity-decides-errors"):
+    if not cause.non_retryable:
         return None
     return JobError(type=cause.type or "ApplicationError", message=cause.message)
 

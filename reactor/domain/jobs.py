@@ -37,8 +37,7 @@ class OperationSpan(BaseModel):
     ledger. A job writes contiguous indices on one lane, so its outcome is one
     span whatever its size, and a batch's history stays small (a Temporal
     payload may not exceed 2 MB; 300 jobs of 100 actions as single
-    coordinates already did). A recorded Coordinate reads as a span of one,
-    so histories and ledger rows written before spans replay unchanged."""
+    coordinates already did)."""
 
     document_id: str
     scope: str
@@ -63,8 +62,7 @@ class OperationSpan(BaseModel):
 
 
 def recorded_spans(recorded: list[dict[str, Any]]) -> list[OperationSpan]:
-    """A job ledger row's `coordinates`: one span, or (rows recorded before
-    spans) one coordinate per operation, each read as a span of one."""
+    """A job ledger row's `coordinates` (JSON): the job's spans."""
     return [OperationSpan.model_validate(c) for c in recorded]
 
 

@@ -1,9 +1,9 @@
 """A job's coordinates travel as one span: its expansion, the last index the
-ledger path looks up, and payloads recorded before spans (one coordinate
-per operation) reading back as the same coordinates."""
+ledger path looks up, and its size on the wire."""
 
 from __future__ import annotations
 
+import json
 from itertools import islice
 
 import pydantic
@@ -15,8 +15,8 @@ from reactor.domain.jobs import (
     OperationSpan,
     expand_spans,
     operation_indices,
+    recorded_spans,
 )
-from reactor.domain.workflow_io import JobView
 
 
 def coord(index: int, document_id: str = "doc-a") -> Coordinate:
@@ -54,27 +54,14 @@ def test_expand_spans_keeps_their_order() -> None:
     assert expand_spans(spans) == [coord(5, "doc-b"), coord(0), coord(1)]
 
 
-def test_an_outcome_recorded_as_coordinates_reads_back_unchanged() -> None:
-    """Histories (and ledger rows) written before spans carry one coordinate
-    per operation; replaying them must give the same coordinates."""
-    old = {
-        "index": 0,
-        "ok": True,
-        "coordinates": [coord(3).model_dump(), coord(4).model_dump()],
-        "last_position": [10, 2],
-    }
-    outcome = JobOutcome.model_validate_json(JobOutcome.model_validate(old).model_dump_json())
-    assert expand_spans(outcome.coordinates) == [coord(3), coord(4)]
-    view = JobView.model_validate(
-        {
-            "index": 0,
-            "key": "k",
-            "document_id": "doc-a",
-            "status": "READ_READY",
-            "coordinates": old["coordinates"],
-        }
-    )
-    assert expand_spans(view.coordinates) == [coord(3), coord(4)]
+def test_a_ledger_rows_spans_read_back_as_written() -> None:
+    spans = [
+        OperationSpan(
+            document_id="doc-a", scope="global", branch="main", operation_index=4, count=3
+        )
+    ]
+    row = json.loads(json.dumps([s.model_dump() for s in spans]))
+    assert recorded_spans(row) == spans
 
 
 def test_a_hundred_action_job_is_one_span_on_the_wire() -> None:
