@@ -20,12 +20,15 @@ before it is recorded as failed: the cached head could have been stale.
 What fails a job and what retries it: anything the job itself causes and
 would cause again (a reducer's error, a state the hash or the database
 cannot hold, a value PostgreSQL refuses) ends it FAILED, recorded in the
-ledger with nothing else written; a failure of the infrastructure (a lost
-connection, a restarting server) propagates, and Temporal retries the
-activity (reactor/storage/errors.py tells them apart).
+ledger with nothing else written (reactor/domain/rejection.py); a failure
+of the infrastructure (a lost connection, a restarting server) propagates,
+and Temporal retries the activity (reactor/storage/errors.py tells them
+apart).
 
-Reduction runs on the event loop: a long job hands it back every
-YIELD_EVERY_S of work, so polls, heartbeats and other jobs go on meanwhile.
+Reduction itself is pure (reactor/domain/reduction.py); this module writes
+what it returns. It runs on the event loop, an action at a time: a long job
+hands the loop back every YIELD_EVERY_S of work, so polls, heartbeats and
+other jobs go on meanwhile.
 """
 
 from __future__ import annotations
@@ -36,72 +39,42 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 
 from reactor.application.lane_locks import LaneLocks
 from reactor.application.ready_notices import range_fields
 from reactor.application.write_cache import CachedState, WriteCache
-from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
-from reactor.domain.document_scope import initial_document_state, reduce_document_scope
-from reactor.domain.errors import ReactorError, ReducerError
-from reactor.domain.hashing import canonical_json, state_hash
-from reactor.domain.ids import uuid5_text
+from reactor.domain.hashing import canonical_json
 from reactor.domain.jobs import JobError, JobOutcome, OperationSpan, job_id_for, recorded_spans
-from reactor.domain.model import DocumentModel, ModelRegistry, ReduceSession
-from reactor.domain.signing import SignatureError, SignatureVerifier
+from reactor.domain.model import DocumentModel, ModelRegistry
+from reactor.domain.reduction import (
+    Head,
+    HeaderChange,
+    HeaderCreated,
+    Reduced,
+    Reduction,
+    ScopeCreated,
+    initial_head,
+    model_for,
+)
+from reactor.domain.rejection import JobRejected
+from reactor.domain.signing import SignatureVerifier
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
-from reactor.storage.errors import is_deterministic, one_line
+from reactor.storage.errors import is_deterministic
 from reactor.storage.job_ledger import JobLedger
 from reactor.storage.job_write import LOCK, READ, JobWrite, write_job
 from reactor.storage.notify import CommitNotifier
 from reactor.storage.operation_store import OperationStore, Position
 from reactor.storage.relationship_index import RelationshipIndex
 
-OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
-
 # Reduction hands the event loop back after this much CPU time in a row: a
 # poll, a heartbeat or another job's commit waits at most about this long.
 YIELD_EVERY_S = 0.003
-
-
-class JobRejected(ReactorError):
-    """The job cannot be applied (reducer error, missing document, data the
-    hash or PostgreSQL cannot hold...): it fails and writes nothing. Anything
-    else raised while applying propagates, and the activity is retried."""
-
-    def __init__(self, error_type: str, message: str):
-        # The message is stored as jsonb and text: no NUL, no lone surrogate.
-        super().__init__(message.encode("utf-8", "backslashreplace").decode().replace("\0", "\\0"))
-        self.error_type = error_type
-
-    @classmethod
-    def of_model(cls, exc: Exception, where: str) -> JobRejected:
-        """Model code raised: a ReducerError (or another reactor error) says
-        what was wrong with the action; anything else is the model's bug."""
-        if isinstance(exc, JobRejected):
-            return exc
-        if isinstance(exc, ReactorError):
-            name = "ReducerError" if isinstance(exc, ReducerError) else type(exc).__name__
-            return cls(name, f"{where}: {exc}")
-        return cls(type(exc).__name__, f"{where}: {exc!r}")
-
-    @classmethod
-    def of_serialization(cls, exc: Exception, where: str) -> JobRejected:
-        """The state or an action cannot be turned into the JSON that is
-        hashed and stored (an int of 2**64 or more, a lone surrogate)."""
-        return cls("UnserializableState", f"{where}: {one_line(exc)}")
-
-    @classmethod
-    def of_database(cls, exc: Exception) -> JobRejected:
-        """PostgreSQL (or asyncpg, encoding an argument) refused the job's
-        data; the same write would be refused again."""
-        return cls(type(exc).__name__, f"the database refused the job's data: {one_line(exc)}")
 
 
 @dataclass(slots=True)
@@ -111,48 +84,6 @@ class Committed:
 
     outcome: JobOutcome
     announced: asyncio.Future[None] | None
-
-
-@dataclass
-class _Head:
-    revision: int
-    hash: str
-    state: dict[str, Any] | None  # None when only the validated model is known
-    validated: Any = None  # the state as a validated model, when known
-
-
-@dataclass(slots=True)
-class _NewOp:
-    id: str
-    index: int
-    timestamp: Any
-    hash: str
-    action: Action
-
-
-@dataclass
-class _Reduced:
-    """A job reduced in memory, ready to write."""
-
-    ops: list[_NewOp]
-    head: _Head
-    state_json: bytes
-    keyframes: list[tuple[int, str, bytes]]
-    model: DocumentModel | None
-    children: list[str] | None  # the model's child edges, when it declares them
-    span: OperationSpan  # the job's operations: the outcome's and the ledger's
-    # The initial heads of the other scopes a CREATE_DOCUMENT wrote: cached at
-    # commit, so the document's first job takes the fast path.
-    created: list[tuple[str, CachedState]] = field(default_factory=list)
-
-
-def operation_id(job_id: str, action: Action, position: int) -> str:
-    """Deterministic, so a retried job yields identical operations: the UUID
-    version 5 of `job/position/action id` in OPERATION_NAMESPACE."""
-    return uuid5_text(_NAMESPACE_BYTES, f"{job_id}/{position}/{action.id}")
-
-
-_NAMESPACE_BYTES = OPERATION_NAMESPACE.bytes
 
 
 class JobApplier:
@@ -212,7 +143,7 @@ class JobApplier:
         job_id = job_id_for(batch_id, job.index)
         lane = (job.document_id, job.scope, job.branch)
         async with self.lanes.hold((job.document_id, job.branch)):
-            written: tuple[_Reduced, list[Position]] | None = None
+            written: tuple[Reduced, list[Position]] | None = None
             cached = self.cache.latest(lane) if self._fast_path_for(job) else None
             if cached is not None:
                 try:
@@ -236,8 +167,12 @@ class JobApplier:
             self.cache.put(
                 lane, CachedState(head.revision, head.hash, head.state, head.validated, doc_type)
             )
-            for scope, initial in reduced.created:
-                self.cache.put((job.document_id, scope, job.branch), initial)
+            # A CREATE_DOCUMENT's other scopes: cached, so the document's
+            # first job takes the fast path.
+            for change in reduced.header_changes:
+                if isinstance(change, ScopeCreated):
+                    initial = CachedState(0, change.hash, change.state, None, doc_type)
+                    self.cache.put((job.document_id, change.scope, job.branch), initial)
         announced: asyncio.Future[None] | None = None
         if self.on_commit is not None or self.notifier is not None:
             payload: dict[str, Any] = {
@@ -277,12 +212,12 @@ class JobApplier:
 
     async def _apply_fast(
         self, job: PlannedJob, job_id: str, cached: CachedState
-    ) -> tuple[_Reduced, list[Position]] | None:
+    ) -> tuple[Reduced, list[Position]] | None:
         """One round trip from the cached head, or None: take the locked path."""
         if cached.document_type is None or cached.document_type not in self.registry:
             return None
         model = self.registry.get(cached.document_type)
-        head = _Head(cached.revision, cached.hash, cached.state, cached.model)
+        head = Head(cached.revision, cached.hash, cached.state, cached.model)
         try:
             reduced = await self._reduce(None, job, job_id, head, model)
         except JobRejected:
@@ -304,7 +239,7 @@ class JobApplier:
 
     async def _apply_locked_path(
         self, job: PlannedJob, job_id: str, lane: tuple[str, str, str]
-    ) -> JobOutcome | tuple[_Reduced, list[Position]]:
+    ) -> JobOutcome | tuple[Reduced, list[Position]]:
         async with self.db.pool.acquire() as conn:
             try:
                 return await self._locked_transaction(conn, job, job_id)
@@ -324,7 +259,7 @@ class JobApplier:
 
     async def _locked_transaction(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str
-    ) -> JobOutcome | tuple[_Reduced, list[Position]]:
+    ) -> JobOutcome | tuple[Reduced, list[Position]]:
         async with conn.transaction():
             await conn.execute(LOCK, f"{job.document_id}/{job.branch}")
             row = await conn.fetchrow(READ, job_id, job.document_id, job.scope, job.branch)
@@ -372,7 +307,7 @@ class JobApplier:
 
     async def _apply_locked(
         self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, row: asyncpg.Record
-    ) -> _Reduced:
+    ) -> Reduced:
         model: DocumentModel | None = None
         if job.scope != "document":
             if row["document_type"] is None:
@@ -381,9 +316,9 @@ class JobApplier:
                 )
             if row["deleted"]:
                 raise JobRejected("DocumentDeleted", f"document {job.document_id!r} is deleted")
-            model = self._model(row["document_type"])
+            model = model_for(self.registry, row["document_type"])
         elif row["document_type"] is not None:
-            model = self._model(row["document_type"])
+            model = model_for(self.registry, row["document_type"])
         head = await self._load_head(conn, job, model, row["revision"], row["hash"])
         return await self._reduce(conn, job, job_id, head, model)
 
@@ -392,92 +327,33 @@ class JobApplier:
         conn: asyncpg.Connection | None,
         job: PlannedJob,
         job_id: str,
-        head: _Head,
+        head: Head,
         model: DocumentModel | None,
-    ) -> _Reduced:
-        """The job's operations, hashes and new head. Only document-scope jobs
-        touch the database here (header side effects), through `conn`."""
-        ops: list[_NewOp] = []
-        keyframes: list[tuple[int, str, bytes]] = []
-        created: list[tuple[str, CachedState]] = []
-        previous_hash = head.hash
-        doc_state = head.state
-        session: ReduceSession | None = None
-        if job.scope != "document":
-            assert model is not None
-            session = model.session(job.scope, head.state, head.validated)
+    ) -> Reduced:
+        """The job's operations, hashes and new head (reactor/domain/reduction.py).
+        Only document-scope jobs touch the database here, writing each header
+        change through `conn` before the next action is reduced."""
+        reduction = Reduction(
+            job,
+            job_id,
+            head,
+            model,
+            registry=self.registry,
+            keyframe_interval=self.keyframe_interval,
+            verifier=self.verifier,
+        )
         slice_started = time.perf_counter()
-        for position, action in enumerate(job.actions):
-            index = head.revision + position
-            where = f"actions[{position}] {action.type}"
-            if self.verifier is not None:
-                try:
-                    self.verifier.verify(action, job.document_id, previous_hash)
-                except SignatureError as exc:
-                    raise JobRejected("SignatureError", f"actions[{position}] {exc}") from exc
-            try:
-                if session is None:
-                    assert doc_state is not None
-                    doc_state = reduce_document_scope(doc_state, action)
-                else:
-                    # Inputs were validated and normalized when the batch was
-                    # planned; reducers parse what they use.
-                    session.apply(action)
-            except Exception as exc:  # a user reducer's bug fails the job, not the worker
-                raise JobRejected.of_model(exc, where) from exc
-            try:
-                digest = previous_hash = (
-                    session.digest() if session is not None else state_hash(doc_state)
-                )
-                snapshot = None
-                if (index + 1) % self.keyframe_interval == 0:
-                    snapshot = (
-                        session.state_json() if session is not None else orjson.dumps(doc_state)
-                    )
-            except Exception as exc:
-                raise JobRejected.of_serialization(exc, where) from exc
-            ops.append(
-                _NewOp(
-                    operation_id(job_id, action, position), index, action.timestamp, digest, action
-                )
-            )
-            if snapshot is not None:
-                keyframes.append((index, digest, snapshot))
-            if session is None:
-                assert conn is not None and doc_state is not None
-                model = await self._document_side_effects(
-                    conn, job, action, doc_state, model, created
-                )
+        for change in reduction.steps():
+            if change is not None:
+                assert conn is not None
+                await _write_header_change(conn, job, change)
             elif time.perf_counter() - slice_started >= YIELD_EVERY_S:
                 await asyncio.sleep(0)  # let the rest of the worker run
                 slice_started = time.perf_counter()
-
-        children: list[str] | None = None
-        try:
-            state_json = session.state_json() if session is not None else orjson.dumps(doc_state)
-        except Exception as exc:
-            raise JobRejected.of_serialization(exc, "the job's resulting state") from exc
-        if session is not None:
-            assert model is not None
-            new_head = _Head(head.revision + len(ops), previous_hash, None, session.validated)
-            if job.scope == "global" and model.children_of is not None:
-                try:
-                    children = sorted(model.children_of_model(session.validated))
-                except Exception as exc:
-                    raise JobRejected.of_model(exc, f"{model.document_type} children") from exc
-        else:
-            new_head = _Head(head.revision + len(ops), previous_hash, doc_state)
-        span = OperationSpan(
-            document_id=job.document_id,
-            scope=job.scope,
-            branch=job.branch,
-            operation_index=head.revision,
-            count=len(ops),
-        )
-        return _Reduced(ops, new_head, state_json, keyframes, model, children, span, created)
+        return reduction.result()
 
     async def _write(
-        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, reduced: _Reduced
+        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, reduced: Reduced
     ) -> list[Position] | None:
         """One statement (reactor/storage/job_write.py); None when its guard
         stopped it (the document is missing or deleted)."""
@@ -515,52 +391,6 @@ class JobApplier:
             ),
         )
 
-    async def _document_side_effects(
-        self,
-        conn: asyncpg.Connection,
-        job: PlannedJob,
-        action: Action,
-        state: dict[str, Any],
-        model: DocumentModel | None,
-        created: list[tuple[str, CachedState]],
-    ) -> DocumentModel | None:
-        """Document-scope actions also change the header (and CREATE sets up
-        the other scopes' initial states, adding their heads to `created`)."""
-        if action.type == "CREATE_DOCUMENT":
-            model = self._model(state["document_type"])
-            try:
-                await DocumentView.create_header(
-                    conn,
-                    job.document_id,
-                    state["document_type"],
-                    state["slug"],
-                    state["name"],
-                    action.timestamp,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                if "slug" in (exc.constraint_name or ""):
-                    raise JobRejected(
-                        "SlugTaken", f"slug {state['slug']!r} is already used by another document"
-                    ) from exc
-                raise
-            for scope in ("global", "local"):
-                initial, digest = _initial(model, scope)
-                await DocumentView.put_state(
-                    conn, job.document_id, scope, job.branch, 0, digest, initial
-                )
-                created.append((scope, CachedState(0, digest, initial, None, model.document_type)))
-        else:
-            if action.type == "DELETE_DOCUMENT":
-                await _refuse_delete_under_children(conn, job.document_id, state)
-            await DocumentView.update_header(
-                conn,
-                job.document_id,
-                action.timestamp,
-                name=state["name"] if action.type == "SET_NAME" else None,
-                deleted=True if action.type == "DELETE_DOCUMENT" else None,
-            )
-        return model
-
     async def _load_head(
         self,
         conn: asyncpg.Connection,
@@ -568,31 +398,18 @@ class JobApplier:
         model: DocumentModel | None,
         revision: int | None,
         digest: str | None,
-    ) -> _Head:
+    ) -> Head:
         """Head state under the lock: the write cache if it is at the current
         revision, else the document view (written in the same transaction as
         the operations, so it is the newest keyframe there is)."""
         if revision is None or digest is None:
-            if job.scope == "document":
-                initial = initial_document_state()
-                return _Head(0, state_hash(initial), initial)
-            assert model is not None
-            initial, digest = _initial(model, job.scope)
-            return _Head(0, digest, initial)
+            return initial_head(model, job.scope)
         cached = self.cache.get((job.document_id, job.scope, job.branch), revision)
         if cached is not None:
-            return _Head(revision, cached.hash, cached.state, cached.model)
+            return Head(revision, cached.hash, cached.state, cached.model)
         state = await DocumentView.head_state(conn, job.document_id, job.scope, job.branch)
         assert state is not None  # its row was read under this lock
-        return _Head(revision, digest, state)
-
-    def _model(self, document_type: str) -> DocumentModel:
-        if document_type not in self.registry:
-            raise JobRejected(
-                "UnknownDocumentType",
-                f"no document model registered for {document_type!r} on this worker",
-            )
-        return self.registry.get(document_type)
+        return Head(revision, digest, state)
 
 
 def commit_range(payload: dict[str, Any], span: OperationSpan) -> dict[str, Any]:
@@ -623,21 +440,39 @@ async def _outcome_from_ledger(
     return JobOutcome(index=index, ok=False, error=JobError.model_validate(row["error"]))
 
 
-def _initial(model: DocumentModel, scope: str) -> tuple[dict[str, Any], str]:
-    """A scope's initial state and its hash: model code, so a failure fails the job."""
-    try:
-        initial = model.initial_state(scope)
-    except Exception as exc:
-        raise JobRejected.of_model(exc, f"{model.document_type} initial {scope} state") from exc
-    try:
-        return initial, state_hash(initial)
-    except Exception as exc:
-        where = f"{model.document_type} initial {scope} state"
-        raise JobRejected.of_serialization(exc, where) from exc
+async def _write_header_change(
+    conn: asyncpg.Connection, job: PlannedJob, change: HeaderChange
+) -> None:
+    """What a document-scope action changes besides its own state."""
+    if isinstance(change, HeaderCreated):
+        try:
+            await DocumentView.create_header(
+                conn, job.document_id, change.document_type, change.slug, change.name, change.at
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if "slug" in (exc.constraint_name or ""):
+                raise JobRejected(
+                    "SlugTaken", f"slug {change.slug!r} is already used by another document"
+                ) from exc
+            raise
+    elif isinstance(change, ScopeCreated):
+        await DocumentView.put_state(
+            conn, job.document_id, change.scope, job.branch, 0, change.hash, change.state
+        )
+    else:
+        if change.deleted:
+            await _refuse_delete_under_children(conn, job.document_id, change.children)
+        await DocumentView.update_header(
+            conn,
+            job.document_id,
+            change.at,
+            name=change.name,
+            deleted=True if change.deleted else None,
+        )
 
 
 async def _refuse_delete_under_children(
-    conn: asyncpg.Connection, document_id: str, state: dict[str, Any]
+    conn: asyncpg.Connection, document_id: str, explicit: tuple[str, ...]
 ) -> None:
     """A parent is never deleted under its children. Validation counts the
     edges it can see and the batch's ADD_RELATIONSHIPs, and the document
@@ -645,7 +480,7 @@ async def _refuse_delete_under_children(
     scope's model added since (a drive's ADD_FILE earlier in the batch, or in
     a concurrent one). Those edges are written by jobs on this document's
     lane, whose lock is held here, so the count is current."""
-    count = await RelationshipIndex.count_at_delete(conn, document_id, state.get("children", []))
+    count = await RelationshipIndex.count_at_delete(conn, document_id, explicit)
     if count:
         raise JobRejected(
             "HasChildren",

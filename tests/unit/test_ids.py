@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from reactor.application.apply import OPERATION_NAMESPACE, operation_id
 from reactor.domain.actions import Action
 from reactor.domain.ids import uuid4_text, uuid4_texts, uuid5_text
+from reactor.domain.reduction import OPERATION_NAMESPACE, operation_id
 
 ALPHABET = string.ascii_letters + string.digits + "/:-_ éü漢字🙂\x00"
 

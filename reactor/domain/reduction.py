@@ -1,0 +1,310 @@
+"""Reducing a job, without I/O: from the head of its lane, its actions and the
+models, the operations it appends (ids, indexes, timestamps, hashes), the
+new head, the keyframes to write, and what its document-scope actions change
+besides their own state (the header, and on creation the other scopes'
+initial states), as values. Writing them is the application's
+(reactor/application/apply.py).
+
+A job is reduced an action at a time (`Reduction.steps`), so whoever writes
+a header change does it before the next action is reduced, and a long job can
+hand the event loop back between actions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from reactor.domain.actions import Action
+from reactor.domain.batch import PlannedJob
+from reactor.domain.document_scope import initial_document_state, reduce_document_scope
+from reactor.domain.hashing import state_hash
+from reactor.domain.ids import uuid5_text
+from reactor.domain.jobs import OperationSpan
+from reactor.domain.model import DocumentModel, ModelRegistry, ReduceSession
+from reactor.domain.rejection import JobRejected
+from reactor.domain.signing import SignatureError, SignatureVerifier
+
+OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
+_NAMESPACE_BYTES = OPERATION_NAMESPACE.bytes
+
+
+def operation_id(job_id: str, action: Action, position: int) -> str:
+    """Deterministic, so a retried job yields identical operations: the UUID
+    version 5 of `job/position/action id` in OPERATION_NAMESPACE."""
+    return uuid5_text(_NAMESPACE_BYTES, f"{job_id}/{position}/{action.id}")
+
+
+@dataclass
+class Head:
+    """A lane's newest state: the revision (number of operations) and hash."""
+
+    revision: int
+    hash: str
+    state: dict[str, Any] | None  # None when only the validated model is known
+    validated: Any = None  # the state as a validated model, when known
+
+
+@dataclass(slots=True)
+class NewOperation:
+    id: str
+    index: int
+    timestamp: datetime
+    hash: str
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderCreated:
+    """CREATE_DOCUMENT: the document's header row."""
+
+    document_type: str
+    slug: str | None
+    name: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeCreated:
+    """CREATE_DOCUMENT: another scope's initial state, at revision 0."""
+
+    scope: str
+    state: dict[str, Any]
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderUpdated:
+    """Any other document-scope action: the header's modification time, and
+    its name or deletion."""
+
+    at: datetime
+    name: str | None = None  # SET_NAME
+    deleted: bool = False  # DELETE_DOCUMENT
+    # The document scope's own children when deleted, counted with the
+    # edges other scopes' models added (none may remain).
+    children: tuple[str, ...] = ()
+
+
+HeaderChange = HeaderCreated | ScopeCreated | HeaderUpdated
+
+
+@dataclass
+class Reduced:
+    """A job reduced in memory, ready to write."""
+
+    ops: list[NewOperation]
+    head: Head
+    state_json: bytes
+    keyframes: list[tuple[int, str, bytes]]  # (index, hash, state JSON)
+    model: DocumentModel | None  # None: a document-scope job on no document
+    children: list[str] | None  # the model's child edges, when it declares them
+    span: OperationSpan  # the job's operations: the outcome's and the ledger's
+    header_changes: list[HeaderChange] = field(default_factory=list)
+
+
+def model_for(registry: ModelRegistry, document_type: str) -> DocumentModel:
+    if document_type not in registry:
+        raise JobRejected(
+            "UnknownDocumentType",
+            f"no document model registered for {document_type!r} on this worker",
+        )
+    return registry.get(document_type)
+
+
+def initial_head(model: DocumentModel | None, scope: str) -> Head:
+    """The head of a lane with no operations yet."""
+    if scope == "document":
+        initial = initial_document_state()
+        return Head(0, state_hash(initial), initial)
+    assert model is not None
+    state, digest = _initial(model, scope)
+    return Head(0, digest, state)
+
+
+class Reduction:
+    """One job's reduction. `steps()` reduces the actions in turn, yielding
+    after each one: its header changes for a document-scope action (the
+    caller writes each before the next is reduced), else None. `result()` is
+    the reduced job once the steps are exhausted. Raises JobRejected for
+    anything the job itself caused."""
+
+    def __init__(
+        self,
+        job: PlannedJob,
+        job_id: str,
+        head: Head,
+        model: DocumentModel | None,
+        *,
+        registry: ModelRegistry,
+        keyframe_interval: int,
+        verifier: SignatureVerifier | None = None,
+    ):
+        self._job = job
+        self._job_id = job_id
+        self._head = head
+        self._model = model
+        self._registry = registry
+        self._keyframe_interval = keyframe_interval
+        self._verifier = verifier
+        self._ops: list[NewOperation] = []
+        self._keyframes: list[tuple[int, str, bytes]] = []
+        self._changes: list[HeaderChange] = []
+        self._hash = head.hash
+        self._doc_state = head.state
+        self._session: ReduceSession | None = None
+        if job.scope != "document":
+            assert model is not None
+            self._session = model.session(job.scope, head.state, head.validated)
+        self._done = False
+
+    def steps(self) -> Iterator[HeaderChange | None]:
+        for position, action in enumerate(self._job.actions):
+            self._reduce(position, action)
+            if self._session is not None:
+                yield None
+            else:
+                for change in self._document_changes(action):
+                    self._changes.append(change)
+                    yield change
+        self._done = True
+
+    def result(self) -> Reduced:
+        if not self._done:
+            raise RuntimeError("the job's reduction has steps left")
+        job, session, model = self._job, self._session, self._model
+        try:
+            state_json = (
+                session.state_json() if session is not None else orjson.dumps(self._doc_state)
+            )
+        except Exception as exc:
+            raise JobRejected.of_serialization(exc, "the job's resulting state") from exc
+        revision = self._head.revision + len(self._ops)
+        children: list[str] | None = None
+        if session is not None:
+            assert model is not None
+            head = Head(revision, self._hash, None, session.validated)
+            if job.scope == "global" and model.children_of is not None:
+                try:
+                    children = sorted(model.children_of_model(session.validated))
+                except Exception as exc:
+                    raise JobRejected.of_model(exc, f"{model.document_type} children") from exc
+        else:
+            head = Head(revision, self._hash, self._doc_state)
+        span = OperationSpan(
+            document_id=job.document_id,
+            scope=job.scope,
+            branch=job.branch,
+            operation_index=self._head.revision,
+            count=len(self._ops),
+        )
+        return Reduced(
+            self._ops, head, state_json, self._keyframes, model, children, span, self._changes
+        )
+
+    def _reduce(self, position: int, action: Action) -> None:
+        index = self._head.revision + position
+        where = f"actions[{position}] {action.type}"
+        session = self._session
+        if self._verifier is not None:
+            try:
+                self._verifier.verify(action, self._job.document_id, self._hash)
+            except SignatureError as exc:
+                raise JobRejected("SignatureError", f"actions[{position}] {exc}") from exc
+        try:
+            if session is None:
+                assert self._doc_state is not None
+                self._doc_state = reduce_document_scope(self._doc_state, action)
+            else:
+                # Inputs were validated and normalized when the batch was
+                # planned; reducers parse what they use.
+                session.apply(action)
+        except Exception as exc:  # a user reducer's bug fails the job, not the worker
+            raise JobRejected.of_model(exc, where) from exc
+        try:
+            digest = self._hash = (
+                session.digest() if session is not None else state_hash(self._doc_state)
+            )
+            snapshot = None
+            if (index + 1) % self._keyframe_interval == 0:
+                snapshot = (
+                    session.state_json() if session is not None else orjson.dumps(self._doc_state)
+                )
+        except Exception as exc:
+            raise JobRejected.of_serialization(exc, where) from exc
+        self._ops.append(
+            NewOperation(
+                operation_id(self._job_id, action, position),
+                index,
+                action.timestamp,
+                digest,
+                action,
+            )
+        )
+        if snapshot is not None:
+            self._keyframes.append((index, digest, snapshot))
+
+    def _document_changes(self, action: Action) -> Iterator[HeaderChange]:
+        """What a document-scope action changes besides its own state. Lazy:
+        each is computed after the previous one was written."""
+        state = self._doc_state
+        assert state is not None
+        if action.type == "CREATE_DOCUMENT":
+            model = self._model = model_for(self._registry, state["document_type"])
+            yield HeaderCreated(
+                state["document_type"], state["slug"], state["name"], action.timestamp
+            )
+            for scope in ("global", "local"):
+                initial, digest = _initial(model, scope)
+                yield ScopeCreated(scope, initial, digest)
+        else:
+            deleted = action.type == "DELETE_DOCUMENT"
+            yield HeaderUpdated(
+                action.timestamp,
+                name=state["name"] if action.type == "SET_NAME" else None,
+                deleted=deleted,
+                children=tuple(state.get("children", [])) if deleted else (),
+            )
+
+
+def reduce_job(
+    job: PlannedJob,
+    job_id: str,
+    head: Head,
+    model: DocumentModel | None,
+    *,
+    registry: ModelRegistry,
+    keyframe_interval: int,
+    verifier: SignatureVerifier | None = None,
+) -> Reduced:
+    """The whole reduction in one call."""
+    reduction = Reduction(
+        job,
+        job_id,
+        head,
+        model,
+        registry=registry,
+        keyframe_interval=keyframe_interval,
+        verifier=verifier,
+    )
+    for _ in reduction.steps():
+        pass
+    return reduction.result()
+
+
+def _initial(model: DocumentModel, scope: str) -> tuple[dict[str, Any], str]:
+    """A scope's initial state and its hash: model code, so a failure fails the job."""
+    try:
+        initial = model.initial_state(scope)
+    except Exception as exc:
+        raise JobRejected.of_model(exc, f"{model.document_type} initial {scope} state") from exc
+    try:
+        return initial, state_hash(initial)
+    except Exception as exc:
+        where = f"{model.document_type} initial {scope} state"
+        raise JobRejected.of_serialization(exc, where) from exc
