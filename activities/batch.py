@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 import pydantic
@@ -15,8 +16,8 @@ from reactor.application.apply import JobApplier
 from reactor.application.read_models import ReadModelCoordinator, hold_back
 from reactor.application.ready_notices import range_fields
 from reactor.domain.batch import PlanEntry, PlannedJob
+from reactor.domain.graph import JobGraph, ReadySet, dependency_failed
 from reactor.domain.jobs import JobError, JobOutcome, job_id_for
-from reactor.domain.scheduling import dependency_failed
 from reactor.observability.outage import OUTAGE
 from reactor.storage.errors import is_transient, one_line
 from reactor.storage.job_ledger import JobLedger
@@ -177,60 +178,13 @@ class BatchActivities:
                 non_retryable=True,
             )
         by_index = attempt.jobs = {j.index: j for j in jobs}
-        done: dict[int, asyncio.Event] = {j.index: asyncio.Event() for j in jobs}
         outcomes = attempt.outcomes
         progress = attempt.progress
         await self._give_up_stuck(inp.batch_id, by_index, progress, outcomes)
         announcements: list[asyncio.Future[None]] = []
-        gate = asyncio.Semaphore(self.max_parallel)
-
-        async def run(job: PlannedJob) -> None:
-            try:
-                if job.index in outcomes:  # given up at the start of the attempt
-                    return
-                preds = [d for d in job.deps if d in by_index]
-                if job.after is not None and job.after in by_index:
-                    preds.append(job.after)
-                for p in preds:
-                    await done[p].wait()
-                if any(p not in outcomes for p in preds):
-                    # A predecessor raised: this attempt fails, and its retry
-                    # applies both, in order. Running this one now would not.
-                    return
-                failed = next((d for d in job.deps if d in outcomes and not outcomes[d].ok), None)
-                if failed is not None:
-                    outcomes[job.index] = JobOutcome(
-                        index=job.index, ok=False, error=dependency_failed(by_index[failed].key)
-                    )
-                    return
-                async with gate:
-                    try:
-                        await progress.started(job.index)
-                        committed = await self.applier.commit(inp.batch_id, job)
-                    except Exception as exc:
-                        if is_transient(exc) or activity.info().attempt < UNKNOWN_ERROR_ATTEMPTS:
-                            raise
-                        # This job, not its chunk, fails: the others' outcomes stand.
-                        outcomes[job.index] = await self.applier.give_up(
-                            inp.batch_id, job, type(exc).__name__, _given_up(exc)
-                        )
-                        return
-                    finally:
-                        progress.finished(job.index)
-                outcomes[job.index] = committed.outcome
-                if committed.announced is not None:
-                    announcements.append(committed.announced)
-            finally:
-                done[job.index].set()  # the lane's next job goes on; the NOTIFY may be on its way
-
         heartbeat = asyncio.create_task(_heartbeat(progress)) if progress.heartbeats else None
         try:
-            # Every job gets to its end before the attempt fails: what was
-            # decided is in the ledger, and nothing runs on into the retry.
-            ran = await asyncio.gather(*(run(j) for j in jobs), return_exceptions=True)
-            raised = next((r for r in ran if isinstance(r, BaseException)), None)
-            if raised is not None:
-                raise raised
+            await self._run_chunk(inp.batch_id, jobs, attempt, announcements)
             # Reported done only once announced (commits are durable already).
             await asyncio.gather(*announcements)
             # READ_READY means indexed by every read model, not just written.
@@ -247,6 +201,89 @@ class BatchActivities:
                 heartbeat.cancel()
         OUTAGE.succeeded(since)  # the database answered: an outage being logged is over
         return [outcomes[i] for i in inp.indices]
+
+    async def _run_chunk(
+        self,
+        batch_id: str,
+        jobs: list[PlannedJob],
+        attempt: _Attempt,
+        announcements: list[asyncio.Future[None]],
+    ) -> None:
+        """Runs the chunk's jobs as its graph allows (see ReadySet), at most
+        `max_parallel` at a time; a job starts as soon as those before it in
+        the chunk ended, so independent lanes run concurrently. Every job
+        gets to its end before the attempt fails: what was decided is in the
+        ledger, and nothing runs on into the retry."""
+        outcomes = attempt.outcomes
+        ready = ReadySet(JobGraph.within(jobs))
+        for position, job in enumerate(jobs):
+            if job.index in outcomes:  # given up at the start of the attempt
+                ready.end(position, outcomes[job.index].ok)
+        queue: deque[int] = deque()
+        running: dict[asyncio.Task[None], int] = {}
+        raised: dict[int, BaseException] = {}
+        try:
+            while True:
+                for step in ready.take():
+                    job = jobs[step.job]
+                    if step.failed_dependency is None:
+                        queue.append(step.job)
+                    else:
+                        failed = jobs[step.failed_dependency].key
+                        outcomes[job.index] = JobOutcome(
+                            index=job.index, ok=False, error=dependency_failed(failed)
+                        )
+                while queue and len(running) < self.max_parallel:
+                    position = queue.popleft()
+                    task = asyncio.create_task(
+                        self._run_job(batch_id, jobs[position], attempt, announcements)
+                    )
+                    running[task] = position
+                if not running:
+                    break
+                ended, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(ended, key=running.__getitem__):
+                    position = running.pop(task)
+                    try:
+                        task.result()
+                    except BaseException as exc:
+                        raised[position] = exc
+                        ready.end(position, None)
+                    else:
+                        ready.end(position, outcomes[jobs[position].index].ok)
+        finally:
+            # Cancelled (or broken) mid-chunk: no job runs on unattended.
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+        if raised:
+            raise raised[min(raised)]
+
+    async def _run_job(
+        self,
+        batch_id: str,
+        job: PlannedJob,
+        attempt: _Attempt,
+        announcements: list[asyncio.Future[None]],
+    ) -> None:
+        progress = attempt.progress
+        try:
+            await progress.started(job.index)
+            committed = await self.applier.commit(batch_id, job)
+        except Exception as exc:
+            if is_transient(exc) or activity.info().attempt < UNKNOWN_ERROR_ATTEMPTS:
+                raise
+            # This job, not its chunk, fails: the others' outcomes stand.
+            attempt.outcomes[job.index] = await self.applier.give_up(
+                batch_id, job, type(exc).__name__, _given_up(exc)
+            )
+            return
+        finally:
+            progress.finished(job.index)
+        attempt.outcomes[job.index] = committed.outcome
+        if committed.announced is not None:
+            announcements.append(committed.announced)
 
     def _announce_read_ready(
         self, batch_id: str, jobs: dict[int, PlannedJob], outcomes: dict[int, JobOutcome]

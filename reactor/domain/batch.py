@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactor.domain.actions import SCOPES, Action, ActionSpec, utcnow
 from reactor.domain.document_scope import DOCUMENT_ACTIONS
 from reactor.domain.errors import ReducerError, ValidationError
+from reactor.domain.graph import CycleError, JobGraph
 from reactor.domain.hashing import canonical_json
 from reactor.domain.ids import uuid4_texts
 from reactor.domain.limits import (
@@ -511,41 +512,10 @@ def _check_child(target: str, parent: str, types: Mapping[str, ExistingDocument]
 def _check_acyclic(jobs: list[PlannedJob]) -> None:
     """Rejects cycles in depends_on, including ones closed by lane order
     (a job depending on a later job of its own document)."""
-    succ: list[list[int]] = [[] for _ in jobs]
-    for j in jobs:
-        for d in j.deps:
-            succ[d].append(j.index)
-        if j.after is not None:
-            succ[j.after].append(j.index)
-    color = [0] * len(jobs)  # 0 new, 1 on stack, 2 done
-    for start in range(len(jobs)):
-        if color[start]:
-            continue
-        stack: list[tuple[int, int]] = [(start, 0)]
-        path: list[int] = [start]
-        color[start] = 1
-        while stack:
-            node, pos = stack[-1]
-            if pos < len(succ[node]):
-                stack[-1] = (node, pos + 1)
-                nxt = succ[node][pos]
-                if color[nxt] == 1:
-                    cycle = path[path.index(nxt) :] + [nxt]
-                    names = " -> ".join(repr(jobs[c].key) for c in reversed(cycle))
-                    raise ValidationError(
-                        f"dependency cycle: {names} (jobs on the same document also run in "
-                        "submission order)",
-                        job=jobs[nxt].key,
-                        field="depends_on",
-                    )
-                if color[nxt] == 0:
-                    color[nxt] = 1
-                    stack.append((nxt, 0))
-                    path.append(nxt)
-            else:
-                color[node] = 2
-                stack.pop()
-                path.pop()
+    try:
+        JobGraph.of(jobs)
+    except CycleError as exc:
+        raise ValidationError(exc.reason, job=exc.job, field="depends_on") from None
 
 
 __all__ = [

@@ -13,9 +13,8 @@ its lane go on, since what they depend on is written.
 
 from __future__ import annotations
 
-import heapq
-
 from reactor.domain.batch import PlanEntry
+from reactor.domain.graph import JobGraph, dependency_failed
 from reactor.domain.jobs import JobError, JobOutcome, JobStatus, OperationSpan
 
 
@@ -32,11 +31,8 @@ class Scheduler:
     def __init__(self, entries: list[PlanEntry]):
         self.entries = entries
         self.states = [JobState() for _ in entries]
-        self.dependents: list[list[int]] = [[] for _ in entries]
-        for i, e in enumerate(entries):
-            for d in e.deps:
-                self.dependents[d].append(i)
-        self.order = _topological_order(entries)
+        self.graph = JobGraph.of(entries)
+        self.order = self.graph.order
         self._pending = len(entries)
         self.failed = 0
         # Kept as jobs move, so that the workflow's current details cost
@@ -97,52 +93,23 @@ class Scheduler:
         state.status = status
 
     def _fail(self, index: int, error: JobError) -> None:
-        stack = [(index, error)]
-        while stack:
-            i, err = stack.pop()
-            st = self.states[i]
-            if self.ended(i):
-                continue
-            self._move(i, JobStatus.FAILED)
-            st.error = err
-            self._pending -= 1
-            self.failed += 1
-            self.failed_order.append(i)
-            key = self.entries[i].key
-            for dep in self.dependents[i]:
-                if self.states[dep].status is JobStatus.PENDING:
-                    stack.append((dep, dependency_failed(key)))
+        """Fails `index` and, at once, the pending jobs that depend on it:
+        nothing they wait for will be written."""
+        cascade = self.graph.cascade(index, self._pending_job)
+        self._end_failed(index, error)
+        for job, dependency in cascade:
+            self._end_failed(job, dependency_failed(self.entries[dependency].key))
+
+    def _pending_job(self, index: int) -> bool:
+        return self.states[index].status is JobStatus.PENDING
+
+    def _end_failed(self, index: int, error: JobError) -> None:
+        self._move(index, JobStatus.FAILED)
+        self.states[index].error = error
+        self._pending -= 1
+        self.failed += 1
+        self.failed_order.append(index)
 
 
 _WRITTEN = frozenset((JobStatus.READ_READY, JobStatus.WRITE_READY))
 _ENDED = frozenset((JobStatus.READ_READY, JobStatus.WRITE_READY, JobStatus.FAILED))
-
-
-def dependency_failed(key: str) -> JobError:
-    return JobError(type="DependencyFailed", message=f"dependency {key!r} failed", dependency=key)
-
-
-def _topological_order(entries: list[PlanEntry]) -> list[int]:
-    """Kahn's algorithm over depends_on and lane edges, lowest index first."""
-    indegree = [0] * len(entries)
-    succ: list[list[int]] = [[] for _ in entries]
-    for i, e in enumerate(entries):
-        preds = set(e.deps)
-        if e.after is not None:
-            preds.add(e.after)
-        indegree[i] = len(preds)
-        for p in preds:
-            succ[p].append(i)
-    heap = [i for i, n in enumerate(indegree) if n == 0]
-    heapq.heapify(heap)
-    order: list[int] = []
-    while heap:
-        i = heapq.heappop(heap)
-        order.append(i)
-        for s in succ[i]:
-            indegree[s] -= 1
-            if indegree[s] == 0:
-                heapq.heappush(heap, s)
-    if len(order) != len(entries):
-        raise ValueError("the batch plan has a cycle")
-    return order
