@@ -14,10 +14,10 @@ from reactor.application.subscriptions import Callback, SearchFilter
 from reactor.domain.actions import ActionSpec
 from reactor.domain.batch import BatchRequest, lookup_ids, plan_batch
 from reactor.domain.document import Document, PagedResults
-from reactor.domain.document_scope import initial_document_state, reduce_document_scope
 from reactor.domain.errors import JobFailedError
-from reactor.domain.hashing import state_hash
 from reactor.domain.jobs import ConsistencyToken, JobInfo, JobStatus
+from reactor.domain.lane_reducer import LaneReducer
+from reactor.domain.model import DocumentModel
 from reactor.domain.signing import Signer, sign_action
 from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.document_view import DocumentView
@@ -230,40 +230,35 @@ class ReactorClient:
         reactor = self.reactor
         existing = await reactor.document_view.lookup(*lookup_ids(req))
         plan = plan_batch(req, reactor.registry, existing, reactor.config.limits)
-        states: dict[tuple[str, str, str], dict[str, Any]] = {}
+        lanes: dict[tuple[str, str, str], LaneReducer] = {}
         jobs = []
         for job, planned in zip(req.jobs, plan.jobs, strict=True):
-            lane = (planned.document_id, planned.scope, planned.branch)
-            if lane not in states:
-                states[lane] = await self._head_state(
-                    planned.document_id, planned.scope, planned.branch, planned.document_type
+            key = (planned.document_id, planned.scope, planned.branch)
+            if key not in lanes:
+                model = None
+                if planned.scope != "document":
+                    model = reactor.registry.get(planned.document_type)
+                state = await self._head_state(
+                    planned.document_id, planned.scope, planned.branch, model
                 )
+                lanes[key] = LaneReducer(model, planned.scope, state)
+            lane = lanes[key]
             signed: list[ActionSpec] = []
             for action in planned.actions:
-                state = states[lane]
-                signed_action = sign_action(
-                    self.signer, action, planned.document_id, state_hash(state)
-                )
+                signed_action = sign_action(self.signer, action, planned.document_id, lane.digest())
                 signed.append(_spec(signed_action))
-                if planned.scope == "document":
-                    states[lane] = reduce_document_scope(state, action)
-                else:
-                    states[lane] = reactor.registry.get(planned.document_type).reduce(
-                        planned.scope, state, action
-                    )
+                lane.apply(action)
             jobs.append(job.model_copy(update={"actions": signed}))
         return req.model_copy(update={"jobs": jobs, "batch_id": plan.batch_id})
 
     async def _head_state(
-        self, document_id: str, scope: str, branch: str, document_type: str
+        self, document_id: str, scope: str, branch: str, model: DocumentModel | None
     ) -> dict[str, Any]:
         async with self.reactor.db.pool.acquire() as conn:
             state = await DocumentView.head_state(conn, document_id, scope, branch)
         if state is not None:
             return state
-        if scope == "document":
-            return initial_document_state()
-        return self.reactor.registry.get(document_type).initial_state(scope)
+        return LaneReducer.initial(model, scope).state()
 
 
 class ReactorClientBuilder:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reactor.domain.actions import Action
 from reactor.domain.errors import ValidationError
-from reactor.domain.hashing import model_json, state_hash
+from reactor.domain.hashing import state_hash
 
 
 class EmptyState(BaseModel):
@@ -114,14 +114,9 @@ class DocumentModel:
 
     def reduce(self, scope: str, state: dict[str, Any], action: Action) -> dict[str, Any]:
         """Applies one action to a JSON state. Base actions leave state unchanged."""
-        if scope == "global" and action.type in BASE_ACTIONS:
-            return state
-        schema = self.state_schemas[scope]
-        current = schema.model_validate(state)
-        result = self.reducers[scope](current, action)
-        if not isinstance(result, schema):
-            result = schema.model_validate(result)
-        return result.model_dump(mode="json")
+        session = self.session(scope, state)
+        session.apply(action)
+        return session.state()
 
     def session(
         self, scope: str, state: dict[str, Any] | None, validated: BaseModel | None = None
@@ -143,10 +138,19 @@ class DocumentModel:
 
 
 class ReduceSession:
-    """Reduces a run of actions on one scope's state. The state lives as the
-    validated model between actions: it is validated at most once, and turned
-    into JSON only to hash it (once per action, as every operation stores the
-    hash of the state it produced) and to store it."""
+    """Reduces a run of actions on one scope's state: the write path, replay,
+    verification and signing all reduce through it. The state lives as the
+    validated model between actions (validated at most once), and is dumped
+    to its JSON value once per action: that value is what is hashed
+    (`state_hash`, as every operation stores the hash of the state it
+    produced) and what is stored, so the hash is always that of the state
+    `get()` returns.
+
+    A reducer sees either the model the previous action returned or, after
+    the state was read back from storage, the model validated from its JSON.
+    Reducers must give the same result for both (build states through their
+    constructors, not `model_construct`); `Reactor.verify` finds an operation
+    whose replay differs."""
 
     def __init__(
         self,
@@ -170,17 +174,21 @@ class ReduceSession:
             self._current = self._schema.model_validate(self._state)
         return self._current
 
+    def state(self) -> dict[str, Any]:
+        """The state's JSON value: what is stored and hashed."""
+        if self._state is None:
+            assert self._current is not None
+            self._state = self._current.model_dump(mode="json")
+        return self._state
+
     def state_json(self) -> bytes:
         """The state as stored: JSON in the model's field order."""
         if self._json is None:
-            if self._current is not None:
-                self._json = model_json(self._current)
-            else:
-                self._json = orjson.dumps(self._state)
+            self._json = orjson.dumps(self.state())
         return self._json
 
     def digest(self) -> str:
-        return state_hash(self._current if self._current is not None else self._state)
+        return state_hash(self.state())
 
     def apply(self, action: Action) -> None:
         if self._scope == "global" and action.type in BASE_ACTIONS:
