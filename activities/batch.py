@@ -250,6 +250,7 @@ class BatchActivities:
                         raised[position] = exc
                         ready.end(position, None)
                     else:
+                        # Decided: what follows goes on, its NOTIFY maybe still on its way.
                         ready.end(position, outcomes[jobs[position].index].ok)
         finally:
             # Cancelled (or broken) mid-chunk: no job runs on unattended.

@@ -97,7 +97,8 @@ class JobGraph:
     def within(cls, jobs: Sequence[IndexedNode]) -> JobGraph:
         """The graph of some jobs of a plan (a chunk): node p is jobs[p], and
         edges to jobs outside them are left out (the Scheduler hands out a
-        chunk only once those have been written)."""
+        chunk only once its dependencies outside it were written and its
+        lane predecessors outside it ended)."""
         at = {j.index: p for p, j in enumerate(jobs)}
         return cls(
             [j.key for j in jobs],
