@@ -59,6 +59,18 @@ class JobWrite:
     keyframes: list[tuple[int, str, str]] = field(default_factory=list)  # (index, hash, JSON)
     children: list[str] | None = None  # the model's child edges, when it declares them
 
+    @property
+    def keyframe_indices(self) -> list[int]:
+        return [k[0] for k in self.keyframes]
+
+    @property
+    def keyframe_hashes(self) -> list[str]:
+        return [k[1] for k in self.keyframes]
+
+    @property
+    def keyframe_states(self) -> list[str]:
+        return [k[2] for k in self.keyframes]
+
 
 # `gate` takes the lane lock and forces the xid before anything else runs
 # (the locked path already holds both; advisory locks are re-entrant). On the
@@ -68,7 +80,7 @@ class JobWrite:
 #   everything else is written only if it matched (`go`);
 # - `reactor_operations_position` (document, scope, branch, idx) makes a
 #   stale head a unique violation, and the ledger's primary key a retry one.
-# Its parameters are JobWrite's fields of the same names.
+# Every part's parameters are JobWrite's attributes of the same names.
 _JOB = Part(
     params=(
         "document_id",
@@ -176,14 +188,7 @@ def write_statement(keyframes: bool, children: bool) -> str:
 def write_arguments(w: JobWrite) -> tuple[str, list[object]]:
     """The statement that writes `w`, and its arguments in its numbering."""
     statement = job_statement(bool(w.keyframes), w.children is not None)
-    values: dict[str, object] = {name: getattr(w, name) for name in _JOB.params}
-    if w.keyframes:
-        values["keyframe_indices"] = [k[0] for k in w.keyframes]
-        values["keyframe_hashes"] = [k[1] for k in w.keyframes]
-        values["keyframe_states"] = [k[2] for k in w.keyframes]
-    if w.children is not None:
-        values["children"] = w.children
-    return statement.sql, statement.arguments(values)
+    return statement.sql, statement.arguments(w)
 
 
 async def write_job(conn: asyncpg.Connection, w: JobWrite) -> list[Position] | None:

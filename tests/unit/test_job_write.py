@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import fields
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
@@ -106,7 +107,9 @@ def test_assemble_numbers_declared_names_in_order() -> None:
     )
     assert statement.sql == "SELECT $2, $1 WHERE $3 = $1"
     assert statement.params == ("a", "b", "c")
-    assert statement.arguments({"c": 3, "a": 1, "b": 2}) == [1, 2, 3]
+    assert statement.arguments(SimpleNamespace(c=3, a=1, b=2)) == [1, 2, 3]
+    single = assemble(Part("SELECT {a}", params=("a",)))
+    assert single.arguments(SimpleNamespace(a=1)) == [1]
 
 
 @pytest.mark.parametrize(
