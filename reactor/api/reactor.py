@@ -30,7 +30,7 @@ from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
 from reactor.application.ready_check import LedgerCheck
 from reactor.application.ready_notices import ReadyNotices
-from reactor.application.wakeup import Wakeup
+from reactor.application.verify import Verification, verify_document
 from reactor.domain.actions import Action, ActionSpec
 from reactor.domain.batch import (
     BatchRequest,
@@ -522,6 +522,12 @@ class Reactor:
         document_id: str,
         *,
         scope: str | None = None,
+    async def verify(self, document_id: str) -> Verification:
+        """Replays every scope and branch of the document from its first
+        operation and compares each stored hash, keyframe and the view's head
+        with the replay: `ok`, or the first operation where they part."""
+        return await verify_document(self.db, self.registry, document_id)
+
         branch: str = "main",
         cursor: int = 0,
         limit: int = 100,

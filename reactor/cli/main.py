@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from reactor.cli import codec as codec_cli
+from reactor.cli import verify as verify_cli
 from reactor.cli.arguments import (
     argument_problem,
     cap_echoes,
@@ -25,7 +26,8 @@ from reactor.domain.errors import (
 from reactor.runtime.process import exit_now
 from reactor.storage.errors import one_line
 
-# 1 is a job that failed (`submit --wait`) or an unhealthy check (`doctor`);
+# 1 is a job that failed (`submit --wait`), an unhealthy check (`doctor`) or a
+# document whose log does not reproduce its hashes (`verify`);
 # 2 an argument or input that is wrong, or names nothing that exists;
 # 3 the stack: not configured, unreachable, or lost while waiting.
 EXIT_USAGE = 2
@@ -110,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     reactions.add_argument("--blocked", action="store_true", help="only blocked streams")
     reactions.add_argument("--json", action="store_true")
     codec_cli.register(sub)
+    verify_cli.register(sub)
 
     read_models = sub.add_parser("read-models", help="read models; `read-models unblock NAME`")
     read_models.add_argument("action", nargs="?", choices=["list", "unblock"], default="list")
