@@ -28,7 +28,8 @@ from reactor.runtime.temporal import connect
 from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
 from tests.support.verify_after import verify_after as verify_after
-from tests.support.workers import worker_module
+from tests.support.databases import new_migrated_database
+from tests.support.databases import with_database as with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 

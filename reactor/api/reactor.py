@@ -31,6 +31,7 @@ from reactor.application.job_tracker import JobTracker
 from reactor.application.ready_check import LedgerCheck
 from reactor.application.ready_notices import ReadyNotices
 from reactor.application.verify import Verification, verify_document
+from reactor.application.wakeup import Wakeup
 from reactor.domain.actions import Action, ActionSpec
 from reactor.domain.batch import (
     BatchRequest,
@@ -522,12 +523,6 @@ class Reactor:
         document_id: str,
         *,
         scope: str | None = None,
-    async def verify(self, document_id: str) -> Verification:
-        """Replays every scope and branch of the document from its first
-        operation and compares each stored hash, keyframe and the view's head
-        with the replay: `ok`, or the first operation where they part."""
-        return await verify_document(self.db, self.registry, document_id)
-
         branch: str = "main",
         cursor: int = 0,
         limit: int = 100,
@@ -535,6 +530,12 @@ class Reactor:
         return await self.operation_store.get_operations(
             document_id, scope=scope, branch=branch, cursor=cursor, limit=limit
         )
+
+    async def verify(self, document_id: str) -> Verification:
+        """Replays every scope and branch of the document from its first
+        operation and compares each stored hash, keyframe and the view's head
+        with the replay: `ok`, or the first operation where they part."""
+        return await verify_document(self.db, self.registry, document_id)
 
     # -- lifecycle ------------------------------------------------------------
 
