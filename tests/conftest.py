@@ -27,9 +27,9 @@ from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_po
 from reactor.runtime.temporal import connect
 from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
-from tests.support.verify_after import verify_after as verify_after
 from tests.support.databases import new_migrated_database
 from tests.support.databases import with_database as with_database
+from tests.support.verify_after import verify_after as verify_after
 
 ROOT = Path(__file__).resolve().parent.parent
 
