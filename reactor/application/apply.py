@@ -44,6 +44,7 @@ from typing import Any
 
 import asyncpg
 
+from reactor.application.header_writes import write_header_change
 from reactor.application.lane_locks import LaneLocks
 from reactor.application.ready_notices import range_fields
 from reactor.application.write_cache import CachedState, WriteCache
@@ -53,8 +54,6 @@ from reactor.domain.jobs import JobError, JobOutcome, OperationSpan, job_id_for,
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.reduction import (
     Head,
-    HeaderChange,
-    HeaderCreated,
     Reduced,
     Reduction,
     ScopeCreated,
@@ -346,7 +345,7 @@ class JobApplier:
         for change in reduction.steps():
             if change is not None:
                 assert conn is not None
-                await _write_header_change(conn, job, change)
+                await write_header_change(conn, job.document_id, job.branch, change)
             elif time.perf_counter() - slice_started >= YIELD_EVERY_S:
                 await asyncio.sleep(0)  # let the rest of the worker run
                 slice_started = time.perf_counter()
@@ -357,8 +356,7 @@ class JobApplier:
     ) -> list[Position] | None:
         """One statement (reactor/storage/job_write.py); None when its guard
         stopped it (the document is missing or deleted)."""
-        ops = reduced.ops
-        rename = [a for a in job.actions if a.type == "SET_NAME"]
+        ops, header = reduced.ops, reduced.header
         try:
             actions = [o.action.model_dump_json() for o in ops]
             keyframes = [(i, h, js.decode()) for i, h, js in reduced.keyframes]
@@ -380,9 +378,9 @@ class JobApplier:
                 revision=reduced.head.revision,
                 hash=reduced.head.hash,
                 state=state,
-                modified_at=job.actions[-1].timestamp,
-                rename=rename[-1].input["name"] if rename and job.scope != "document" else None,
-                header=job.scope != "document",
+                modified_at=header.at if header is not None else job.actions[-1].timestamp,
+                rename=header.name if header is not None else None,
+                header=header is not None,
                 coordinates=canonical_json([reduced.span.model_dump()]),
                 applied_by=self.identity,
                 lock_key=f"{job.document_id}/{job.branch}",
@@ -438,53 +436,3 @@ async def _outcome_from_ledger(
             last_position=(pos.tx_id, pos.ordinal) if pos else None,
         )
     return JobOutcome(index=index, ok=False, error=JobError.model_validate(row["error"]))
-
-
-async def _write_header_change(
-    conn: asyncpg.Connection, job: PlannedJob, change: HeaderChange
-) -> None:
-    """What a document-scope action changes besides its own state."""
-    if isinstance(change, HeaderCreated):
-        try:
-            await DocumentView.create_header(
-                conn, job.document_id, change.document_type, change.slug, change.name, change.at
-            )
-        except asyncpg.UniqueViolationError as exc:
-            if "slug" in (exc.constraint_name or ""):
-                raise JobRejected(
-                    "SlugTaken", f"slug {change.slug!r} is already used by another document"
-                ) from exc
-            raise
-    elif isinstance(change, ScopeCreated):
-        await DocumentView.put_state(
-            conn, job.document_id, change.scope, job.branch, 0, change.hash, change.state
-        )
-    else:
-        if change.deleted:
-            await _refuse_delete_under_children(conn, job.document_id, change.children)
-        await DocumentView.update_header(
-            conn,
-            job.document_id,
-            change.at,
-            name=change.name,
-            deleted=True if change.deleted else None,
-        )
-
-
-async def _refuse_delete_under_children(
-    conn: asyncpg.Connection, document_id: str, explicit: tuple[str, ...]
-) -> None:
-    """A parent is never deleted under its children. Validation counts the
-    edges it can see and the batch's ADD_RELATIONSHIPs, and the document
-    scope's reducer its explicit children; neither sees a child another
-    scope's model added since (a drive's ADD_FILE earlier in the batch, or in
-    a concurrent one). Those edges are written by jobs on this document's
-    lane, whose lock is held here, so the count is current."""
-    count = await RelationshipIndex.count_at_delete(conn, document_id, explicit)
-    if count:
-        raise JobRejected(
-            "HasChildren",
-            f"DELETE_DOCUMENT: document {document_id!r} has {count} "
-            f"child{'ren' if count != 1 else ''} (remove them first: REMOVE_RELATIONSHIP, or "
-            "the model's own actions for the children its state holds)",
-        )

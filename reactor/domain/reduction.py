@@ -80,8 +80,9 @@ class ScopeCreated:
 
 @dataclass(frozen=True, slots=True)
 class HeaderUpdated:
-    """Any other document-scope action: the header's modification time, and
-    its name or deletion."""
+    """The header's modification time, and its name or deletion: any other
+    document-scope action, or a job on a model's scope (SET_NAME is one of
+    its global actions)."""
 
     at: datetime
     name: str | None = None  # SET_NAME
@@ -105,6 +106,10 @@ class Reduced:
     model: DocumentModel | None  # None: a document-scope job on no document
     children: list[str] | None  # the model's child edges, when it declares them
     span: OperationSpan  # the job's operations: the outcome's and the ledger's
+    # A model scope's job touches the header once, in the statement that
+    # writes the job (None for the document scope)...
+    header: HeaderUpdated | None = None
+    # ...a document-scope job action by action, in this order.
     header_changes: list[HeaderChange] = field(default_factory=list)
 
 
@@ -186,9 +191,12 @@ class Reduction:
             raise JobRejected.of_serialization(exc, "the job's resulting state") from exc
         revision = self._head.revision + len(self._ops)
         children: list[str] | None = None
+        header: HeaderUpdated | None = None
         if session is not None:
             assert model is not None
             head = Head(revision, self._hash, None, session.validated)
+            names = [a.input["name"] for a in job.actions if a.type == "SET_NAME"]
+            header = HeaderUpdated(job.actions[-1].timestamp, name=names[-1] if names else None)
             if job.scope == "global" and model.children_of is not None:
                 try:
                     children = sorted(model.children_of_model(session.validated))
@@ -204,7 +212,15 @@ class Reduction:
             count=len(self._ops),
         )
         return Reduced(
-            self._ops, head, state_json, self._keyframes, model, children, span, self._changes
+            self._ops,
+            head,
+            state_json,
+            self._keyframes,
+            model,
+            children,
+            span,
+            header,
+            self._changes,
         )
 
     def _reduce(self, position: int, action: Action) -> None:

@@ -88,7 +88,9 @@ def test_a_global_job_yields_its_operations_hashes_and_new_head() -> None:
     assert reduced.head.revision == 8 and reduced.head.hash == reduced.ops[-1].hash
     assert orjson.loads(reduced.state_json) == states[-1]
     assert (reduced.span.operation_index, reduced.span.count) == (5, 3)
-    assert reduced.header_changes == [] and reduced.keyframes == []
+    assert reduced.keyframes == [] and reduced.header_changes == []
+    # The one header change the job's write statement makes.
+    assert reduced.header == HeaderUpdated(actions[-1].timestamp, name=None)
     assert reduced.model is TODO and reduced.children is None
 
 
@@ -153,6 +155,7 @@ def test_document_scope_header_changes_are_returned_as_data_in_order() -> None:
     ]
     assert steps == expected
     assert reduced.header_changes == expected
+    assert reduced.header is None  # written action by action, as they came
     assert reduced.model is TODO  # known from the CREATE_DOCUMENT
 
     state = initial_document_state()
@@ -164,6 +167,22 @@ def test_document_scope_header_changes_are_returned_as_data_in_order() -> None:
     assert [o.index for o in reduced.ops] == [0, 1, 2]
     assert reduced.head == Head(3, hashes[-1], state)
     assert orjson.loads(reduced.state_json) == state
+
+
+def test_a_global_job_renames_the_header_to_its_last_set_name() -> None:
+    actions = _actions(
+        ("SET_NAME", {"name": "first"}),
+        ("ADD_TODO_ITEM", {"id": "a", "text": "x"}),
+        ("SET_NAME", {"name": "second"}),
+        ("ADD_TODO_ITEM", {"id": "b", "text": "y"}),
+    )
+    start = initial_head(TODO, "global")
+    reduced = reduce_job(
+        _job("global", actions), "b:0", start, TODO, registry=REGISTRY, keyframe_interval=100
+    )
+    assert reduced.header == HeaderUpdated(actions[-1].timestamp, name="second")
+    # SET_NAME leaves the model's state as it was.
+    assert reduced.ops[0].hash == start.hash
 
 
 def test_a_header_change_is_computed_only_when_the_previous_one_was_taken() -> None:
