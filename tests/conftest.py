@@ -24,12 +24,11 @@ from reactor.api.reactor import Reactor
 from reactor.domain.workflow_io import BatchConfig
 from reactor.models import BUILTIN_MODELS
 from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
-from reactor.runtime.temporal import connect
-from reactor.runtime.worker import build_worker, registry_of
 from reactor.storage.database import Database
 from tests.support.databases import new_migrated_database
 from tests.support.databases import with_database as with_database
 from tests.support.verify_after import verify_after as verify_after
+from tests.support.workers import worker_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,14 +92,13 @@ async def reactor(stack: Stack, database_url: str, task_queue: str) -> AsyncIter
 @pytest.fixture
 async def worker(stack: Stack, database_url: str, task_queue: str) -> AsyncIterator[None]:
     """An in-process worker on the test's task queue."""
-    client = await connect(stack.temporal_address)
-    database = await Database.connect(database_url)
-    w = build_worker(client, database, registry_of(), task_queue)
+    module = await worker_module(database_url, stack.temporal_address, task_queue)
+    w = module.create_worker()
     task = asyncio.create_task(w.run())
     yield
     await w.shutdown()
     await asyncio.gather(task, return_exceptions=True)
-    await database.close()
+    await module.close()
 
 
 def worker_env(stack: Stack, database_url: str, task_queue: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from tests.conftest import Stack, spawn_worker, wait_until
 from tests.test_crash_safety import DOCS, assert_log_is_exact, count_global_ops, creates, item_jobs
 
 JOBS, ACTIONS = 300, 2
-GRACE_S = 30  # build_worker's graceful_shutdown_timeout
+GRACE_S = 30  # WorkerConfig.graceful_shutdown
 
 
 @pytest.mark.parametrize("kind", ["activity", "local"])

@@ -32,11 +32,10 @@ from reactor.domain.jobs import JobOutcome, JobStatus, workflow_id_for
 from reactor.runtime.codec import ENCODING, EncryptedPayloadError
 from reactor.runtime.connection import TemporalConnection
 from reactor.runtime.temporal import connect
-from reactor.runtime.worker import build_worker, registry_of
-from reactor.storage.database import Database
 from tests.conftest import Stack, wait_until, worker_env
 from tests.support.batches import create_list, stored
 from tests.support.stub_worker import apply_jobs_worker
+from tests.support.workers import worker_module
 from workflows.batch import BatchWorkflow
 
 KEY = "test-2026:" + base64.b64encode(os.urandom(32)).decode()
@@ -236,8 +235,8 @@ async def test_a_worker_without_the_key_fails_its_task_with_the_named_error(
     stack: Stack, module_factory: Factory, task_queue: str, database_url: str
 ) -> None:
     module = await module_factory(with_key(stack, task_queue), worker=False)
-    db = await Database.connect(database_url)
-    keyless = build_worker(await plaintext_client(stack), db, registry_of(), task_queue)
+    keyless_module = await worker_module(database_url, stack.temporal_address, task_queue)
+    keyless = keyless_module.create_worker()
     run = asyncio.create_task(keyless.run())
     plain = await plaintext_client(stack)
     try:
@@ -263,7 +262,7 @@ async def test_a_worker_without_the_key_fails_its_task_with_the_named_error(
     finally:
         await keyless.shutdown()
         await asyncio.gather(run, return_exceptions=True)
-        await db.close()
+        await keyless_module.close()
 
 
 async def test_a_job_rejected_with_the_input_in_its_error_leaves_no_plaintext(

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from reactor.models import BUILTIN_MODELS
-from reactor.runtime.temporal import connect
-from reactor.runtime.worker import build_worker, registry_of
-from reactor.storage.database import Database
 from tests.conftest import ROOT, Stack, worker_env
+from tests.support.workers import worker_module
 
 BLOCK = re.compile(
     r"<!-- (file: (?P<file>\S+)|run(?P<standalone>: standalone)?) -->\n```python\n(?P<code>.*?)```",
@@ -61,10 +59,10 @@ async def test_readme_model_and_api_example_run_as_written(
     monkeypatch.syspath_prepend(str(tmp_path))
     import counter  # the README's model, for the in-process worker
 
-    client = await connect(stack.temporal_address)
-    db = await Database.connect(database_url)
-    worker = build_worker(client, db, registry_of([*BUILTIN_MODELS, counter]), task_queue)
-    async with worker:
+    module = await worker_module(
+        database_url, stack.temporal_address, task_queue, models=[*BUILTIN_MODELS, counter]
+    )
+    async with module.create_worker():
         env = worker_env(stack, database_url, task_queue)
         env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
         proc = await asyncio.create_subprocess_exec(
@@ -76,7 +74,7 @@ async def test_readme_model_and_api_example_run_as_written(
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(proc.communicate(), 120)
-    await db.close()
+    await module.close()
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
     assert lines[0].startswith("READ_READY")

@@ -22,9 +22,8 @@ from reactor.models import BUILTIN_MODELS
 from reactor.observability import search_attributes as sa
 from reactor.runtime.settings import SEARCH_ATTRIBUTES
 from reactor.runtime.temporal import connect
-from reactor.runtime.worker import build_worker, registry_of
-from reactor.storage.database import Database
 from tests.conftest import ROOT, Stack, worker_env
+from tests.support.workers import worker_module
 
 REACTOR = [sys.executable, "-m", "reactor.cli.main"]
 
@@ -190,9 +189,11 @@ async def test_a_namespace_without_our_attributes_still_runs_batches_then_setup_
         .with_temporal(stack.temporal_address, namespace, task_queue)
         .build()
     )
-    db = await Database.connect(database_url)
+    module = await worker_module(
+        database_url, stack.temporal_address, task_queue, namespace=namespace
+    )
     try:
-        async with build_worker(ns_client, db, registry_of(), task_queue):
+        async with module.create_worker():
             deadline = asyncio.get_running_loop().time() + 30
             while True:  # a new namespace takes a moment to reach every service
                 try:
@@ -206,7 +207,7 @@ async def test_a_namespace_without_our_attributes_still_runs_batches_then_setup_
             assert [j.status.value for j in jobs] == ["READ_READY"]
     finally:
         await reactor.close()
-        await db.close()
+        await module.close()
 
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
     env["REACTOR_TEMPORAL_ADDRESS"] = stack.temporal_address

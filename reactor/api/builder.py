@@ -4,9 +4,11 @@ snake_case)."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 from collections.abc import Sequence
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
@@ -16,29 +18,34 @@ from reactor.api.module import ReactorModule, WorkerConfig
 from reactor.api.reactor import Reactor, ReactorConfig
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
+from reactor.application.job_tracker import JobTracker
 from reactor.application.read_models import ReadModel, ReadModelCoordinator
+from reactor.application.ready_check import LedgerCheck
+from reactor.application.ready_notices import ReadyNotices
 from reactor.application.subscriptions import SubscriptionManager
 from reactor.application.wakeup import Wakeup
 from reactor.application.write_cache import WriteCache
 from reactor.domain.limits import Limits
 from reactor.domain.model import DocumentModel, ModelRegistry
-from reactor.domain.signing import SignatureVerifier
+from reactor.domain.signing import Ed25519Verifier, SignatureVerifier
 from reactor.domain.workflow_io import BatchConfig
 from reactor.observability.outage import install_outage_filter
 from reactor.reactions.manager import ProcessorManager
 from reactor.reactions.processor import Handler, Processor, processor
 from reactor.runtime.codec import PayloadKeys
 from reactor.runtime.connection import TemporalConnection
-from reactor.runtime.settings import limits_from_env, load_settings
+from reactor.runtime.process import drain_period
+from reactor.runtime.settings import Settings, limits_from_env, load_settings
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
-from reactor.storage.document_view import DocumentView
-from reactor.storage.keyframe_store import KeyframeStore
 from reactor.storage.migrate import migrate
 from reactor.storage.notify import READ_MODEL_CHANNEL, NotifyListener, channel_name
-from reactor.storage.operation_index import OperationIndex
-from reactor.storage.operation_store import OperationStore
-from reactor.storage.relationship_index import RelationshipIndex
+from reactor.storage.stores import Stores
+
+# Connections a pool opens at most; a worker process takes a little more, for
+# its parallel jobs besides the reactions and read models it hosts.
+DEFAULT_POOL_SIZE = 10
+WORKER_POOL_SIZE = 12
 
 
 class ReactorBuilder:
@@ -46,6 +53,7 @@ class ReactorBuilder:
         self._models: list[DocumentModel] = []
         self._manifests: list[Any] = []
         self._database: str | asyncpg.Pool | None = None
+        self._pool_size = DEFAULT_POOL_SIZE
         self._temporal_address: str | None = None
         self._namespace: str | None = None
         self._connection: dict[str, Any] = {}
@@ -58,12 +66,44 @@ class ReactorBuilder:
         self._event_bus: EventBus | None = None
         self._read_models: list[ReadModel] = []
         self._verifier: SignatureVerifier | None = None
-        self._features: dict[str, Any] = {}
         self._signal_handlers = False
         self._notifications = True
         self._processors: list[Processor] = []
         self._poll_interval = 1.0
         self._limits: Limits | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReactorBuilder:
+        """A worker process's builder, configured by `settings` alone (see
+        Settings.from_env): its models, read models, processors, trusted
+        keys, limits and shutdown grace."""
+        builder = (
+            cls()
+            .with_document_models(settings.model_modules())
+            .with_database(settings.database_url, pool_size=WORKER_POOL_SIZE)
+            .with_temporal(settings.temporal_address, settings.namespace, settings.task_queue)
+            .with_limits(settings.limits)
+            .with_reaction_poll_interval(settings.reaction_poll_s)
+            .with_worker_config(
+                WorkerConfig(
+                    notify=settings.notify,
+                    graceful_shutdown=timedelta(seconds=drain_period(settings.shutdown_grace_s)),
+                )
+            )
+        )
+        for spec in settings.read_models:
+            found = _imported(spec)
+            builder.with_read_model(found() if isinstance(found, type) else found)
+        for spec in settings.processors:
+            found = _imported(spec)
+            for proc in found if isinstance(found, list | tuple) else [found]:
+                builder._add_processor(proc)
+        if settings.trusted_keys:
+            builder.with_signature_verifier(Ed25519Verifier(set(settings.trusted_keys)))
+        # A worker listens for commits only to route other processes' commits
+        # to the reactions it hosts: without any, the connection, and the
+        # parsing of every commit's notice, would buy nothing.
+        return builder.with_notifications(settings.notify and bool(builder._processors))
 
     def with_document_models(self, models: Sequence[ModuleType | DocumentModel]) -> ReactorBuilder:
         self._models.extend(DocumentModel.from_module(m) for m in models)
@@ -117,9 +157,13 @@ class ReactorBuilder:
         self._migration_strategy = strategy
         return self
 
-    def with_database(self, database: str | asyncpg.Pool) -> ReactorBuilder:
-        """A PostgreSQL DSN, or an asyncpg pool created with `init=Database.init`."""
+    def with_database(
+        self, database: str | asyncpg.Pool, *, pool_size: int = DEFAULT_POOL_SIZE
+    ) -> ReactorBuilder:
+        """A PostgreSQL DSN (opened as a pool of up to `pool_size`
+        connections), or an asyncpg pool created with `init=Database.init`."""
         self._database = database
+        self._pool_size = pool_size
         return self
 
     def with_temporal(
@@ -177,10 +221,6 @@ class ReactorBuilder:
         self._verifier = verifier
         return self
 
-    def with_features(self, features: dict[str, Any]) -> ReactorBuilder:
-        self._features.update(features)
-        return self
-
     def with_signal_handlers(self) -> ReactorBuilder:
         """SIGINT/SIGTERM call reactor.kill(): no new writes, in-flight batches finish."""
         self._signal_handlers = True
@@ -208,9 +248,7 @@ class ReactorBuilder:
         """A reaction: `handler(operation, context)` runs after commits of
         matching operations, on this module's workers, at least once (exactly
         once for output written through `context.tx` with `exactly_once`)."""
-        if any(p.name == name for p in self._processors):
-            raise ValueError(f"processor {name!r} registered twice")
-        self._processors.append(
+        return self._add_processor(
             processor(
                 name,
                 handler,
@@ -221,6 +259,11 @@ class ReactorBuilder:
                 lease_seconds=lease_seconds,
             )
         )
+
+    def _add_processor(self, proc: Processor) -> ReactorBuilder:
+        if any(p.name == proc.name for p in self._processors):
+            raise ValueError(f"processor {proc.name!r} registered twice")
+        self._processors.append(proc)
         return self
 
     def with_reaction_poll_interval(self, seconds: float) -> ReactorBuilder:
@@ -238,6 +281,8 @@ class ReactorBuilder:
         return (await self.build_module()).reactor
 
     async def build_module(self) -> ReactorModule:
+        """Opens every store and component once: the reactor, its workers
+        (`create_worker()`) and tooling all share them."""
         if not self._models:
             raise ValueError("no document models: call with_document_models([...]) first")
         if self._manifests:
@@ -255,33 +300,49 @@ class ReactorBuilder:
                 address = settings.temporal_address
                 self._namespace, self._task_queue = settings.namespace, settings.task_queue
         db = (
-            await Database.connect(database)
+            await Database.connect(database, max_size=self._pool_size)
             if isinstance(database, str)
             else Database.from_pool(database)
         )
+        try:
+            return await self._assemble(db, _dsn(database), address, limits)
+        except BaseException:
+            await db.close()
+            raise
+
+    async def _assemble(
+        self, db: Database, dsn: str | dict[str, Any], address: str, limits: Limits
+    ) -> ReactorModule:
         if self._migration_strategy == "auto":
             async with db.pool.acquire() as conn:
-                await migrate(conn)
+                ran = await migrate(conn)
+            if ran:
+                logging.getLogger("reactor").info("applied migrations: %s", ", ".join(ran))
         client = await connect(self._temporal_connection(address))
+        listener = (
+            NotifyListener(dsn, [channel_name(), READ_MODEL_CHANNEL])
+            if self._notifications
+            else None
+        )
+        stores = Stores.over(db, listener)
         bus = self._event_bus or EventBus()
         wakeup = Wakeup()
+        consistency = ConsistencyWaiter(db, [rm.name for rm in self._read_models], wakeup)
+        # Announcements are believed only once the ledger confirms them.
+        ledger_check = LedgerCheck(stores.ledger, consistency)
         coordinator = ReadModelCoordinator(db, self._read_models)
         await coordinator.setup()
         reactor = Reactor(
-            db=db,
+            stores=stores,
             client=client,
             registry=ModelRegistry(self._models),
-            config=ReactorConfig(
-                task_queue=self._task_queue,
-                batch=self._batch,
-                limits=limits,
-            ),
+            config=ReactorConfig(task_queue=self._task_queue, batch=self._batch, limits=limits),
             event_bus=bus,
-            consistency=ConsistencyWaiter(db, [rm.name for rm in self._read_models], wakeup),
+            consistency=consistency,
+            job_tracker=JobTracker(bus, stores.operations, ledger_check),
+            ready_notices=ReadyNotices(ledger_check, max_operations=limits.max_actions_per_job),
         )
-        listener = None
-        if self._notifications:
-            listener = NotifyListener(_dsn(database), [channel_name(), READ_MODEL_CHANNEL])
+        if listener is not None:
 
             def on_notify(_channel: str, payload: dict[str, Any]) -> None:
                 wakeup.set()
@@ -304,26 +365,25 @@ class ReactorBuilder:
             logging.getLogger("reactor").setLevel(self._logger.level)
         return ReactorModule(
             reactor=reactor,
-            event_bus=bus,
-            job_tracker=reactor.job_tracker,
-            operation_store=OperationStore(db, notify=listener is not None, listener=listener),
-            keyframe_store=KeyframeStore(db),
-            write_cache=self._cache,
-            operation_index=OperationIndex(db),
-            document_view=DocumentView(db),
-            document_indexer=RelationshipIndex(db),
-            read_model_coordinator=coordinator,
-            subscription_manager=SubscriptionManager(db, wakeup),
-            database=db,
+            stores=stores,
             client=client,
             registry=reactor.registry,
+            event_bus=bus,
+            read_model_coordinator=coordinator,
+            subscription_manager=SubscriptionManager(db, wakeup),
+            processor_manager=manager,
+            write_cache=self._cache,
             listener=listener,
             worker_config=self._worker,
             signature_verifier=self._verifier,
-            features=dict(self._features),
-            processor_manager=manager,
             poll_interval=self._poll_interval,
         )
+
+
+def _imported(spec: str) -> Any:
+    """`module:attribute`, imported."""
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def _dsn(database: str | asyncpg.Pool) -> str | dict[str, Any]:

@@ -32,8 +32,8 @@ class ReactorClient:
 
     # -- reads ----------------------------------------------------------------
 
-    async def get(self, identifier: str, view: Any = None) -> Document:
-        return await self.reactor.get_by_id_or_slug(identifier, view)
+    async def get(self, identifier: str) -> Document:
+        return await self.reactor.get_by_id_or_slug(identifier)
 
     async def get_children(self, document_id: str) -> PagedResults:
         ids = await self.reactor.get_children(document_id)
@@ -44,7 +44,7 @@ class ReactorClient:
         return PagedResults(results=[await self.reactor.get(i) for i in ids], total=len(ids))
 
     async def subscribe(
-        self, search: SearchFilter | Mapping[str, Any], callback: Callback, view: Any = None
+        self, search: SearchFilter | Mapping[str, Any], callback: Callback
     ) -> Callable[[], None]:
         """Calls `callback(change)` for created/updated/deleted/relationship
         changes of matching documents, whichever process wrote them."""

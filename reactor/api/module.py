@@ -1,5 +1,6 @@
-"""ReactorModule: the reactor and every component behind it, for tooling,
-tests and in-process workers."""
+"""ReactorModule: the reactor and every component behind it, as the builder
+opened them once, for tooling, tests and workers; and the worker assembled
+from them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.worker import Worker
 
+from activities.batch import BatchActivities
+from activities.reactions import ReactionActivities
 from reactor.api.reactor import Reactor
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
@@ -18,16 +22,24 @@ from reactor.application.read_models import ReadModelCoordinator
 from reactor.application.subscriptions import SubscriptionManager
 from reactor.application.write_cache import WriteCache
 from reactor.domain.model import ModelRegistry
-from reactor.domain.signing import SignatureVerifier
+from reactor.domain.signing import SignatureVerifier, verification_fingerprint
+from reactor.observability.worker import ActivityAttributesInterceptor, TracedJobApplier
+from reactor.reactions.drain import ReactionDrainer
 from reactor.reactions.manager import ProcessorManager
-from reactor.runtime.worker import ReactorWorker, build_worker
+from reactor.reactions.router import ReactionRouter
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.keyframe_store import KeyframeStore
-from reactor.storage.notify import NotifyListener
+from reactor.storage.notify import READ_MODEL_CHANNEL, CommitNotifier, NotifyListener, channel_name
 from reactor.storage.operation_index import OperationIndex
 from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
+from reactor.storage.stores import Stores
+from workflows.batch import BatchWorkflow
+from workflows.reaction import ReactionWorkflow
+
+# Reaction workflows a router signals at once for one commit.
+ROUTER_FANOUT = 2
 
 
 @dataclass
@@ -38,53 +50,181 @@ class WorkerConfig:
     graceful_shutdown: timedelta = timedelta(seconds=30)
 
 
+class ReactorWorker:
+    """A Temporal worker plus, when reactions are registered, the router that
+    wakes their workflows. Use as `async with`, or `run()` / `shutdown()`."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        router: ReactionRouter | None = None,
+        subscribe: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]] | None = None,
+    ):
+        self.worker = worker
+        self.router = router
+        self._subscribe = subscribe
+
+    async def __aenter__(self) -> ReactorWorker:
+        await self.worker.__aenter__()
+        if self.router is not None:
+            await self.router.start(self._subscribe)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.router is not None:
+            await self.router.stop()
+        await self.worker.__aexit__(*exc)
+
+    async def run(self) -> None:
+        """Runs until shutdown() (the router only sends signals, so it can
+        start before the worker polls)."""
+        if self.router is not None:
+            await self.router.start(self._subscribe)
+        try:
+            await self.worker.run()
+        finally:
+            if self.router is not None:
+                await self.router.stop()
+
+    async def shutdown(self) -> None:
+        if self.router is not None:
+            await self.router.stop()
+        await self.worker.shutdown()
+
+
 @dataclass
 class ReactorModule:
     reactor: Reactor
-    event_bus: EventBus
-    job_tracker: JobTracker
-    operation_store: OperationStore
-    keyframe_store: KeyframeStore
-    write_cache: WriteCache
-    operation_index: OperationIndex
-    document_view: DocumentView
-    document_indexer: RelationshipIndex
-    read_model_coordinator: ReadModelCoordinator
-    subscription_manager: SubscriptionManager
-    database: Database
+    stores: Stores
     client: Client
     registry: ModelRegistry
+    event_bus: EventBus
+    read_model_coordinator: ReadModelCoordinator
+    subscription_manager: SubscriptionManager
+    processor_manager: ProcessorManager
+    write_cache: WriteCache
     listener: NotifyListener | None
     worker_config: WorkerConfig = field(default_factory=WorkerConfig)
     signature_verifier: SignatureVerifier | None = None
-    features: dict[str, Any] = field(default_factory=dict)
-    processor_manager: ProcessorManager | None = None
     poll_interval: float = 1.0
 
+    @property
+    def database(self) -> Database:
+        return self.stores.database
+
+    @property
+    def operation_store(self) -> OperationStore:
+        return self.stores.operations
+
+    @property
+    def keyframe_store(self) -> KeyframeStore:
+        return self.stores.keyframes
+
+    @property
+    def operation_index(self) -> OperationIndex:
+        return self.stores.operation_index
+
+    @property
+    def document_view(self) -> DocumentView:
+        return self.stores.documents
+
+    @property
+    def document_indexer(self) -> RelationshipIndex:
+        return self.stores.relationships
+
+    @property
+    def job_tracker(self) -> JobTracker:
+        return self.reactor.job_tracker
+
     def create_worker(self, task_queue: str | None = None) -> ReactorWorker:
-        """A worker for this module's task queue, sharing its write cache,
-        read models and signature verifier. Use as `async with`."""
+        """The one place a worker is assembled: the batch workflow and its
+        activities on this module's task queue, sharing its stores, write
+        cache, read models and signature verifier. With processors it also
+        hosts their reaction workflows and drains, and routes commits to
+        them: local commits directly, other processes' commits through the
+        module's listener (NOTIFY) when it has one; the poll covers the rest.
+        Use as `async with`."""
+        queue = task_queue or self.reactor.config.task_queue
         cfg = self.worker_config
-        return build_worker(
-            self.client,
+        processors = list(self.processor_manager.processors.values())
+        drainer = (
+            ReactionDrainer(self.database, processors, reactor=self.reactor) if processors else None
+        )
+        router = (
+            ReactionRouter(
+                self.client,
+                queue,
+                processors,
+                poll_interval=self.poll_interval,
+                fanout=ROUTER_FANOUT,
+                wake_local=drainer.wake_local,
+            )
+            if drainer is not None
+            else None
+        )
+        read_models = (
+            self.read_model_coordinator if self.read_model_coordinator.read_models else None
+        )
+        applier = TracedJobApplier(  # a JobApplier with a span per job
             self.database,
             self.registry,
-            task_queue or self.reactor.config.task_queue,
             cache=self.write_cache,
             keyframe_interval=cfg.keyframe_interval,
-            max_parallel_jobs=cfg.max_parallel_jobs,
-            graceful_shutdown=cfg.graceful_shutdown,
-            read_models=self.read_model_coordinator,
-            notify=cfg.notify,
-            instance_id=self.listener.instance_id if self.listener else None,
+            notify_channel=channel_name() if cfg.notify else None,
+            instance_id=self.listener.instance_id if self.listener is not None else None,
             verifier=self.signature_verifier,
-            processors=list(self.processor_manager.processors.values())
-            if self.processor_manager
-            else (),
-            reactor=self.reactor,
-            listener=self.listener,
-            poll_interval=self.poll_interval,
+            on_commit=router.route if router is not None else None,
+            # With no read model to catch up, a commit is READ_READY as it lands.
+            read_ready_on_commit=read_models is None,
         )
+        acts = BatchActivities(
+            applier,
+            self.stores.ledger,
+            read_models=read_models,
+            max_parallel=cfg.max_parallel_jobs,
+            # With read models, a job is read-ready once they caught up: said
+            # on their channel, where reaction routers do not listen.
+            ready_notifier=CommitNotifier(
+                self.database.pool, READ_MODEL_CHANNEL, applier.instance_id
+            )
+            if cfg.notify and read_models is not None
+            else None,
+        )
+        workflows: list[type] = [BatchWorkflow]
+        activities: list[Callable[..., Any]] = [acts.apply_jobs, acts.load_plan]
+        if drainer is not None:
+            workflows.append(ReactionWorkflow)
+            activities.append(ReactionActivities(drainer).drain_reaction)
+        return ReactorWorker(
+            Worker(
+                self.client,
+                task_queue=queue,
+                workflows=workflows,
+                activities=activities,
+                graceful_shutdown_timeout=cfg.graceful_shutdown,
+                interceptors=[ActivityAttributesInterceptor()],
+                # `reactor doctor` reads how each worker of a task queue
+                # verifies signatures from here: a chunk is checked or not
+                # depending on which worker takes it, so they must agree.
+                identity=f"{self.client.identity};"
+                f"verify={verification_fingerprint(self.signature_verifier)}",
+            ),
+            router,
+            self._remote_commits if router is not None and self.listener is not None else None,
+        )
+
+    def _remote_commits(self, handler: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Feeds `handler` the commits of other processes, as they are
+        announced on the listener's commit channel."""
+        assert self.listener is not None
+        store = self.operation_store
+        me = store.instance_id
+
+        def remote(channel: str, payload: dict[str, Any]) -> None:
+            if channel == store.channel and payload.get("by") != me:
+                handler(payload)
+
+        return self.listener.add_handler(remote)
 
     async def on_notified(self, handler: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Fan commit notifications from other processes out (e.g. to SSE)."""

@@ -28,10 +28,8 @@ from reactor.api.submission import Submission
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
-from reactor.application.ready_check import LedgerCheck
 from reactor.application.ready_notices import ReadyNotices
 from reactor.application.verify import Verification, verify_document
-from reactor.application.wakeup import Wakeup
 from reactor.domain.actions import Action, ActionSpec
 from reactor.domain.batch import (
     BatchRequest,
@@ -67,11 +65,7 @@ from reactor.domain.model import ModelRegistry
 from reactor.domain.workflow_io import BatchConfig, BatchSummary, JobView
 from reactor.observability.tracing import annotate_batch, traced_batch
 from reactor.runtime.gc_tuning import gc_paused
-from reactor.storage.database import Database
-from reactor.storage.document_view import DocumentView
-from reactor.storage.job_ledger import JobLedger
-from reactor.storage.operation_store import OperationStore
-from reactor.storage.relationship_index import RelationshipIndex
+from reactor.storage.stores import Stores
 from workflows.batch import BatchWorkflow
 
 # The batch workflow's memo key for its request's hash (`BatchPlan.request_hash`).
@@ -100,33 +94,33 @@ class ReactorConfig:
 
 
 class Reactor:
+    """Built by ReactorBuilder, which opens the stores and the components
+    behind them once for the whole process."""
+
     def __init__(
         self,
         *,
-        db: Database,
+        stores: Stores,
         client: Client,
         registry: ModelRegistry,
-        config: ReactorConfig | None = None,
-        event_bus: EventBus | None = None,
-        consistency: ConsistencyWaiter | None = None,
+        config: ReactorConfig,
+        event_bus: EventBus,
+        consistency: ConsistencyWaiter,
+        job_tracker: JobTracker,
+        ready_notices: ReadyNotices,
     ):
-        self.db = db
-        self.event_bus = event_bus or EventBus()
-        self.consistency = consistency or ConsistencyWaiter(db, [], Wakeup())
+        self.db = stores.database
+        self.document_view = stores.documents
+        self.operation_store = stores.operations
+        self.relationships = stores.relationships
+        self.ledger = stores.ledger
         self.client = client
         self.registry = registry
-        self.config = config or ReactorConfig()
-        self.document_view = DocumentView(db)
-        self.operation_store = OperationStore(db)
-        self.relationships = RelationshipIndex(db)
-        self.ledger = JobLedger(db)
-        # Announcements are believed only once the ledger confirms them.
-        ledger_check = LedgerCheck(self.ledger, self.consistency)
-        self.job_tracker = JobTracker(self.event_bus, self.operation_store, ledger_check)
-        self.ready_notices = ReadyNotices(
-            ledger_check,
-            max_operations=self.config.limits.max_actions_per_job,
-        )
+        self.config = config
+        self.event_bus = event_bus
+        self.consistency = consistency
+        self.job_tracker = job_tracker
+        self.ready_notices = ready_notices
         # Coalesced groups stay within the batch limit (a group rejected as a
         # whole is resubmitted job by job, which is correct but slow).
         self._coalescer = ExecuteCoalescer(
@@ -444,9 +438,8 @@ class Reactor:
     async def get(
         self,
         document_id: str,
-        view: Any = None,
-        consistency_token: ConsistencyToken | None = None,
         *,
+        consistency_token: ConsistencyToken | None = None,
         branch: str = "main",
         timeout: float = 10.0,
     ) -> Document:
@@ -461,9 +454,8 @@ class Reactor:
     async def get_by_slug(
         self,
         slug: str,
-        view: Any = None,
-        consistency_token: ConsistencyToken | None = None,
         *,
+        consistency_token: ConsistencyToken | None = None,
         branch: str = "main",
         timeout: float = 10.0,
     ) -> Document:
@@ -476,9 +468,8 @@ class Reactor:
     async def get_by_id_or_slug(
         self,
         identifier: str,
-        view: Any = None,
-        consistency_token: ConsistencyToken | None = None,
         *,
+        consistency_token: ConsistencyToken | None = None,
         branch: str = "main",
         timeout: float = 10.0,
     ) -> Document:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 
 from reactor.domain.errors import ReactorError
@@ -35,15 +34,17 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from reactor.runtime.codec import PayloadKeys
-    from reactor.runtime.codec_server import TOKEN_ENV, codec_app, describe, origins_from_env
+    from reactor.runtime.codec_server import DEFAULT_ORIGINS, codec_app, describe
+    from reactor.runtime.settings import codec_server_from_env
 
     keys = PayloadKeys.from_env()
     if keys is None:
         raise ReactorError(
             "no payload key: set REACTOR_PAYLOAD_KEY (and REACTOR_PAYLOAD_KEYS for older keys)"
         )
-    origins = [o.rstrip("/") for o in args.origins] if args.origins else origins_from_env()
-    token = os.environ.get(TOKEN_ENV) or None
+    from_env, token = codec_server_from_env()
+    given = [o.rstrip("/") for o in args.origins] if args.origins else from_env
+    origins = given or list(DEFAULT_ORIGINS)
     app = codec_app(keys, origins=origins, token=token)
     print(
         f"codec server on http://{args.host}:{args.port} ({describe(keys.codec())}; "

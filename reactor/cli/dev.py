@@ -13,13 +13,13 @@ import asyncio
 import json
 import os
 from collections.abc import Coroutine
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 from rich.console import Console
 
+from reactor.api.builder import ReactorBuilder
 from reactor.cli import render
 from reactor.cli.client import open_reactor, submit, wait_with_progress
 from reactor.cli.demo import demo_batch
@@ -30,13 +30,9 @@ from reactor.runtime.embedded import (
     kill_temporal_servers,
     stop_postgres,
 )
-from reactor.runtime.process import BoundedStop, shutdown_grace
+from reactor.runtime.process import BoundedStop
 from reactor.runtime.reaper import spawn as spawn_reaper
-from reactor.runtime.settings import Settings, home, model_modules, stack_file
-from reactor.runtime.temporal import connect
-from reactor.runtime.worker import build_worker, registry_of
-from reactor.storage.database import Database
-from reactor.storage.migrate import migrate
+from reactor.runtime.settings import Settings, home, shutdown_grace, stack_file
 
 console = Console(stderr=True)
 
@@ -124,21 +120,10 @@ class _Services:
 async def _serve(settings: Settings, guard: BoundedStop, *, demo: bool) -> int:
     stop = asyncio.Event()
     guard.bind(stop)
-    db = await Database.connect(settings.database_url, max_size=12)
+    # The same worker as `reactor worker`'s, on the stack started here.
+    module = await ReactorBuilder.from_settings(settings.with_worker_env()).build_module()
     try:
-        async with db.pool.acquire() as conn:
-            ran = await migrate(conn)
-        if ran:
-            console.print(f"[dim]applied migrations: {', '.join(ran)}[/dim]")
-        client = await connect(settings.temporal_address, settings.namespace)
-        worker = build_worker(
-            client,
-            db,
-            registry_of(model_modules()),
-            settings.task_queue,
-            graceful_shutdown=timedelta(seconds=guard.drain_s),
-        )
-        async with worker:
+        async with module.create_worker():
             print(
                 f"reactor ready temporal={settings.temporal_address} "
                 f"ui={settings.ui_url or '-'} database={settings.database_url}",
@@ -153,7 +138,7 @@ async def _serve(settings: Settings, guard: BoundedStop, *, demo: bool) -> int:
             )
         return 0
     finally:
-        await db.close()
+        await module.close()
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:

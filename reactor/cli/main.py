@@ -196,12 +196,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "worker":
         from reactor.observability.tracing import configure_tracing
-        from reactor.runtime.settings import load_settings
+        from reactor.runtime.settings import Settings
         from reactor.runtime.worker import run_worker
 
         logging.getLogger().setLevel(logging.INFO)
         configure_tracing(console=False)  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
-        asyncio.run(run_worker(load_settings()))
+        asyncio.run(run_worker(Settings.from_env()))
         return 0
     if args.command == "migrate":
         return asyncio.run(_migrate())

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from reactor.domain.errors import ReactorError
 from reactor.observability import search_attributes as sa
 from reactor.observability.health import Check, diagnose
-from reactor.runtime.settings import SEARCH_ATTRIBUTES, load_settings
+from reactor.runtime.settings import SEARCH_ATTRIBUTES, load_settings, stack_from_env
 from reactor.runtime.temporal import connect
 
 console = Console()
@@ -31,8 +30,9 @@ STATUS_STYLE = {
 
 def temporal_target(address: str | None, namespace: str | None) -> tuple[str, str]:
     """--address/--namespace, else REACTOR_TEMPORAL_*, else a `reactor dev` here."""
-    address = address or os.environ.get("REACTOR_TEMPORAL_ADDRESS")
-    namespace = namespace or os.environ.get("REACTOR_TEMPORAL_NAMESPACE")
+    env = stack_from_env()
+    address = address or env.get("temporal_address")
+    namespace = namespace or env.get("namespace")
     if address is None:
         settings = load_settings()
         address, namespace = settings.temporal_address, namespace or settings.namespace

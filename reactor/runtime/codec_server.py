@@ -7,7 +7,6 @@ The keys never leave this process."""
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,14 +20,6 @@ from reactor.runtime.codec import EncryptedPayloadError, EncryptionCodec, Payloa
 
 # The dev server's UI; a deployed UI's origin goes in REACTOR_CODEC_SERVER_ORIGINS.
 DEFAULT_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
-TOKEN_ENV = "REACTOR_CODEC_SERVER_TOKEN"
-ORIGINS_ENV = "REACTOR_CODEC_SERVER_ORIGINS"
-
-
-def origins_from_env(env: dict[str, str] | None = None) -> list[str]:
-    env = dict(os.environ) if env is None else env
-    given = [o.strip().rstrip("/") for o in env.get(ORIGINS_ENV, "").split(",") if o.strip()]
-    return given or list(DEFAULT_ORIGINS)
 
 
 def codec_app(

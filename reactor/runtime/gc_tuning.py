@@ -18,36 +18,17 @@ scanned again) and collects the young generation every 10,000 net
 allocations instead of 700. Reference counting still frees everything that
 is not in a cycle at once; cycles wait a little longer (the benchmark
 worker's peak RSS: +8 MB). REACTOR_GC_THRESHOLDS="a,b,c" overrides
-the thresholds; "default" leaves the collector alone.
+the thresholds; "default" leaves the collector alone (read by
+reactor.runtime.settings).
 """
 
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 WORKER_THRESHOLDS = (10_000, 20, 50)
-
-
-def thresholds_from_env() -> tuple[int, int, int] | None:
-    """The thresholds to use; None to leave the interpreter's."""
-    raw = os.environ.get("REACTOR_GC_THRESHOLDS", "").strip()
-    if not raw:
-        return WORKER_THRESHOLDS
-    if raw == "default":
-        return None
-    try:
-        values = tuple(int(p) for p in raw.split(","))
-    except ValueError:
-        values = ()  # reported below
-    if len(values) != 3 or any(v < 0 for v in values):
-        raise ValueError(
-            f"REACTOR_GC_THRESHOLDS={raw!r}: expected three non-negative integers "
-            "'gen0,gen1,gen2' or 'default'"
-        )
-    return values[0], values[1], values[2]
 
 
 def tune_for_worker(thresholds: tuple[int, int, int] | None) -> None:

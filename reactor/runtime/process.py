@@ -11,27 +11,16 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-GRACE_ENV = "REACTOR_SHUTDOWN_GRACE_S"
-DEFAULT_GRACE_S = 30.0
 # The last part of the grace period: in-flight activities are cancelled this
 # long before it ends, so work that honours cancellation, and the services'
 # own stop, still fit inside it; at its end the process leaves regardless.
 FORCE_MARGIN_S = 5.0
 
 
-def shutdown_grace() -> float:
-    """Seconds in-flight activities get to finish once a stop is asked
-    (REACTOR_SHUTDOWN_GRACE_S, default 30)."""
-    raw = os.environ.get(GRACE_ENV, "")
-    if not raw:
-        return DEFAULT_GRACE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{GRACE_ENV}={raw!r}: expected a number of seconds") from None
-    if not 0 < value <= 3600:
-        raise SystemExit(f"{GRACE_ENV}={raw!r}: expected seconds in (0, 3600]")
-    return value
+def drain_period(grace_s: float) -> float:
+    """What in-flight activities get before they are cancelled: the grace
+    period less the margin their cancellation and the services' stop need."""
+    return grace_s - min(FORCE_MARGIN_S, grace_s / 2)
 
 
 class BoundedStop:
@@ -57,9 +46,7 @@ class BoundedStop:
 
     @property
     def drain_s(self) -> float:
-        """What in-flight activities get before they are cancelled: the grace
-        period less the margin their cancellation and the services' stop need."""
-        return self.grace_s - min(FORCE_MARGIN_S, self.grace_s / 2)
+        return drain_period(self.grace_s)
 
     @property
     def requested(self) -> bool:

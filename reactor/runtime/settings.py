@@ -1,5 +1,8 @@
-"""Where the stack is: environment variables first, else the stack file that
-`reactor dev` writes under .reactor/ in the current folder."""
+"""Everything a reactor process takes from its environment. Every REACTOR_*
+variable a process reads is read here (the Temporal connection's TLS, API key
+and payload keys through `TemporalConnection.from_env`, PostgreSQL's TLS
+through `reactor.storage.tls`); where the stack is comes from the variables
+first, else the stack file that `reactor dev` writes under .reactor/."""
 
 from __future__ import annotations
 
@@ -9,12 +12,13 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.domain.errors import ReactorError
 from reactor.domain.limits import Limits
 from reactor.domain.signing import parse_public_key
 from reactor.runtime.connection import TemporalConnection
+from reactor.runtime.gc_tuning import WORKER_THRESHOLDS
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "ReactorBatchId": "Keyword",
@@ -28,18 +32,146 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 # Per-hop latency on the dev server is bounded by this poll rate (default 20/s).
 DEV_SERVER_DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "1000"}
 
+GRACE_ENV = "REACTOR_SHUTDOWN_GRACE_S"
+DEFAULT_GRACE_S = 30.0
+CODEC_TOKEN_ENV = "REACTOR_CODEC_SERVER_TOKEN"
+CODEC_ORIGINS_ENV = "REACTOR_CODEC_SERVER_ORIGINS"
+
+# Where the stack is: the fields the stack file holds, and their variables.
+STACK_VARIABLES = {
+    "database_url": "REACTOR_DATABASE_URL",
+    "temporal_address": "REACTOR_TEMPORAL_ADDRESS",
+    "namespace": "REACTOR_TEMPORAL_NAMESPACE",
+    "task_queue": "REACTOR_TASK_QUEUE",
+}
+
 
 class Settings(BaseModel):
+    """Where the stack is (what the stack file holds) and, read by
+    `from_env` only, how a worker process runs: the excluded fields never
+    reach the stack file."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     database_url: str
     temporal_address: str
     namespace: str = "default"
     task_queue: str = "reactor"
     ui_url: str | None = None
+    # REACTOR_MODELS: importable modules of document models, besides the built-in ones.
+    models: tuple[str, ...] = Field(default=(), exclude=True)
+    # REACTOR_PROCESSORS / REACTOR_READ_MODELS: `module:attribute` each.
+    processors: tuple[str, ...] = Field(default=(), exclude=True)
+    read_models: tuple[str, ...] = Field(default=(), exclude=True)
+    notify: bool = Field(default=True, exclude=True)  # REACTOR_NOTIFY=0 turns it off
+    reaction_poll_s: float = Field(default=1.0, exclude=True)  # REACTOR_REACTION_POLL
+    trusted_keys: frozenset[str] | None = Field(default=None, exclude=True)
+    limits: Limits = Field(default_factory=Limits, exclude=True)
+    shutdown_grace_s: float = Field(default=DEFAULT_GRACE_S, exclude=True)
+    gc_thresholds: tuple[int, int, int] | None = Field(default=WORKER_THRESHOLDS, exclude=True)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """The stack (see `load_settings`) and every worker setting."""
+        return load_settings().with_worker_env()
+
+    def with_worker_env(self) -> Settings:
+        """This stack with every worker setting from the environment. A bad
+        value of any of them fails here, named, before anything starts."""
+        return self.model_copy(
+            update={
+                "models": _names("REACTOR_MODELS"),
+                "processors": _names("REACTOR_PROCESSORS"),
+                "read_models": _names("REACTOR_READ_MODELS"),
+                "notify": os.environ.get("REACTOR_NOTIFY", "1") != "0",
+                "reaction_poll_s": _seconds("REACTOR_REACTION_POLL", 1.0),
+                "trusted_keys": trusted_keys_from_env(),
+                "limits": limits_from_env(),
+                "shutdown_grace_s": shutdown_grace(),
+                "gc_thresholds": gc_thresholds_from_env(),
+            }
+        )
 
     def temporal_connection(self) -> TemporalConnection:
         """This stack's address and namespace, with TLS, the API key and the
         payload keys from the REACTOR_* variables."""
-        return TemporalConnection.from_env(address=self.temporal_address, namespace=self.namespace)
+        return TemporalConnection.from_env(
+            os.environ, address=self.temporal_address, namespace=self.namespace
+        )
+
+    def model_modules(self) -> list[ModuleType]:
+        """The built-in models and those this process was given."""
+        from reactor.models import BUILTIN_MODELS
+
+        return [*BUILTIN_MODELS, *(importlib.import_module(name) for name in self.models)]
+
+
+def _names(variable: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(filter(None, (n.strip() for n in os.environ.get(variable, "").split(","))))
+
+
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise ReactorError(f"{variable}={text!r}: expected a positive number of seconds")
+    return value
+
+
+def stack_from_env() -> dict[str, str]:
+    """The REACTOR_* variables naming the stack that are set, by field."""
+    found = {field: os.environ.get(variable) for field, variable in STACK_VARIABLES.items()}
+    return {field: value for field, value in found.items() if value}
+
+
+def shutdown_grace() -> float:
+    """Seconds in-flight activities get to finish once a stop is asked
+    (REACTOR_SHUTDOWN_GRACE_S, default 30)."""
+    raw = os.environ.get(GRACE_ENV, "")
+    if not raw:
+        return DEFAULT_GRACE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{GRACE_ENV}={raw!r}: expected a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise SystemExit(f"{GRACE_ENV}={raw!r}: expected seconds in (0, 3600]")
+    return value
+
+
+def gc_thresholds_from_env() -> tuple[int, int, int] | None:
+    """A worker's collector thresholds (REACTOR_GC_THRESHOLDS="a,b,c", see
+    reactor.runtime.gc_tuning); None, for "default", leaves the interpreter's."""
+    raw = os.environ.get("REACTOR_GC_THRESHOLDS", "").strip()
+    if not raw:
+        return WORKER_THRESHOLDS
+    if raw == "default":
+        return None
+    try:
+        values = tuple(int(p) for p in raw.split(","))
+    except ValueError:
+        values = ()  # reported below
+    if len(values) != 3 or any(v < 0 for v in values):
+        raise ValueError(
+            f"REACTOR_GC_THRESHOLDS={raw!r}: expected three non-negative integers "
+            "'gen0,gen1,gen2' or 'default'"
+        )
+    return values[0], values[1], values[2]
+
+
+def codec_server_from_env() -> tuple[list[str], str | None]:
+    """The codec server's allowed UI origins (REACTOR_CODEC_SERVER_ORIGINS,
+    comma-separated; empty for the default) and bearer token
+    (REACTOR_CODEC_SERVER_TOKEN; None for no authentication)."""
+    raw = os.environ.get(CODEC_ORIGINS_ENV, "")
+    origins = [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
+    return origins, os.environ.get(CODEC_TOKEN_ENV) or None
 
 
 def home() -> Path:
@@ -51,18 +183,13 @@ def stack_file(base: Path | None = None) -> Path:
 
 
 def load_settings() -> Settings:
-    """Settings for a client or worker joining a running stack."""
+    """Where the running stack is, for a client joining it (the worker
+    settings keep their defaults: see `Settings.from_env`)."""
     data: dict[str, str | None] = {}
     path = stack_file()
     if path.exists():
         data.update(json.loads(path.read_text()))
-    env = {
-        "database_url": os.environ.get("REACTOR_DATABASE_URL"),
-        "temporal_address": os.environ.get("REACTOR_TEMPORAL_ADDRESS"),
-        "namespace": os.environ.get("REACTOR_TEMPORAL_NAMESPACE"),
-        "task_queue": os.environ.get("REACTOR_TASK_QUEUE"),
-    }
-    data.update({k: v for k, v in env.items() if v})
+    data.update(stack_from_env())
     missing = [k for k in ("database_url", "temporal_address") if not data.get(k)]
     if missing:
         raise ReactorError(
@@ -136,7 +263,4 @@ def model_modules() -> list[ModuleType]:
     importable module names), so workers and the CLI load a user's models."""
     from reactor.models import BUILTIN_MODELS
 
-    modules: list[ModuleType] = list(BUILTIN_MODELS)
-    for name in filter(None, (n.strip() for n in os.environ.get("REACTOR_MODELS", "").split(","))):
-        modules.append(importlib.import_module(name))
-    return modules
+    return [*BUILTIN_MODELS, *(importlib.import_module(name) for name in _names("REACTOR_MODELS"))]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reactor.runtime.process import DEFAULT_GRACE_S, GRACE_ENV, BoundedStop, shutdown_grace
+from reactor.runtime.process import BoundedStop
+from reactor.runtime.settings import DEFAULT_GRACE_S, GRACE_ENV, shutdown_grace
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,12 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from reactor.runtime.gc_tuning import (
-    WORKER_THRESHOLDS,
-    gc_paused,
-    thresholds_from_env,
-    tune_for_worker,
-)
+from reactor.runtime.gc_tuning import WORKER_THRESHOLDS, gc_paused, tune_for_worker
+from reactor.runtime.settings import gc_thresholds_from_env as thresholds_from_env
 
 
 @pytest.fixture
