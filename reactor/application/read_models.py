@@ -64,10 +64,6 @@ class ReadModel(Protocol):
     async def index_operations(self, operations: list[OperationWithContext]) -> None: ...
 
 
-class ReadModelLagError(Exception):
-    pass
-
-
 MAX_ATTEMPTS = 5
 RETRY_DELAY_S = 0.1  # after the first failure; doubles per failure
 RETRY_DELAY_MAX_S = 2.0

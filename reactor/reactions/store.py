@@ -201,18 +201,6 @@ class ReactionStore:
                 owner,
             )
 
-    async def has_work(self, name: str) -> bool:
-        async with self.db.pool.acquire() as conn:
-            return bool(
-                await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM reactor_reaction_streams WHERE name = $1 "
-                    "AND NOT blocked AND (head_tx, head_ordinal) > (done_tx, done_ordinal) "
-                    "AND (lease_until IS NULL OR lease_until < now()) "
-                    "AND (retry_at IS NULL OR retry_at <= now()))",
-                    name,
-                )
-            )
-
     async def streams(
         self, name: str | None = None, *, blocked_only: bool = False
     ) -> list[StreamState]:
