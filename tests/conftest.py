@@ -8,7 +8,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,10 +22,11 @@ from reactor.api.module import ReactorModule
 from reactor.api.reactor import Reactor
 from reactor.domain.workflow_io import BatchConfig
 from reactor.models import BUILTIN_MODELS
-from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
+from reactor.runtime import stack as services
+from reactor.runtime.embedded import free_port as free_port
+from reactor.runtime.stack import EmbeddedStack, create_database
+from reactor.runtime.stack import with_database as with_database
 from reactor.storage.database import Database
-from tests.support.databases import new_migrated_database
-from tests.support.databases import with_database as with_database
 from tests.support.verify_after import verify_after as verify_after
 from tests.support.workers import worker_module
 
@@ -43,15 +43,11 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(prefix="rxt"))
-    pg = EmbeddedPostgres(folder / "pg")
-    temporal = EmbeddedTemporal(folder / "temporal", port=free_port(), ui=False)
+    # Always embedded, on a port of its own: a `reactor dev` may hold 7233.
     try:
-        url = pg.start()
-        address = temporal.start()
-        yield Stack(url, address, folder)
+        with EmbeddedStack(folder, temporal_port=free_port()) as started:
+            yield Stack(started.server_url, started.temporal_address, folder)
     finally:
-        temporal.stop()
-        pg.stop()
         if not os.environ.get("REACTOR_KEEP_TEST_STATE"):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -59,7 +55,7 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 async def database_url(stack: Stack) -> str:
     """A fresh, migrated database for this test."""
-    return await new_migrated_database(stack.database_url, "t_")
+    return await create_database(stack.database_url, "t_")
 
 
 @pytest.fixture
@@ -103,15 +99,9 @@ async def worker(stack: Stack, database_url: str, task_queue: str) -> AsyncItera
 
 def worker_env(stack: Stack, database_url: str, task_queue: str) -> dict[str, str]:
     """Environment for a worker subprocess (`python worker.py`) joining the test."""
-    env = dict(os.environ)
-    env.update(
-        REACTOR_DATABASE_URL=database_url,
-        REACTOR_TEMPORAL_ADDRESS=stack.temporal_address,
-        REACTOR_TASK_QUEUE=task_queue,
-        REACTOR_HOME=str(stack.folder / "home"),
-        PYTHONPATH=str(ROOT),
+    return services.worker_env(
+        database_url, stack.temporal_address, task_queue, home=stack.folder / "home"
     )
-    return env
 
 
 def spawn_worker(
@@ -122,30 +112,14 @@ def spawn_worker(
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A real worker process (`python worker.py`), logging to `log`."""
-    out = open(log, "ab")  # noqa: SIM115 - the child owns it
-    try:
-        return subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py")],
-            env={**worker_env(stack, database_url, task_queue), **(extra_env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=str(stack.folder),
-        )
-    finally:
-        out.close()
+    env = {**worker_env(stack, database_url, task_queue), **(extra_env or {})}
+    return services.spawn_worker(env, log, cwd=stack.folder)
 
 
 async def wait_polling(log: Path, timeout: float = 60) -> None:
     """Until the worker logging to `log` polls its task queue (its start-up,
     imports included, takes seconds on a fresh clone)."""
-
-    def says_polling() -> bool:
-        return log.exists() and b"worker polling" in log.read_bytes()
-
-    async def polling() -> bool:
-        return await asyncio.to_thread(says_polling)
-
-    await wait_until(polling, timeout, f"the worker logging to {log.name} to poll")
+    await services.wait_polling(log, timeout)
 
 
 async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

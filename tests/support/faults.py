@@ -9,10 +9,8 @@ afterwards (tests/support/log_checks.py)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -30,10 +28,8 @@ from reactor.domain.jobs import workflow_id_for
 from reactor.domain.workflow_io import BatchConfig, JobView
 from reactor.models import BUILTIN_MODELS
 from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
-from tests.support.databases import new_migrated_database
+from reactor.runtime.stack import create_database, spawn_worker, wait_polling, worker_env
 from tests.support.log_checks import LogReport, batch_views, check_batch_log
-
-ROOT = Path(__file__).resolve().parents[2]
 
 WORKER_KILL = "worker-kill"
 POSTGRES_RESTART = "postgres-restart"
@@ -85,57 +81,35 @@ class FaultStack:
         self.temporal.start()
 
     async def new_database(self) -> str:
-        return await new_migrated_database(self.server_url, "f_")
+        return await create_database(self.server_url, "f_")
 
 
 class Workers:
     """`python worker.py` processes on one database and task queue."""
 
-    def __init__(
-        self, stack: FaultStack, database_url: str, task_queue: str, logs: Path, code: Path = ROOT
-    ):
+    def __init__(self, stack: FaultStack, database_url: str, task_queue: str, logs: Path):
         self.stack = stack
         self.database_url = database_url
         self.task_queue = task_queue
         self.logs = logs
-        self.code = code
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(self) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        env.update(
-            REACTOR_DATABASE_URL=self.database_url,
-            REACTOR_TEMPORAL_ADDRESS=self.stack.address,
-            REACTOR_TASK_QUEUE=self.task_queue,
-            REACTOR_HOME=str(self.stack.folder / "home"),
-            PYTHONPATH=str(self.code),
+        env = worker_env(
+            self.database_url,
+            self.stack.address,
+            self.task_queue,
+            home=self.stack.folder / "home",
         )
-        self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"worker-{len(self.procs)}.log"
-        out = open(log, "ab")  # noqa: SIM115 - the child owns it
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, str(self.code / "worker.py")],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=str(self.stack.folder),
-                start_new_session=True,  # a Ctrl-C in the terminal is for the runner
-            )
-        finally:
-            out.close()
+        # Its own session: a Ctrl-C in the terminal is for the runner.
+        proc = spawn_worker(env, log, cwd=self.stack.folder, own_session=True)
         self.procs.append(proc)
         return proc
 
     async def polling(self, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
         log = self.logs / f"worker-{self.procs.index(proc)}.log"
-        deadline = time.monotonic() + timeout
-        while b"worker polling" not in (log.read_bytes() if log.exists() else b""):
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker not polling after {timeout} s; see {log}")
-            await asyncio.sleep(0.05)
+        await wait_polling(log, timeout, proc)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -296,7 +270,6 @@ async def run_fault(
     actions: int,
     logs: Path,
     workers: int = 1,
-    code: Path = ROOT,
     down_s: float = 2.0,
     finish_timeout: float = 240.0,
 ) -> FaultRun:
@@ -307,7 +280,7 @@ async def run_fault(
     started = time.monotonic()
     database_url = await stack.new_database()
     task_queue = "tq-" + uuid.uuid4().hex[:10]
-    pool = Workers(stack, database_url, task_queue, logs, code)
+    pool = Workers(stack, database_url, task_queue, logs)
     for _ in range(workers):
         pool.spawn()
     reactor = await build_reactor(stack, database_url, task_queue)
