@@ -5,17 +5,15 @@ bench, so either side's runs see the other idle."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import _stack
-from _stack import BenchStack, CpuMeter, RssSampler
+from _metering import CpuMeter, RssSampler
+from _stack import BenchStack, build_reactor, spawn_worker, stop_worker, wait_ready
+from _tables import Table
 
-from reactor.api.builder import ReactorBuilder
-from reactor.models import BUILTIN_MODELS
 from reactor.runtime.codec import generate_key
 
 
@@ -25,9 +23,8 @@ async def encrypted(stack: BenchStack) -> AsyncIterator[BenchStack]:
     key = generate_key()
     task_queue = f"{stack.task_queue}-codec"
     log_path = stack.folder / "worker-codec.log"
-    proc = _stack._spawn_worker(
+    proc = spawn_worker(
         stack.folder,
-        stack.folder / "code",
         stack.database_url,
         stack.temporal_address,
         task_queue,
@@ -36,15 +33,8 @@ async def encrypted(stack: BenchStack) -> AsyncIterator[BenchStack]:
     )
     rss = RssSampler(proc.pid).start()
     try:
-        await _stack._wait_worker_ready(proc, log_path)
-        reactor = await (
-            ReactorBuilder()
-            .with_document_models(BUILTIN_MODELS)
-            .with_database(stack.database_url)
-            .with_temporal(stack.temporal_address, task_queue=task_queue, payload_key=key)
-            .with_migration_strategy("none")
-            .build()
-        )
+        await wait_ready(proc, log_path)
+        reactor = await build_reactor(stack.database_url, stack.temporal_address, task_queue, key)
         try:
             yield dataclasses.replace(
                 stack,
@@ -58,20 +48,19 @@ async def encrypted(stack: BenchStack) -> AsyncIterator[BenchStack]:
         finally:
             await reactor.close()
     finally:
-        await asyncio.to_thread(_stack._stop_process, proc)
+        await stop_worker(proc)
         rss.stop()
 
 
 PARTS = ("worker", "bench", "temporal", "postgres")
 
 
-def compare(pairs: list[tuple[Any, Any]]) -> tuple[list[list[Any]], dict[str, Any]]:
+def compare(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     """Per phase, over its (codec-off, codec-on) run pairs: jobs/s and CPU
-    milliseconds per job per process, and what the codec adds per job."""
+    milliseconds per job per process, and what the codec adds per job (µs)."""
     by_phase: dict[str, list[tuple[Any, Any]]] = {}
     for off, on in pairs:
         by_phase.setdefault(off.phase.name, []).append((off, on))
-    rows: list[list[Any]] = []
     summary: dict[str, Any] = {}
     for name, runs in by_phase.items():
         side: dict[str, dict[str, float]] = {}
@@ -86,20 +75,7 @@ def compare(pairs: list[tuple[Any, Any]]) -> tuple[list[list[Any]], dict[str, An
             "on_ms_per_job": side["on"],
             "codec_us_per_job": delta,
         }
-        rows.append(
-            [
-                name,
-                len(runs),
-                side["off"]["jobs_per_s"],
-                side["on"]["jobs_per_s"],
-                *(f"{side['off'][p]:.2f} → {side['on'][p]:.2f}" for p in ("worker", "bench")),
-                f"{side['off']['total']:.2f} → {side['on']['total']:.2f}",
-                delta["worker"],
-                delta["bench"],
-                delta["total"],
-            ]
-        )
-    return rows, summary
+    return summary
 
 
 COLUMNS = [
@@ -114,3 +90,32 @@ COLUMNS = [
     "Δ client µs/job",
     "Δ all µs/job",
 ]
+
+
+def table(summary: dict[str, Any]) -> Table:
+    rows: list[list[Any]] = []
+    for name, phase in summary.items():
+        off, on, delta = phase["off_ms_per_job"], phase["on_ms_per_job"], phase["codec_us_per_job"]
+        rows.append(
+            [
+                name,
+                phase["runs"],
+                off["jobs_per_s"],
+                on["jobs_per_s"],
+                *(f"{off[p]:.2f} → {on[p]:.2f}" for p in ("worker", "bench", "total")),
+                delta["worker"],
+                delta["bench"],
+                delta["total"],
+            ]
+        )
+    return Table(
+        "Encrypted payloads (AES-GCM codec): the same jobs, codec off → on",
+        COLUMNS,
+        rows,
+        caption=(
+            "Each codec-off run followed by the same jobs on fresh documents, through a "
+            "second worker and a Reactor holding a payload key; CPU per job summed over "
+            "the runs; Δ = on − off per job (client = this process: encrypting inputs, "
+            "decrypting results)."
+        ),
+    )

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 from _noop import NoopWorkflow
 from _stack import BenchStack
+from _tables import Table
 from temporalio.worker import Worker
 
 from reactor.application.apply import JobApplier
@@ -74,9 +75,6 @@ class FloorResult:
         }
 
 
-# The floors table, as bench/throughput.py prints it and bench/_report.py
-# writes it, from the JSON forms (`as_dict`) of a phase's median run and its
-# median floors.
 COLUMNS = [
     "phase",
     "reactor ops/s",
@@ -116,6 +114,18 @@ def table_row(phase: dict[str, Any], floors: dict[str, Any]) -> list[Any]:
         _us_per_op(inproc["cpu_s"], ("bench", "postgres"), inproc["operations"]),
         _us_per_op(raw["cpu_s"], ("bench", "postgres"), raw["operations"]),
     ]
+
+
+def table(phases: list[dict[str, Any]], floors: list[dict[str, Any]], repeated: bool) -> Table:
+    """From the JSON forms of the phases' median runs and of their floors."""
+    by_phase = {p["phase"]: p for p in phases}
+    return Table(
+        "Floors: the same jobs without Temporal, and without the reactor"
+        + (" (median runs)" if repeated else ""),
+        COLUMNS,
+        [table_row(by_phase[f["phase"]], f) for f in floors],
+        caption=CAPTION,
+    )
 
 
 def _us_per_op(cpu: dict[str, float], parts: tuple[str, ...], operations: int) -> float:

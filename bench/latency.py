@@ -40,9 +40,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import _codec
-import _stack
+import _results
 from _noop import NoopActivityWorkflow, NoopWorkflow, noop_activity
-from _stack import BenchStack, Summary, out, table
+from _results import log
+from _stack import BenchStack, main_guard, parse_args, run_bench
+from _stats import Summary
+from _tables import Table
 from temporalio.worker import Worker
 
 from reactor.api.reactor import Reactor
@@ -73,7 +76,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
 async def bench(
     stack: BenchStack, args: argparse.Namespace, keyed: Reactor | None = None
 ) -> dict[str, Any]:
-    info = await _stack.server_info(stack)
+    info = await _results.server_info(stack.database_url, stack.temporal_label)
     reactor = stack.reactor
     setup = await reactor.execute_batch(
         {
@@ -229,133 +232,120 @@ async def bench(
         modes.insert(1, ("reactor_codec", "reactor, payloads encrypted (--codec)", codec_mode))
     samples: dict[str, list[float]] = {key: [] for key, _, _ in modes}
     async with noop_worker:
-        _stack.log.print(f"warming up ({WARMUP} rounds)…")
+        log.print(f"warming up ({WARMUP} rounds)…")
         for i in range(WARMUP):
             for _, _, fn in modes:
                 await fn(-1 - i)
         counting = True
-        _stack.log.print(f"measuring {args.n} rounds of {len(modes)} modes, interleaved…")
+        log.print(f"measuring {args.n} rounds of {len(modes)} modes, interleaved…")
         for i in range(args.n):
             for key, _, fn in modes:
                 samples[key].append(await fn(i))
             if (i + 1) % 50 == 0:
-                _stack.log.print(f"  {i + 1}/{args.n}")
+                log.print(f"  {i + 1}/{args.n}")
 
     stats = {key: Summary.of(v) for key, v in samples.items()}
     noop = stats["noop"]
-    rows = []
-    results = []
-    for key, label, _ in modes:
-        s = stats[key]
-        ratio50 = s.p50 / noop.p50
-        ratio99 = s.p99 / noop.p99
-        rows.append(
-            [
-                label,
-                s.n,
-                s.p50 * 1000,
-                s.p95 * 1000,
-                s.p99 * 1000,
-                s.mean * 1000,
-                f"{ratio50:.2f}×",
-                f"{ratio99:.2f}×",
-            ]
-        )
-        results.append(
-            {
-                "mode": key,
-                "label": label,
-                **s.scaled(1000),
-                "p50_over_noop_p50": ratio50,
-                "p99_over_noop_p99": ratio99,
-            }
-        )
-    out.print(
-        table(
-            f"Single-job latency, ms ({args.n} rounds, modes interleaved, {WARMUP} warm-up rounds)",
-            ["mode", "n", "p50", "p95", "p99", "mean", "p50/p50 noop", "p99/p99 noop"],
-            rows,
-            caption=(
-                "reactor: submit → READ_READY through the worker process; floors in this process "
-                "(no-op worker on its own task queue; JobApplier on the bench's pool). "
-                f"wait_for_job answered from the commit's read-ready announcement: "
-                f"{announced['yes']} of {announced['yes'] + announced['no']} jobs; "
-                "wait_for_batch waits until the workflow has closed."
-            ),
-        )
-    )
-    checked, trusted, alone = stats["reactor"], stats["reactor_trusted"], Summary.of(check_alone)
-    out.print(
-        table(
-            "Read-ready announcements confirmed by the job ledger, or trusted, ms",
-            ["execute + wait_for_job", "n", "p50", "p95", "p99", "mean"],
-            [
-                [label, s.n, s.p50 * 1000, s.p95 * 1000, s.p99 * 1000, s.mean * 1000]
-                for label, s in (
-                    ("announcement confirmed by the ledger (default)", checked),
-                    ("announcement trusted as it comes", trusted),
-                )
-            ]
-            + [
-                [
-                    "difference",
-                    "",
-                    (checked.p50 - trusted.p50) * 1000,
-                    (checked.p95 - trusted.p95) * 1000,
-                    (checked.p99 - trusted.p99) * 1000,
-                    (checked.mean - trusted.mean) * 1000,
-                ],
-                [
-                    "the ledger check alone",
-                    alone.n,
-                    alone.p50 * 1000,
-                    alone.p95 * 1000,
-                    alone.p99 * 1000,
-                    alone.mean * 1000,
-                ],
-            ],
-            caption=(
-                "answered from the announcement: "
-                f"{announced['yes']} of {sum(announced.values())} confirmed, "
-                f"{trusted_announced['yes']} of {sum(trusted_announced.values())} trusted; "
-                "the check alone is one primary-key read of reactor_applied_jobs on the "
-                "bench's pool (no read models here)."
-            ),
-        )
-    )
-    split_stats = {k: Summary.of(v) for k, v in split.items()}
-    total_mean = sum(s.mean for s in split_stats.values())
-    split_rows = [
-        [label, s.p50 * 1000, s.p95 * 1000, s.mean * 1000, f"{100 * s.mean / total_mean:.0f}%"]
-        for label, s in (
-            ("execute(): validate, start workflow", split_stats["execute"]),
-            ("wait_for_job: read-ready announcement or workflow result", split_stats["result"]),
-        )
+    results = [
+        {
+            "mode": key,
+            "label": label,
+            **stats[key].scaled(1000),
+            "p50_over_noop_p50": stats[key].p50 / noop.p50,
+            "p99_over_noop_p99": stats[key].p99 / noop.p99,
+        }
+        for key, label, _ in modes
     ]
-    out.print(
-        table(
-            "The reactor's round trip step by step, ms (execute; wait_for_job)",
-            ["step", "p50", "p95", "mean", "share of mean"],
-            split_rows,
-        )
-    )
     return {
         "bench": "latency",
-        "machine": _stack.machine(),
-        "code": _stack.code_info(),
+        "machine": _results.machine(),
+        "code": _results.code_info(),
         "server": info,
         "n": args.n,
         "warmup": WARMUP,
         "modes_ms": results,
         "announced": announced,
         "ready_check_ms": {
-            "confirmed": checked.scaled(1000),
-            "trusted": trusted.scaled(1000),
-            "check_alone": alone.scaled(1000),
+            "confirmed": stats["reactor"].scaled(1000),
+            "trusted": stats["reactor_trusted"].scaled(1000),
+            "check_alone": Summary.of(check_alone).scaled(1000),
             "trusted_announced": trusted_announced,
         },
-        "reactor_split_ms": {k: s.scaled(1000) for k, s in split_stats.items()},
+        "reactor_split_ms": {k: Summary.of(v).scaled(1000) for k, v in split.items()},
     }
+
+
+def tables(result: dict[str, Any]) -> list[Table]:
+    """The tables of a result (this script's JSON), in the order printed."""
+    announced = result["announced"]
+    modes = Table(
+        f"Single-job latency, ms ({result['n']} rounds, modes interleaved, "
+        f"{result['warmup']} warm-up rounds)",
+        ["mode", "n", "p50", "p95", "p99", "mean", "p50/p50 noop", "p99/p99 noop"],
+        [
+            [
+                m["label"],
+                m["n"],
+                m["p50"],
+                m["p95"],
+                m["p99"],
+                m["mean"],
+                f"{m['p50_over_noop_p50']:.2f}×",
+                f"{m['p99_over_noop_p99']:.2f}×",
+            ]
+            for m in result["modes_ms"]
+        ],
+        caption=(
+            "reactor: submit → READ_READY through the worker process; floors in this process "
+            "(no-op worker on its own task queue; JobApplier on the bench's pool). "
+            f"wait_for_job answered from the commit's read-ready announcement: "
+            f"{announced['yes']} of {announced['yes'] + announced['no']} jobs; "
+            "wait_for_batch waits until the workflow has closed."
+        ),
+    )
+    ready = result["ready_check_ms"]
+    checked, trusted, alone = ready["confirmed"], ready["trusted"], ready["check_alone"]
+    trusted_announced = ready["trusted_announced"]
+    figures = ("p50", "p95", "p99", "mean")
+    check = Table(
+        "Read-ready announcements confirmed by the job ledger, or trusted, ms",
+        ["execute + wait_for_job", "n", *figures],
+        [
+            ["announcement confirmed by the ledger (default)", checked["n"]]
+            + [checked[f] for f in figures],
+            ["announcement trusted as it comes", trusted["n"]] + [trusted[f] for f in figures],
+            ["difference", ""] + [checked[f] - trusted[f] for f in figures],
+            ["the ledger check alone", alone["n"]] + [alone[f] for f in figures],
+        ],
+        caption=(
+            "answered from the announcement: "
+            f"{announced['yes']} of {sum(announced.values())} confirmed, "
+            f"{trusted_announced['yes']} of {sum(trusted_announced.values())} trusted; "
+            "the check alone is one primary-key read of reactor_applied_jobs on the "
+            "bench's pool (no read models here)."
+        ),
+    )
+    split = result["reactor_split_ms"]
+    labels = {
+        "execute": "execute(): validate, start workflow",
+        "result": "wait_for_job: read-ready announcement or workflow result",
+    }
+    total_mean = sum(s["mean"] for s in split.values())
+    steps = Table(
+        "The reactor's round trip step by step, ms (execute; wait_for_job)",
+        ["step", "p50", "p95", "mean", "share of mean"],
+        [
+            [
+                labels.get(k, k),
+                s["p50"],
+                s["p95"],
+                s["mean"],
+                f"{100 * s['mean'] / total_mean:.0f}%",
+            ]
+            for k, s in split.items()
+        ],
+    )
+    return [modes, check, steps]
 
 
 def main() -> None:
@@ -367,11 +357,12 @@ def main() -> None:
             help="add the reactor mode with encrypted payloads (a second worker holds the key)",
         )
 
-    args = _stack.parse_args(__doc__.splitlines()[0], extra)
-    payload = _stack.run_bench("latency", lambda s: run(s, args))
+    args = parse_args(__doc__.splitlines()[0], extra)
+    result = run_bench("latency", lambda s: run(s, args))
+    _results.show(tables(result))
     if args.json:
-        _stack.emit_json(payload)
+        _results.emit_json(result)
 
 
 if __name__ == "__main__":
-    _stack.main_guard(main)
+    main_guard(main)

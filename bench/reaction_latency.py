@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
-import os
 import shutil
 import subprocess
 import sys
@@ -28,53 +26,35 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import _results
+import asyncpg
+from _results import log
+from _stack import ROOT, compile_code
+from _stats import percentile
+from _tables import Table
 
-import asyncpg  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from reactor.runtime import stack as services
+from reactor.runtime.stack import EmbeddedStack
+from reactor.runtime.temporal import connect
 
-from reactor.runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port  # noqa: E402
-from reactor.runtime.temporal import connect  # noqa: E402
-from reactor.storage.migrate import migrate  # noqa: E402
-
-console = Console(stderr=True)
 PY = sys.executable
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.floor(len(ordered) * p / 100))]
-
-
-async def fresh_database(server_url: str) -> str:
-    name = "rl_" + uuid.uuid4().hex[:10]
-    conn = await asyncpg.connect(server_url)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+async def fresh_database(stack: EmbeddedStack) -> str:
+    url = await stack.new_database("rl_")
     conn = await asyncpg.connect(url)
     try:
-        await migrate(conn)
         await conn.execute("CREATE TABLE bench_seen (kind text, ref text, at double precision)")
     finally:
         await conn.close()
     return url
 
 
-def env_for(db_url: str, address: str, task_queue: str, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        REACTOR_DATABASE_URL=db_url,
-        REACTOR_TEMPORAL_ADDRESS=address,
-        REACTOR_TASK_QUEUE=task_queue,
-        PYTHONPATH=str(ROOT),
-        **extra,
+def env_for(stack: EmbeddedStack, db_url: str, task_queue: str, **extra: str) -> dict[str, str]:
+    return services.worker_env(
+        db_url, stack.temporal_address, task_queue, home=stack.folder / "home", extra=extra
     )
-    return env
 
 
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:
@@ -124,25 +104,20 @@ def run_writer(env: dict[str, str], *args: str) -> dict[str, float]:
     return {d["ref"]: d["t0"] for d in lines}
 
 
-async def reaction_mode(
-    server_url: str, address: str, mode: str, count: int, gap: float
-) -> list[float]:
-    db_url = await fresh_database(server_url)
+async def reaction_mode(stack: EmbeddedStack, mode: str, count: int, gap: float) -> list[float]:
+    db_url = await fresh_database(stack)
     tq = f"rl-{mode}-{uuid.uuid4().hex[:6]}"
     extra = {"REACTOR_PROCESSORS": "bench._reaction_probe:probe"}
     if mode == "notify":
         extra.update(REACTOR_NOTIFY="1", REACTOR_REACTION_POLL="1.0")
     else:
         extra.update(REACTOR_NOTIFY="0", REACTOR_REACTION_POLL="0.05")
-    env = env_for(db_url, address, tq, **extra)
+    env = env_for(stack, db_url, tq, **extra)
     # the document, committed before the worker starts
     subprocess.run([PY, "-c", SETUP_DOC], env=env, check=True)
-    log = open(Path(tempfile.gettempdir()) / f"{tq}.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [PY, str(ROOT / "worker.py")], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    worker = services.spawn_worker(env, stack.folder / f"{tq}.log", cwd=stack.folder)
     try:
-        client = await connect(address)
+        client = await connect(stack.temporal_address)
         handle = client.get_workflow_handle(f"reaction-{tq}-latency-probe")
 
         async def running() -> bool:
@@ -158,9 +133,7 @@ async def reaction_mode(
         starts = run_writer(env, writer_mode, str(count), str(gap))
         return await collect(db_url, "reaction", starts)
     finally:
-        worker.terminate()
-        worker.wait(60)
-        log.close()
+        await asyncio.to_thread(services.stop_process, worker)
 
 
 SETUP_DOC = """
@@ -180,10 +153,10 @@ asyncio.run(main())
 """
 
 
-async def signal_floor(server_url: str, address: str, count: int, gap: float) -> list[float]:
-    db_url = await fresh_database(server_url)
+async def signal_floor(stack: EmbeddedStack, count: int, gap: float) -> list[float]:
+    db_url = await fresh_database(stack)
     tq = f"rl-signal-{uuid.uuid4().hex[:6]}"
-    env = env_for(db_url, address, tq)
+    env = env_for(stack, db_url, tq)
     probe = subprocess.Popen(
         [PY, str(ROOT / "bench" / "_reaction_probe.py")],
         env=env,
@@ -191,7 +164,7 @@ async def signal_floor(server_url: str, address: str, count: int, gap: float) ->
         stderr=subprocess.DEVNULL,
     )
     try:
-        client = await connect(address)
+        client = await connect(stack.temporal_address)
         wf_id = f"signal-probe-{tq}"
         await client.start_workflow("SignalProbeWorkflow", id=wf_id, task_queue=tq)
         warm = run_writer(env, "signals", "3", str(gap), wf_id)
@@ -205,46 +178,49 @@ async def signal_floor(server_url: str, address: str, count: int, gap: float) ->
         probe.wait(30)
 
 
-async def main(count: int, gap: float, as_json: bool) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="rl"))
-    pg = EmbeddedPostgres(folder / "pg")
-    temporal = EmbeddedTemporal(folder / "temporal", port=free_port(), ui=False)
-    try:
-        with console.status("starting PostgreSQL and Temporal…"):
-            server_url = os.environ.get("REACTOR_DATABASE_URL") or await asyncio.to_thread(pg.start)
-            address = os.environ.get("REACTOR_TEMPORAL_ADDRESS") or await asyncio.to_thread(
-                temporal.start
-            )
-        results: dict[str, list[float]] = {}
-        for mode in ("notify", "polling"):
-            with console.status(f"{mode}: {count} commits {gap * 1000:.0f} ms apart…"):
-                results[mode] = await reaction_mode(server_url, address, mode, count, gap)
-        with console.status("signal floor…"):
-            results["signal_floor"] = await signal_floor(server_url, address, count, gap)
-    finally:
-        temporal.stop()
-        pg.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-    summary = {m: {f"p{p}": round(pct(v, p), 2) for p in (50, 95, 99)} for m, v in results.items()}
-    table = Table(
-        title=f"reaction latency, commit → handler start ({count} commits, {gap * 1000:.0f} ms apart)"
+async def measure(stack: EmbeddedStack, count: int, gap: float) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {}
+    for mode in ("notify", "polling"):
+        log.print(f"{mode}: {count} commits {gap * 1000:.0f} ms apart…")
+        results[mode] = await reaction_mode(stack, mode, count, gap)
+    log.print("signal floor…")
+    results["signal_floor"] = await signal_floor(stack, count, gap)
+    return results
+
+
+def table(results: dict[str, list[float]], count: int, gap: float) -> Table:
+    return Table(
+        f"reaction latency, commit → handler start ({count} commits, {gap * 1000:.0f} ms apart)",
+        ["mode", "n", "p50 ms", "p95 ms", "p99 ms", "min ms", "max ms"],
+        [
+            [
+                mode,
+                len(values),
+                *(percentile(values, p) for p in (50, 95, 99)),
+                min(values),
+                max(values),
+            ]
+            for mode, values in results.items()
+        ],
     )
-    for col in ("mode", "n", "p50 ms", "p95 ms", "p99 ms", "min ms", "max ms"):
-        table.add_column(col, justify="right" if col != "mode" else "left")
-    for mode, values in results.items():
-        s = summary[mode]
-        table.add_row(
-            mode,
-            str(len(values)),
-            f"{s['p50']:.1f}",
-            f"{s['p95']:.1f}",
-            f"{s['p99']:.1f}",
-            f"{min(values):.1f}",
-            f"{max(values):.1f}",
-        )
-    Console().print(table)
+
+
+def main(count: int, gap: float, as_json: bool) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="rl"))
+    stack = EmbeddedStack.from_env(folder)
+    compile_code()
+    try:
+        log.print("starting PostgreSQL and Temporal…")
+        with stack:
+            results = asyncio.run(measure(stack, count, gap))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    summary = {
+        m: {f"p{p}": round(percentile(v, p), 2) for p in (50, 95, 99)} for m, v in results.items()
+    }
+    _results.show([table(results, count, gap)])
     n, poll, floor = summary["notify"], summary["polling"], summary["signal_floor"]
-    Console().print(
+    _results.out.print(
         f"notify p99 {n['p99']:.1f} ms vs polling p50 {poll['p50']:.1f} ms "
         f"({'below' if n['p99'] < poll['p50'] else 'NOT below'}); "
         f"notify p50 / signal floor p50 = {n['p50'] / floor['p50']:.2f}x (target <= 1.5x)"
@@ -259,4 +235,4 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--gap", type=float, default=0.03)
     a = parser.parse_args()
-    asyncio.run(main(a.count, a.gap, a.json))
+    main(a.count, a.gap, a.json)

@@ -33,8 +33,11 @@ import statistics
 import time
 from typing import Any
 
-import _stack
-from _stack import BenchStack, Summary, out, table
+import _results
+from _results import log
+from _stack import BenchStack, main_guard, parse_args, run_bench
+from _stats import Summary, mb
+from _tables import Table
 
 from reactor.application.apply import JobApplier
 from reactor.application.replay import rebuild_state
@@ -147,12 +150,12 @@ async def measure(stack: BenchStack, size: int, *, last: bool) -> dict[str, Any]
         "rebuild_worst_ms": Summary.of([w[0] for w in worst]).scaled(1000),
         "rebuild_full_ms": full * 1000,
         "keyframes": keyframes,
-        "operations_table_mb": _stack.mb(log_bytes),
+        "operations_table_mb": mb(log_bytes),
     }
 
 
 async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
-    info = await _stack.server_info(stack)
+    info = await _results.server_info(stack.database_url, stack.temporal_label)
     reactor = stack.reactor
     created = await reactor.create(TODO, document_id=DOC)
     jobs = await reactor.wait_for_batch(created.batch_id)
@@ -168,13 +171,13 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
     for size in sizes:
         if size % ACTIONS_PER_JOB:
             raise SystemExit(f"sizes must be multiples of {ACTIONS_PER_JOB}")
-        _stack.log.print(f"growing to {size:,} operations (JobApplier, jobs of {ACTIONS_PER_JOB})…")
+        log.print(f"growing to {size:,} operations (JobApplier, jobs of {ACTIONS_PER_JOB})…")
         t0 = time.perf_counter()
         applying = await grow(stack, applier, current, size, tag)
         wall = time.perf_counter() - t0
         grown = size - current
         current = size
-        _stack.log.print(f"  {grown:,} operations in {wall:.1f} s; measuring reads…")
+        log.print(f"  {grown:,} operations in {wall:.1f} s; measuring reads…")
         result = await measure(stack, size, last=size == sizes[-1])
         result["grow"] = {
             "operations": grown,
@@ -184,6 +187,19 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         }
         results.append(result)
 
+    return {
+        "bench": "read_cost",
+        "machine": _results.machine(),
+        "code": _results.code_info(),
+        "server": info,
+        "write_path": "JobApplier.apply directly (no Temporal)",
+        "autovacuum": "off for reactor_operations; rebuild_head_ms with the table never analyzed",
+        "sizes": results,
+    }
+
+
+def tables(result: dict[str, Any]) -> list[Table]:
+    """The table of a result (this script's JSON)."""
     rows = [
         [
             r["operations"],
@@ -197,10 +213,10 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
             r["rebuild_worst_ms"]["p50"],
             r["rebuild_full_ms"],
         ]
-        for r in results
+        for r in result["sizes"]
     ]
-    out.print(
-        table(
+    return [
+        Table(
             "Read cost vs. log length (one todo-list document, state 0-1 items), ms",
             [
                 "global ops",
@@ -218,35 +234,27 @@ async def bench(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
             caption=(
                 f"Grown with JobApplier.apply directly (jobs of {ACTIONS_PER_JOB} actions, fresh "
                 "WriteCache): the worker's write path minus Temporal orchestration. get cold = "
-                f"first call of a new Reactor, median of {COLD_TRIALS}; warm = {WARM_CALLS} calls; "
-                f"rebuild = rebuild_state with keyframes every 100 (p50 of {REBUILD_CALLS}): at the "
-                "head (a keyframe, 0 replayed) with reactor_operations never analyzed (autovacuum "
-                "off for it), at the last size again after ANALYZE, and at N-1 "
-                "(99 replayed); replay all = use_keyframes=False, once. 'log MB' = "
+                f"first call of a new Reactor, median of {COLD_TRIALS}; warm = {WARM_CALLS} "
+                f"calls; rebuild = rebuild_state with keyframes every 100 (p50 of "
+                f"{REBUILD_CALLS}): at the head (a keyframe, 0 replayed) with reactor_operations "
+                "never analyzed (autovacuum off for it), at the last size again after ANALYZE, "
+                "and at N-1 (99 replayed); replay all = use_keyframes=False, once. 'log MB' = "
                 "reactor_operations with indexes."
             ),
         )
-    )
-    return {
-        "bench": "read_cost",
-        "machine": _stack.machine(),
-        "code": _stack.code_info(),
-        "server": info,
-        "write_path": "JobApplier.apply directly (no Temporal)",
-        "autovacuum": "off for reactor_operations; rebuild_head_ms with the table never analyzed",
-        "sizes": results,
-    }
+    ]
 
 
 def main() -> None:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--sizes", default="1000,10000,100000", help="comma-separated op counts")
 
-    args = _stack.parse_args(__doc__.splitlines()[0], extra)
-    payload = _stack.run_bench("read_cost", lambda s: bench(s, args))
+    args = parse_args(__doc__.splitlines()[0], extra)
+    result = run_bench("read_cost", lambda s: bench(s, args))
+    _results.show(tables(result))
     if args.json:
-        _stack.emit_json(payload)
+        _results.emit_json(result)
 
 
 if __name__ == "__main__":
-    _stack.main_guard(main)
+    main_guard(main)

@@ -7,7 +7,7 @@ worker processes.
                            [--workers 2] [--down 2.0]
 
 Each run: a fresh database and task queue, `--workers` worker processes
-(from a snapshot of the code, see bench/_stack.py), `--jobs` documents
+(`python worker.py` of this tree), `--jobs` documents
 created, then one batch of `--jobs` jobs (one per document, `--actions`
 ADD_TODO_ITEM each, chunks of 150: regular heartbeating activities). Once a
 tenth of its jobs committed, the run's fault (taken from `--faults` in turn):
@@ -37,8 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import _stack
-from _stack import Summary, log, out, table
+import _results
+from _metering import background_load
+from _results import log
+from _stack import compile_code, main_guard, parse_args
+from _stats import Summary
+from _tables import Table
 
 from tests.support.faults import FAULTS, FaultRun, FaultStack, run_fault
 
@@ -53,7 +57,7 @@ def extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="per batch, seconds")
 
 
-async def stress(args: argparse.Namespace, stack: FaultStack, code: Path) -> list[FaultRun]:
+async def stress(args: argparse.Namespace, stack: FaultStack) -> list[FaultRun]:
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     for fault in faults:
         if fault not in FAULTS:
@@ -69,7 +73,6 @@ async def stress(args: argparse.Namespace, stack: FaultStack, code: Path) -> lis
             actions=args.actions,
             logs=stack.folder / f"run-{n}",
             workers=args.workers,
-            code=code,
             down_s=args.down,
             finish_timeout=args.timeout,
         )
@@ -79,129 +82,109 @@ async def stress(args: argparse.Namespace, stack: FaultStack, code: Path) -> lis
     return runs
 
 
-# The counts both tables show, in the order run_rows and fault_rows give them.
+# The counts both tables show, in the order of their columns.
 COUNTED = ["jobs", "faults injected", "lost", "duplicated", "stuck", "failed"]
 
 
-def run_rows(runs: list[FaultRun]) -> list[list[Any]]:
-    return [
+def run_dict(r: FaultRun) -> dict[str, Any]:
+    return {
+        "fault": r.fault,
+        "jobs": r.jobs,
+        "actions": r.actions,
+        "injected": r.injected,
+        "applied_at_fault": r.applied_at_fault,
+        "recover_s": r.recover_s,
+        "wall_s": r.wall_s,
+        "lost": r.report.lost,
+        "duplicated": r.report.duplicated,
+        "stuck": r.report.stuck,
+        "failed": r.report.failed,
+        "max_attempt": r.max_attempt,
+        "problems": r.report.problems,
+    }
+
+
+def tables(result: dict[str, Any]) -> list[Table]:
+    """The tables of a result (this script's JSON)."""
+    runs = result["runs"]
+    by_run = [
         [
             n + 1,
-            r.fault,
-            r.jobs,
-            int(r.injected),
-            r.report.lost,
-            r.report.duplicated,
-            r.report.stuck,
-            r.report.failed,
-            r.max_attempt,
-            r.recover_s if r.recover_s is not None else float("nan"),
-            r.wall_s,
+            r["fault"],
+            r["jobs"],
+            int(r["injected"]),
+            r["lost"],
+            r["duplicated"],
+            r["stuck"],
+            r["failed"],
+            r["max_attempt"],
+            r["recover_s"],
+            r["wall_s"],
         ]
         for n, r in enumerate(runs)
     ]
-
-
-def fault_rows(runs: list[FaultRun]) -> list[list[Any]]:
-    rows = []
-    for fault in sorted({r.fault for r in runs if r.fault is not None}) + ["all"]:
-        of = [r for r in runs if fault in ("all", r.fault)]
-        recover = Summary.of([r.recover_s for r in of if r.recover_s is not None])
-        rows.append(
+    by_fault = []
+    for fault in sorted({r["fault"] for r in runs if r["fault"] is not None}) + ["all"]:
+        of = [r for r in runs if fault in ("all", r["fault"])]
+        recover = Summary.of([r["recover_s"] for r in of if r["recover_s"] is not None])
+        by_fault.append(
             [
                 fault,
                 len(of),
-                sum(r.jobs for r in of),
-                sum(r.injected for r in of),
-                sum(r.report.lost for r in of),
-                sum(r.report.duplicated for r in of),
-                sum(r.report.stuck for r in of),
-                sum(r.report.failed for r in of),
+                sum(r["jobs"] for r in of),
+                sum(int(r["injected"]) for r in of),
+                *(sum(r[k] for r in of) for k in ("lost", "duplicated", "stuck", "failed")),
                 recover.p50,
                 recover.max,
             ]
         )
-    return rows
+    return [
+        Table(
+            "stress runs",
+            ["run", "fault", *COUNTED, "max attempt", "recover (s)", "wall (s)"],
+            by_run,
+        ),
+        Table(
+            f"by fault ({len(runs)} runs, {result['wall_s']:.0f} s)",
+            ["fault", "runs", *COUNTED, "recover p50 (s)", "recover max (s)"],
+            by_fault,
+            caption="recover: from the fault to the first job committed (or the batch "
+            "closing) once the service was back",
+        ),
+    ]
 
 
 def main() -> None:
-    args = _stack.parse_args(__doc__.splitlines()[0], extra)
+    args = parse_args(__doc__.splitlines()[0], extra)
     folder = Path(tempfile.mkdtemp(prefix="rxstress-"))
-    code = _stack.snapshot_code(folder)
-    _stack.background_load()
+    compile_code()
+    _results.note_background(background_load())
     stack = FaultStack(folder)
     started = time.monotonic()
     try:
         log.print("starting PostgreSQL and the Temporal dev server…")
         stack.start()
-        runs = asyncio.run(stress(args, stack, code))
+        runs = asyncio.run(stress(args, stack))
     finally:
         stack.stop()
         if not os.environ.get("BENCH_KEEP_STATE"):
             shutil.rmtree(folder, ignore_errors=True)
         else:
             log.print(f"state kept in {folder}")
-    wall = time.monotonic() - started
-    out.print(
-        table(
-            "stress runs",
-            [
-                "run",
-                "fault",
-                *COUNTED,
-                "max attempt",
-                "recover (s)",
-                "wall (s)",
-            ],
-            run_rows(runs),
-        )
-    )
-    out.print(
-        table(
-            f"by fault ({len(runs)} runs, {wall:.0f} s)",
-            [
-                "fault",
-                "runs",
-                *COUNTED,
-                "recover p50 (s)",
-                "recover max (s)",
-            ],
-            fault_rows(runs),
-            caption="recover: from the fault to the first job committed (or the batch "
-            "closing) once the service was back",
-        )
-    )
+    result = {
+        "bench": "stress",
+        "args": vars(args),
+        "machine": _results.machine(),
+        "code": _results.code_info(),
+        "wall_s": time.monotonic() - started,
+        "runs": [run_dict(r) for r in runs],
+    }
+    _results.show(tables(result))
     if args.json:
-        _stack.emit_json(
-            {
-                "bench": "stress",
-                "args": vars(args),
-                "machine": _stack.machine(),
-                "code": _stack.code_info(),
-                "wall_s": wall,
-                "runs": [
-                    {
-                        "fault": r.fault,
-                        "jobs": r.jobs,
-                        "actions": r.actions,
-                        "injected": r.injected,
-                        "applied_at_fault": r.applied_at_fault,
-                        "recover_s": r.recover_s,
-                        "wall_s": r.wall_s,
-                        "lost": r.report.lost,
-                        "duplicated": r.report.duplicated,
-                        "stuck": r.report.stuck,
-                        "failed": r.report.failed,
-                        "max_attempt": r.max_attempt,
-                        "problems": r.report.problems,
-                    }
-                    for r in runs
-                ],
-            }
-        )
+        _results.emit_json(result)
     if not all(r.report.ok for r in runs):
         raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    _stack.main_guard(main)
+    main_guard(main)

@@ -34,13 +34,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import _stack
+import _results
 import asyncpg
 import orjson
 import psutil
-from _stack import out, table
+from _metering import tree_cpu
+from _results import log
+from _stack import main_guard, parse_args
+from _tables import Table
 
-from reactor.runtime.embedded import EmbeddedPostgres
+from reactor.runtime.stack import EmbeddedStack
 from reactor.storage.job_write import LOCK, write_statement
 from reactor.storage.migrate import migrate
 
@@ -160,11 +163,11 @@ async def _run(
             while queue:
                 await conn.fetch(sql, *queue.pop())
 
-    pg0, me0, t0 = _stack.tree_cpu(postmaster), time.process_time(), time.perf_counter()
+    pg0, me0, t0 = tree_cpu(postmaster), time.process_time(), time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
     wall = time.perf_counter() - t0
     return {
-        "postgres_us_per_job": 1e6 * (_stack.tree_cpu(postmaster) - pg0) / jobs,
+        "postgres_us_per_job": 1e6 * (tree_cpu(postmaster) - pg0) / jobs,
         "client_us_per_job": 1e6 * (time.process_time() - me0) / jobs,
         "jobs_per_s": jobs / wall,
     }
@@ -183,7 +186,7 @@ async def _bench(url: str, postmaster: int, jobs: int, repeat: int) -> dict[str,
             for i, v in enumerate(VARIANTS):  # interleaved: a slow spell hits every variant
                 tag = f"wc{os.getpid()}-{r}-{i}"
                 runs[v].append(await _run(pool, postmaster, v, tag, jobs))
-                _stack.log.print(f"  {v}: {runs[v][-1]['postgres_us_per_job']:.0f} µs/job")
+                log.print(f"  {v}: {runs[v][-1]['postgres_us_per_job']:.0f} µs/job")
     finally:
         await pool.close()
     medians = {
@@ -192,21 +195,28 @@ async def _bench(url: str, postmaster: int, jobs: int, repeat: int) -> dict[str,
     return {"settings": settings, "jobs": jobs, "repeat": repeat, "variants": medians, "runs": runs}
 
 
-# The table, as this script prints it and bench/_report.py writes it.
-COLUMNS = ["statement", "PostgreSQL µs/job", "above SELECT 1", "client µs/job", "jobs/s"]
-
-
-def rows(result: dict[str, Any]) -> list[list[Any]]:
+def tables(result: dict[str, Any]) -> list[Table]:
+    """The table of a result (this script's JSON)."""
     floor = result["variants"]["SELECT 1"]["postgres_us_per_job"]
     return [
-        [
-            v,
-            m["postgres_us_per_job"],
-            m["postgres_us_per_job"] - floor,
-            m["client_us_per_job"],
-            m["jobs_per_s"],
-        ]
-        for v, m in result["variants"].items()
+        Table(
+            f"PostgreSQL CPU per job, {result['jobs']:,} jobs on {CONNECTIONS} connections, "
+            f"median of {result['repeat']} "
+            f"(synchronous_commit={result['settings']['synchronous_commit']})",
+            ["statement", "PostgreSQL µs/job", "above SELECT 1", "client µs/job", "jobs/s"],
+            [
+                [
+                    v,
+                    m["postgres_us_per_job"],
+                    m["postgres_us_per_job"] - floor,
+                    m["client_us_per_job"],
+                    m["jobs_per_s"],
+                ]
+                for v, m in result["variants"].items()
+            ],
+            caption="full = the reactor's write statement; the others are its parts, each "
+            "alone, each with its own commit; SELECT 1 = a round trip that writes nothing",
+        )
     ]
 
 
@@ -216,40 +226,34 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    args = _stack.parse_args(__doc__.splitlines()[0], _options)
-    external = os.environ.get("REACTOR_DATABASE_URL", "")
+    args = parse_args(__doc__.splitlines()[0], _options)
     folder = Path(tempfile.mkdtemp(prefix="rxbench-write-cost-"))
-    pg = None
+    # PostgreSQL alone: the dev server is never started.
+    stack = EmbeddedStack.from_env(folder)
     try:
-        if external:
-            url = external
-            conn_pid = asyncio.run(_server_pid(url))
-            postmaster = psutil.Process(conn_pid).ppid()
+        if stack.postgres is None:
+            url = stack.server_url
+            postmaster = psutil.Process(asyncio.run(_server_pid(url))).ppid()
         else:
-            _stack.log.print("starting PostgreSQL (pgserver)…")
-            pg = EmbeddedPostgres(folder / "pg")
-            url = pg.start()
-            found = _stack._postmaster_pid(folder / "pg")
+            log.print("starting PostgreSQL (pgserver)…")
+            url = stack.start_postgres()
+            found = stack.postgres_pid
             if found is None:
-                raise RuntimeError("pgserver started but left no postmaster.pid")
+                raise RuntimeError("pgserver started but no postmaster runs")
             postmaster = found
         result = asyncio.run(_bench(url, postmaster, args.jobs, args.repeat))
     finally:
-        if pg is not None:
-            pg.stop()
+        stack.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    out.print(
-        table(
-            f"PostgreSQL CPU per job, {args.jobs:,} jobs on {CONNECTIONS} connections, "
-            f"median of {args.repeat} (synchronous_commit={result['settings']['synchronous_commit']})",
-            COLUMNS,
-            rows(result),
-            caption="full = the reactor's write statement; the others are its parts, each "
-            "alone, each with its own commit; SELECT 1 = a round trip that writes nothing",
-        )
-    )
+    payload = {
+        "bench": "write_cost",
+        "machine": _results.machine(),
+        "code": _results.code_info(),
+        **result,
+    }
+    _results.show(tables(payload))
     if args.json:
-        _stack.emit_json({"bench": "write_cost", "machine": _stack.machine(), **result})
+        _results.emit_json(payload)
 
 
 async def _server_pid(url: str) -> int:
@@ -262,4 +266,4 @@ async def _server_pid(url: str) -> int:
 
 
 if __name__ == "__main__":
-    _stack.main_guard(main)
+    main_guard(main)
