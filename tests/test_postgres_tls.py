@@ -25,6 +25,7 @@ import pytest
 from reactor.api.builder import ReactorBuilder
 from reactor.domain.jobs import JobStatus
 from reactor.models import BUILTIN_MODELS
+from reactor.runtime.settings import postgres_tls_from_env
 from reactor.storage.database import Database
 from reactor.storage.migrate import migrate, pending
 from reactor.storage.notify import NotifyListener
@@ -142,7 +143,7 @@ async def tls_database(tls_postgres: TlsPostgres, monkeypatch: pytest.MonkeyPatc
     for var, value in tls_postgres.env().items():
         monkeypatch.setenv(var, value)
     name = "tls_" + uuid.uuid4().hex[:10]
-    conn = await asyncpg.connect(tls_postgres.url, **connect_kwargs())
+    conn = await asyncpg.connect(tls_postgres.url, **postgres_tls_from_env())
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:

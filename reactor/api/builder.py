@@ -35,7 +35,7 @@ from reactor.reactions.processor import Handler, Processor, processor
 from reactor.runtime.codec import PayloadKeys
 from reactor.runtime.connection import TemporalConnection
 from reactor.runtime.process import drain_period
-from reactor.runtime.settings import Settings, limits_from_env, load_settings
+from reactor.runtime.settings import Settings, limits_from_env, load_settings, temporal_from_env
 from reactor.runtime.temporal import connect
 from reactor.storage.database import Database
 from reactor.storage.migrate import migrate
@@ -203,9 +203,7 @@ class ReactorBuilder:
 
     def _temporal_connection(self, address: str) -> TemporalConnection:
         """What `with_temporal` was given, over the REACTOR_* variables."""
-        return TemporalConnection.from_env(
-            address=address, namespace=self._namespace, **self._connection
-        )
+        return temporal_from_env(address=address, namespace=self._namespace, **self._connection)
 
     def with_event_bus(self, event_bus: EventBus) -> ReactorBuilder:
         self._event_bus = event_bus

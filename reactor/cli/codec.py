@@ -33,11 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from reactor.runtime.codec import PayloadKeys
     from reactor.runtime.codec_server import DEFAULT_ORIGINS, codec_app, describe
-    from reactor.runtime.settings import codec_server_from_env
+    from reactor.runtime.settings import codec_server_from_env, payload_keys_from_env
 
-    keys = PayloadKeys.from_env()
+    keys = payload_keys_from_env()
     if keys is None:
         raise ReactorError(
             "no payload key: set REACTOR_PAYLOAD_KEY (and REACTOR_PAYLOAD_KEYS for older keys)"

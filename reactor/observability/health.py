@@ -27,11 +27,10 @@ from reactor.domain.errors import ReactorError
 from reactor.observability import search_attributes
 from reactor.runtime.connection import ConnectionConfigError
 from reactor.runtime.connection_errors import explain
-from reactor.runtime.settings import Settings
+from reactor.runtime.settings import Settings, postgres_tls_described, postgres_tls_from_env
 from reactor.runtime.temporal import TemporalConnectionError, connect
 from reactor.storage.migrate import available, pending
-from reactor.storage.tls import DatabaseTLSError, connect_kwargs
-from reactor.storage.tls import describe as describe_tls
+from reactor.storage.tls import DatabaseTLSError
 
 # Temporal keeps a poller listed for a few minutes after its last poll; a
 # worker long-polls about once a minute, so older than this means gone.
@@ -75,13 +74,13 @@ async def diagnose(settings: Settings, *, timeout: float = 5.0) -> list[Check]:
 
 async def check_database(url: str, *, timeout: float = 5.0) -> list[Check]:
     try:
-        conn = await asyncpg.connect(url, timeout=timeout, **connect_kwargs())
+        conn = await asyncpg.connect(url, timeout=timeout, **postgres_tls_from_env())
     except (ssl.SSLError, DatabaseTLSError) as exc:
         return [
             Check(
                 "database",
                 False,
-                f"TLS to {redact(url)} failed ({describe_tls()}): {_reason(exc)}",
+                f"TLS to {redact(url)} failed ({postgres_tls_described()}): {_reason(exc)}",
                 "set REACTOR_DATABASE_SSLROOTCERT to the CA that signed the server's "
                 "certificate (verify-full also needs the host name in it), and "
                 "REACTOR_DATABASE_SSLCERT/REACTOR_DATABASE_SSLKEY where the server asks for "

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -87,10 +87,9 @@ class PayloadKeys(BaseModel):
         return cls(active=order[0], keys={k: SecretBytes(v) for k, v in ring.items()})
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> PayloadKeys | None:
+    def from_env(cls, env: Mapping[str, str]) -> PayloadKeys | None:
         """REACTOR_PAYLOAD_KEY (active) and REACTOR_PAYLOAD_KEYS (also
         accepted for decoding); None when neither is set."""
-        env = dict(os.environ) if env is None else env
         active, others = env.get("REACTOR_PAYLOAD_KEY"), env.get("REACTOR_PAYLOAD_KEYS")
         if not (active or others):
             return None

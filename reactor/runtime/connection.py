@@ -1,11 +1,11 @@
 """How to reach Temporal: address, namespace, TLS / mTLS, an API key and the
-payload keys, read from the same REACTOR_TEMPORAL_* / REACTOR_PAYLOAD_*
-variables by the worker, the client in `Reactor`, every CLI command and
-`reactor doctor`, so none of them can disagree on them."""
+payload keys, parsed from the same REACTOR_TEMPORAL_* / REACTOR_PAYLOAD_*
+variables (given by reactor.runtime.settings) for the worker, the client in
+`Reactor`, every CLI command and `reactor doctor`, so none of them can
+disagree on them."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,15 +53,10 @@ class TemporalConnection(BaseModel):
     payload_keys: PayloadKeys | None = None
 
     @classmethod
-    def from_env(
-        cls,
-        env: Mapping[str, str] | None = None,
-        **overrides: Any,
-    ) -> TemporalConnection:
-        """The REACTOR_* variables, with `overrides` (those not None) on top:
-        the one place an unset setting, the namespace among them, falls back
-        to its variable and then to its default."""
-        env = dict(os.environ) if env is None else dict(env)
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> TemporalConnection:
+        """The REACTOR_* variables of `env`, with `overrides` (those not None)
+        on top: the one place an unset setting, the namespace among them,
+        falls back to its variable and then to its default."""
         data: dict[str, Any] = {f: env[v] for f, v in ENV.items() if env.get(v)}
         if "tls" in data:
             data["tls"] = _flag(ENV["tls"], data["tls"])

@@ -1,8 +1,8 @@
-"""Everything a reactor process takes from its environment. Every REACTOR_*
-variable a process reads is read here (the Temporal connection's TLS, API key
-and payload keys through `TemporalConnection.from_env`, PostgreSQL's TLS
-through `reactor.storage.tls`); where the stack is comes from the variables
-first, else the stack file that `reactor dev` writes under .reactor/."""
+"""Everything a reactor process takes from its environment: every REACTOR_*
+variable is read here, and nowhere else (the parsers of the Temporal
+connection's, the payload keys' and PostgreSQL's TLS variables are given the
+environment from here). Where the stack is comes from the variables first,
+else the stack file that `reactor dev` writes under .reactor/."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ import json
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.domain.errors import ReactorError
 from reactor.domain.limits import Limits
 from reactor.domain.signing import parse_public_key
+from reactor.runtime.codec import PayloadKeys
 from reactor.runtime.connection import TemporalConnection
 from reactor.runtime.gc_tuning import WORKER_THRESHOLDS
+from reactor.storage import tls
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "ReactorBatchId": "Keyword",
@@ -95,9 +98,7 @@ class Settings(BaseModel):
     def temporal_connection(self) -> TemporalConnection:
         """This stack's address and namespace, with TLS, the API key and the
         payload keys from the REACTOR_* variables."""
-        return TemporalConnection.from_env(
-            os.environ, address=self.temporal_address, namespace=self.namespace
-        )
+        return temporal_from_env(address=self.temporal_address, namespace=self.namespace)
 
     def model_modules(self) -> list[ModuleType]:
         """The built-in models and those this process was given."""
@@ -122,6 +123,28 @@ def _seconds(variable: str, default: float) -> float:
     if value <= 0:
         raise ReactorError(f"{variable}={text!r}: expected a positive number of seconds")
     return value
+
+
+def temporal_from_env(**overrides: Any) -> TemporalConnection:
+    """The REACTOR_TEMPORAL_* and REACTOR_PAYLOAD_* variables, with
+    `overrides` (those not None) on top."""
+    return TemporalConnection.from_env(os.environ, **overrides)
+
+
+def payload_keys_from_env() -> PayloadKeys | None:
+    """REACTOR_PAYLOAD_KEY and REACTOR_PAYLOAD_KEYS; None when neither is set."""
+    return PayloadKeys.from_env(os.environ)
+
+
+def postgres_tls_from_env() -> dict[str, Any]:
+    """asyncpg's TLS arguments from the REACTOR_DATABASE_SSL* variables
+    (see reactor.storage.tls); {} when none is set."""
+    return tls.connect_kwargs(os.environ)
+
+
+def postgres_tls_described() -> str:
+    """The REACTOR_DATABASE_SSL* settings in words, for `reactor doctor`."""
+    return tls.describe(os.environ)
 
 
 def stack_from_env() -> dict[str, str]:

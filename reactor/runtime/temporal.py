@@ -20,6 +20,7 @@ from reactor.domain.errors import ReactorError
 from reactor.runtime.codec import PayloadKeys, ReactorPayloadConverter
 from reactor.runtime.connection import TemporalConnection
 from reactor.runtime.connection_errors import explain
+from reactor.runtime.settings import temporal_from_env
 
 
 class TemporalConnectionError(ReactorError):
@@ -61,7 +62,7 @@ async def connect(target: str | TemporalConnection, namespace: str | None = None
     conn = (
         target
         if isinstance(target, TemporalConnection)
-        else TemporalConnection.from_env(address=target, namespace=namespace)
+        else temporal_from_env(address=target, namespace=namespace)
     )
     tls = conn.tls_config()  # a bad setting fails here, named, before any network
     try:

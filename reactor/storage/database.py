@@ -8,7 +8,7 @@ import asyncpg
 import orjson
 
 from reactor.observability.outage import OUTAGE
-from reactor.storage.tls import connect_kwargs
+from reactor.runtime.settings import postgres_tls_from_env
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -51,7 +51,7 @@ class Database:
             max_size=max_size,
             init=_init_connection,
             reset=_reset,
-            **connect_kwargs(),
+            **postgres_tls_from_env(),
         )
         assert pool is not None
         return cls(pool, owned=True, url=url)

@@ -27,7 +27,7 @@ import asyncpg
 import orjson
 
 from reactor.observability.outage import OUTAGE, install_outage_filter
-from reactor.storage.tls import connect_kwargs
+from reactor.runtime.settings import postgres_tls_from_env
 
 log = logging.getLogger("reactor.notify")
 
@@ -155,7 +155,7 @@ class NotifyListener:
     ):
         self.url = url
         # A borrowed pool's parameters carry their own TLS settings.
-        self._tls = connect_kwargs() if isinstance(url, str) else {}
+        self._tls = postgres_tls_from_env() if isinstance(url, str) else {}
         self.channels = channels
         self.instance_id = instance_id or uuid.uuid4().hex
         self._handlers: list[Handler] = []

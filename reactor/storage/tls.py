@@ -1,12 +1,12 @@
 """TLS to PostgreSQL from REACTOR_DATABASE_SSLMODE / _SSLROOTCERT / _SSLCERT /
 _SSLKEY (libpq's modes and meanings), as asyncpg keyword arguments: the pool,
 the LISTEN connection, migrations and `reactor doctor` all connect through
-`connect_kwargs()`, so they cannot differ. Without these variables a DSN's
+`connect_kwargs()` (given the environment by reactor.runtime.settings), so
+they cannot differ. Without these variables a DSN's
 own `sslmode=...&sslrootcert=...` parameters apply (asyncpg reads them)."""
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,10 +27,9 @@ class DatabaseTLSError(ReactorError):
     """The PostgreSQL TLS settings are inconsistent or unreadable."""
 
 
-def connect_kwargs(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def connect_kwargs(env: Mapping[str, str]) -> dict[str, Any]:
     """`{"ssl": ...}` for asyncpg.connect / create_pool, or {} when no
     REACTOR_DATABASE_SSL* variable is set."""
-    env = os.environ if env is None else env
     values = {name: env.get(var) or None for name, var in ENV.items()}
     if not any(values.values()):
         return {}
@@ -73,9 +72,8 @@ def connect_kwargs(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {"ssl": context}
 
 
-def describe(env: Mapping[str, str] | None = None) -> str:
+def describe(env: Mapping[str, str]) -> str:
     """The TLS settings in words, for `reactor doctor`."""
-    env = os.environ if env is None else env
     given = [f"{var}={env[var]}" for var in ENV.values() if env.get(var)]
     return ", ".join(given) if given else "TLS per the DSN (asyncpg's default: prefer)"
 
