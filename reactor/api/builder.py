@@ -10,7 +10,7 @@ import signal
 from collections.abc import Sequence
 from datetime import timedelta
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -42,6 +42,9 @@ from reactor.storage.migrate import migrate
 from reactor.storage.notify import READ_MODEL_CHANNEL, NotifyListener, channel_name
 from reactor.storage.stores import Stores
 
+if TYPE_CHECKING:
+    from reactor.api.http.auth import JwtHandler
+
 # Connections a pool opens at most; a worker process takes a little more, for
 # its parallel jobs besides the reactions and read models it hosts.
 DEFAULT_POOL_SIZE = 10
@@ -71,6 +74,7 @@ class ReactorBuilder:
         self._processors: list[Processor] = []
         self._poll_interval = 1.0
         self._limits: Limits | None = None
+        self._jwt_handler: JwtHandler | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReactorBuilder:
@@ -100,6 +104,10 @@ class ReactorBuilder:
                 builder._add_processor(proc)
         if settings.trusted_keys:
             builder.with_signature_verifier(Ed25519Verifier(set(settings.trusted_keys)))
+        if settings.api_auth.configured:
+            from reactor.api.http.auth import JwtHandler
+
+            builder.with_jwt_handler(JwtHandler.from_settings(settings.api_auth))
         # A worker listens for commits only to route other processes' commits
         # to the reactions it hosts: without any, the connection, and the
         # parsing of every commit's notice, would buy nothing.
@@ -217,6 +225,12 @@ class ReactorBuilder:
 
     def with_signature_verifier(self, verifier: SignatureVerifier) -> ReactorBuilder:
         self._verifier = verifier
+        return self
+
+    def with_jwt_handler(self, handler: JwtHandler) -> ReactorBuilder:
+        """Bearer tokens the HTTP API checks (reactor.api.http.auth): without
+        one the API is unauthenticated and serves loopback only."""
+        self._jwt_handler = handler
         return self
 
     def with_signal_handlers(self) -> ReactorBuilder:
@@ -375,6 +389,7 @@ class ReactorBuilder:
             worker_config=self._worker,
             signature_verifier=self._verifier,
             poll_interval=self._poll_interval,
+            jwt_handler=self._jwt_handler,
         )
 
 

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -37,6 +37,9 @@ from reactor.storage.relationship_index import RelationshipIndex
 from reactor.storage.stores import Stores
 from workflows.batch import BatchWorkflow
 from workflows.reaction import ReactionWorkflow
+
+if TYPE_CHECKING:
+    from reactor.api.http.auth import JwtHandler
 
 # Reaction workflows a router signals at once for one commit.
 ROUTER_FANOUT = 2
@@ -107,6 +110,8 @@ class ReactorModule:
     worker_config: WorkerConfig = field(default_factory=WorkerConfig)
     signature_verifier: SignatureVerifier | None = None
     poll_interval: float = 1.0
+    # The HTTP API's token checking (ReactorBuilder.with_jwt_handler).
+    jwt_handler: JwtHandler | None = None
 
     @property
     def database(self) -> Database:

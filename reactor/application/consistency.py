@@ -34,7 +34,9 @@ class ConsistencyWaiter:
                 raise ConsistencyTimeoutError(
                     f"consistency token not satisfied after {timeout:g}s: document "
                     f"{coord.document_id!r} scope {coord.scope!r} branch {coord.branch!r} "
-                    f"operation {coord.operation_index} is not yet indexed by {by}"
+                    f"operation {coord.operation_index} is not yet indexed by {by}",
+                    coordinate=coord,
+                    behind=by,
                 )
             await self.wakeup.wait(min(remaining, POLL_FALLBACK))
 

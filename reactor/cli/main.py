@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from reactor.cli import codec as codec_cli
+from reactor.cli import serve as serve_cli
 from reactor.cli import verify as verify_cli
 from reactor.cli.arguments import (
     argument_problem,
@@ -35,7 +36,7 @@ EXIT_ENVIRONMENT = 3
 # Arguments that are file names, which need not be UTF-8.
 PATH_ARGUMENTS = ("file",)
 # Commands that run the stack rather than talk to it, and log what they retry.
-SERVING = ("dev", "worker", "codec-server")
+SERVING = ("dev", "worker", "codec-server", "serve")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -113,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
     reactions.add_argument("--json", action="store_true")
     codec_cli.register(sub)
     verify_cli.register(sub)
+    serve_cli.register(sub)
 
     read_models = sub.add_parser("read-models", help="read models; `read-models unblock NAME`")
     read_models.add_argument("action", nargs="?", choices=["list", "unblock"], default="list")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from reactor.api.views import BatchJobs
 from reactor.domain.document import Document, Operation
 from reactor.domain.jobs import JobInfo, JobStatus
 
@@ -45,22 +46,7 @@ def job_table(jobs: Iterable[JobInfo], title: str | None = None) -> Table:
 
 
 def jobs_json(batch_id: str, jobs: Iterable[JobInfo]) -> str:
-    return json.dumps(
-        {
-            "batch_id": batch_id,
-            "jobs": {
-                j.key: {
-                    "id": j.id,
-                    "status": j.status.value,
-                    "error": j.error.model_dump() if j.error else None,
-                    "consistency_token": j.consistency_token.model_dump(mode="json")
-                    if j.consistency_token
-                    else None,
-                }
-                for j in jobs
-            },
-        }
-    )
+    return json.dumps(BatchJobs.of(batch_id, jobs).model_dump(mode="json"))
 
 
 def document_panel(doc: Document) -> Tree:

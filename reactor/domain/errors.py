@@ -50,7 +50,14 @@ class JobFailedError(ReactorError):
 
 
 class ConsistencyTimeoutError(ReactorError):
-    pass
+    """A consistency token was not reached in time. `coordinate` is the first
+    one still behind (a Coordinate) and `behind` who has not indexed it, so a
+    caller can say what it waited for."""
+
+    def __init__(self, message: str, *, coordinate: object = None, behind: str | None = None):
+        super().__init__(message)
+        self.coordinate = coordinate
+        self.behind = behind
 
 
 class ShutdownError(ReactorError):

@@ -49,6 +49,24 @@ STACK_VARIABLES = {
 }
 
 
+class ApiAuth(BaseModel):
+    """How the HTTP API checks bearer tokens (REACTOR_JWT_*): one key source
+    (a secret for HS256, a public key PEM or a JWKS URL for RS256/ES256),
+    the audience and issuer tokens must name, and whether reads are public
+    (REACTOR_API_PUBLIC_READS=1). No key source: no authentication."""
+
+    secret: str | None = None
+    public_key: str | None = None
+    jwks_url: str | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    public_reads: bool = False
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.secret or self.public_key or self.jwks_url)
+
+
 class Settings(BaseModel):
     """Where the stack is (what the stack file holds) and, read by
     `from_env` only, how a worker process runs: the excluded fields never
@@ -72,6 +90,7 @@ class Settings(BaseModel):
     limits: Limits = Field(default_factory=Limits, exclude=True)
     shutdown_grace_s: float = Field(default=DEFAULT_GRACE_S, exclude=True)
     gc_thresholds: tuple[int, int, int] | None = Field(default=WORKER_THRESHOLDS, exclude=True)
+    api_auth: ApiAuth = Field(default_factory=ApiAuth, exclude=True)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -92,6 +111,7 @@ class Settings(BaseModel):
                 "limits": limits_from_env(),
                 "shutdown_grace_s": shutdown_grace(),
                 "gc_thresholds": gc_thresholds_from_env(),
+                "api_auth": api_auth_from_env(),
             }
         )
 
@@ -186,6 +206,40 @@ def gc_thresholds_from_env() -> tuple[int, int, int] | None:
             "'gen0,gen1,gen2' or 'default'"
         )
     return values[0], values[1], values[2]
+
+
+def api_auth_from_env() -> ApiAuth:
+    """REACTOR_JWT_SECRET, REACTOR_JWT_PUBLIC_KEY (PEM text, or the path of a
+    PEM file), REACTOR_JWKS_URL, REACTOR_JWT_AUDIENCE, REACTOR_JWT_ISSUER
+    and REACTOR_API_PUBLIC_READS."""
+
+    def value(variable: str) -> str | None:
+        return os.environ.get(variable, "").strip() or None
+
+    public_key = value("REACTOR_JWT_PUBLIC_KEY")
+    if public_key is not None and not public_key.startswith("-----BEGIN"):
+        try:
+            public_key = Path(public_key).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ReactorError(
+                f"REACTOR_JWT_PUBLIC_KEY={public_key!r}: neither PEM text nor a readable "
+                f"file ({exc})"
+            ) from None
+    auth = ApiAuth(
+        secret=value("REACTOR_JWT_SECRET"),
+        public_key=public_key,
+        jwks_url=value("REACTOR_JWKS_URL"),
+        audience=value("REACTOR_JWT_AUDIENCE"),
+        issuer=value("REACTOR_JWT_ISSUER"),
+        public_reads=os.environ.get("REACTOR_API_PUBLIC_READS", "0").strip() == "1",
+    )
+    sources = [n for n in ("secret", "public_key", "jwks_url") if getattr(auth, n)]
+    if len(sources) > 1:
+        raise ReactorError(
+            "set one of REACTOR_JWT_SECRET, REACTOR_JWT_PUBLIC_KEY and REACTOR_JWKS_URL, "
+            f"not {len(sources)}"
+        )
+    return auth
 
 
 def codec_server_from_env() -> tuple[list[str], str | None]:
