@@ -371,6 +371,7 @@ async def test_a_poison_stream_blocks_alone_and_can_be_unblocked(
         worker.wait(60)
 
 
+@pytest.mark.unverified  # holds a transaction open with an operation of its own
 async def test_no_reader_passes_an_operation_whose_transaction_is_still_open(
     calls_table: Database, stack: Stack
 ) -> None:
