@@ -18,7 +18,7 @@ from reactor.domain.hashing import state_hash
 from reactor.domain.jobs import JobStatus
 from tests.conftest import Stack, worker_env
 from tests.support.cli import run_reactor
-from tests.support.verify_after import verify_database
+from tests.support.verify_after import MAX_DOCUMENTS, verify_database
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -190,3 +190,34 @@ async def test_the_suites_check_finds_a_document_that_does_not_verify(
     ):
         differing = await verify_database(database_url)
     assert [(v.document_id, v.difference and v.difference.index) for v in differing] == [(DOC, 5)]
+
+
+async def test_the_suites_check_samples_every_kth_document_past_its_bound(
+    reactor: Reactor, database_url: str
+) -> None:
+    ids = [f"many-{n:03d}" for n in range(MAX_DOCUMENTS + 5)]  # every 2nd is checked
+    result = await reactor.execute_batch(
+        {
+            "jobs": [
+                {
+                    "key": i,
+                    "document_id": i,
+                    "scope": "document",
+                    "actions": [
+                        {
+                            "type": "CREATE_DOCUMENT",
+                            "input": {"document_type": "powerhouse/todo-list"},
+                        }
+                    ],
+                }
+                for i in ids
+            ]
+        }
+    )
+    await reactor.wait_for_batch(result.batch_id)
+    first = "document_id = $1 AND scope = 'document' AND branch = 'main' AND idx = 0"
+    async with tampered(reactor, "reactor_operations", "hash", "6" * 64, first, ids[1]):
+        assert await verify_database(database_url) == []
+    async with tampered(reactor, "reactor_operations", "hash", "6" * 64, first, ids[2]):
+        differing = await verify_database(database_url)
+    assert [v.document_id for v in differing] == [ids[2]]
