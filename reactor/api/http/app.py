@@ -39,6 +39,9 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        # Operation ids are the route functions' names: what generated
+        # clients call their methods.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.reactor = reactor
     app.state.auth = auth
