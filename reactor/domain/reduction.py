@@ -18,15 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
-from reactor.domain.document_scope import initial_document_state, reduce_document_scope
+from reactor.domain.document_scope import initial_document_state
 from reactor.domain.hashing import state_hash
 from reactor.domain.ids import uuid5_text
 from reactor.domain.jobs import OperationSpan
-from reactor.domain.model import DocumentModel, ModelRegistry, ReduceSession
+from reactor.domain.lane_reducer import LaneReducer
+from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.rejection import JobRejected
 from reactor.domain.signing import SignatureError, SignatureVerifier
 
@@ -161,17 +160,13 @@ class Reduction:
         self._keyframes: list[tuple[int, str, bytes]] = []
         self._changes: list[HeaderChange] = []
         self._hash = head.hash
-        self._doc_state = head.state
-        self._session: ReduceSession | None = None
-        if job.scope != "document":
-            assert model is not None
-            self._session = model.session(job.scope, head.state, head.validated)
+        self._lane = LaneReducer(model, job.scope, head.state, head.validated)
         self._done = False
 
     def steps(self) -> Iterator[HeaderChange | None]:
         for position, action in enumerate(self._job.actions):
             self._reduce(position, action)
-            if self._session is not None:
+            if self._job.scope != "document":
                 yield None
             else:
                 for change in self._document_changes(action):
@@ -182,28 +177,27 @@ class Reduction:
     def result(self) -> Reduced:
         if not self._done:
             raise RuntimeError("the job's reduction has steps left")
-        job, session, model = self._job, self._session, self._model
+        job, lane, model = self._job, self._lane, self._model
         try:
-            state_json = (
-                session.state_json() if session is not None else orjson.dumps(self._doc_state)
-            )
+            state_json = lane.state_json()
         except Exception as exc:
             raise JobRejected.of_serialization(exc, "the job's resulting state") from exc
         revision = self._head.revision + len(self._ops)
         children: list[str] | None = None
         header: HeaderUpdated | None = None
-        if session is not None:
+        validated = lane.validated
+        if validated is not None:
             assert model is not None
-            head = Head(revision, self._hash, None, session.validated)
+            head = Head(revision, self._hash, None, validated)
             names = [a.input["name"] for a in job.actions if a.type == "SET_NAME"]
             header = HeaderUpdated(job.actions[-1].timestamp, name=names[-1] if names else None)
             if job.scope == "global" and model.children_of is not None:
                 try:
-                    children = sorted(model.children_of_model(session.validated))
+                    children = sorted(model.children_of_model(validated))
                 except Exception as exc:
                     raise JobRejected.of_model(exc, f"{model.document_type} children") from exc
         else:
-            head = Head(revision, self._hash, self._doc_state)
+            head = Head(revision, self._hash, lane.state())
         span = OperationSpan(
             document_id=job.document_id,
             scope=job.scope,
@@ -226,31 +220,23 @@ class Reduction:
     def _reduce(self, position: int, action: Action) -> None:
         index = self._head.revision + position
         where = f"actions[{position}] {action.type}"
-        session = self._session
+        lane = self._lane
         if self._verifier is not None:
             try:
                 self._verifier.verify(action, self._job.document_id, self._hash)
             except SignatureError as exc:
                 raise JobRejected("SignatureError", f"actions[{position}] {exc}") from exc
         try:
-            if session is None:
-                assert self._doc_state is not None
-                self._doc_state = reduce_document_scope(self._doc_state, action)
-            else:
-                # Inputs were validated and normalized when the batch was
-                # planned; reducers parse what they use.
-                session.apply(action)
+            # Inputs were validated and normalized when the batch was
+            # planned; reducers parse what they use.
+            lane.reduce(action)
         except Exception as exc:  # a user reducer's bug fails the job, not the worker
             raise JobRejected.of_model(exc, where) from exc
         try:
-            digest = self._hash = (
-                session.digest() if session is not None else state_hash(self._doc_state)
-            )
+            digest = self._hash = lane.digest()
             snapshot = None
             if (index + 1) % self._keyframe_interval == 0:
-                snapshot = (
-                    session.state_json() if session is not None else orjson.dumps(self._doc_state)
-                )
+                snapshot = lane.state_json()
         except Exception as exc:
             raise JobRejected.of_serialization(exc, where) from exc
         self._ops.append(
@@ -268,8 +254,7 @@ class Reduction:
     def _document_changes(self, action: Action) -> Iterator[HeaderChange]:
         """What a document-scope action changes besides its own state. Lazy:
         each is computed after the previous one was written."""
-        state = self._doc_state
-        assert state is not None
+        state = self._lane.state()
         if action.type == "CREATE_DOCUMENT":
             model = self._model = model_for(self._registry, state["document_type"])
             yield HeaderCreated(
