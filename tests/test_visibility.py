@@ -17,9 +17,9 @@ from temporalio.service import RPCError
 
 from reactor.api.builder import ReactorBuilder
 from reactor.api.reactor import Reactor
-from reactor.cli.operate import batches_query, list_batches
 from reactor.models import BUILTIN_MODELS
 from reactor.observability import search_attributes as sa
+from reactor.observability.batch_listing import batches_query, list_batches
 from reactor.runtime.settings import SEARCH_ATTRIBUTES
 from reactor.runtime.temporal import connect
 from tests.conftest import ROOT, Stack, worker_env

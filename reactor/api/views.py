@@ -42,7 +42,7 @@ class BatchJobs(BaseModel):
 
 class BatchRow(BaseModel):
     """One batch in Temporal's visibility listing (`reactor batches --json`,
-    `GET /v1/batches`), as reactor.cli.operate.batch_row builds it."""
+    `GET /v1/batches`), as reactor.observability.batch_listing builds it."""
 
     batch_id: str
     workflow_id: str

@@ -14,9 +14,9 @@ from reactor.api.http.requests import authorize_batch, reactor_of, text
 from reactor.api.http.schema import request_body
 from reactor.api.reactor import Reactor
 from reactor.api.views import BatchJobs, BatchRow
-from reactor.cli.operate import list_batches
 from reactor.domain.batch import BatchRequest
 from reactor.domain.jobs import JobInfo
+from reactor.observability.batch_listing import list_batches
 
 router = APIRouter(prefix="/v1", tags=["batches"])
 
