@@ -77,11 +77,11 @@ def stamped(principal: Principal | None, context: Any) -> Any:
     client put there: the log must say who really wrote it)."""
     if principal is None or principal.subject is None:
         return context
-    base = dict(context) if isinstance(context, dict) else {}
-    if context is not None and not isinstance(context, dict):
+    if context is None:
+        return {SUBJECT_KEY: principal.subject}
+    if not isinstance(context, dict):
         return context  # malformed: the reactor refuses it, naming the field
-    base[SUBJECT_KEY] = principal.subject
-    return base
+    return {**context, SUBJECT_KEY: principal.subject}
 
 
 # Route parameters: the caller of a read, of a write.

@@ -59,10 +59,12 @@ async def read_json_object(request: Request, limits: Limits) -> dict[str, Any]:
 
 
 def _too_large(size: int, limit: int, *, at_least: bool = False) -> ApiError:
-    what = "the body" + (" is at least" if at_least else "")
-    message = too_big("the body", size, limit, " bytes")
-    if at_least:
-        message = f"{what} {size:,} bytes, over the limit of {limit:,} bytes"
+    """`at_least`: the body was cut off once past the limit, so its full
+    size is unknown."""
+    what = "the body (at least)" if at_least else "the body"
     return ApiError(
-        413, "payload_too_large", message + " (REACTOR_MAX_REQUEST_BYTES)", field="body"
+        413,
+        "payload_too_large",
+        too_big(what, size, limit, " bytes") + " (REACTOR_MAX_REQUEST_BYTES)",
+        field="body",
     )
