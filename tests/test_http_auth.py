@@ -93,8 +93,9 @@ def test_reactor_serve_refuses_another_host_without_authentication() -> None:
     assert "refusing to serve on '0.0.0.0' without authentication" in done.stderr
 
 
-async def test_reactor_serve_says_it_is_unauthenticated_and_answers(
-    stack: Stack, database_url: str, task_queue: str, tmp_path: Any
+@pytest.mark.parametrize("secret", [None, SECRET], ids=["unauthenticated", "hs256"])
+async def test_reactor_serve_says_how_it_authenticates_and_answers(
+    secret: str | None, stack: Stack, database_url: str, task_queue: str, tmp_path: Any
 ) -> None:
     env = {
         **{
@@ -104,6 +105,7 @@ async def test_reactor_serve_says_it_is_unauthenticated_and_answers(
         "REACTOR_TEMPORAL_ADDRESS": stack.temporal_address,
         "REACTOR_TASK_QUEUE": task_queue,
         "REACTOR_HOME": str(tmp_path / "home"),
+        **({"REACTOR_JWT_SECRET": secret} if secret else {}),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -124,12 +126,23 @@ async def test_reactor_serve_says_it_is_unauthenticated_and_answers(
             raw = await asyncio.wait_for(proc.stdout.readline(), 90)
             assert raw, "reactor serve exited before its ready line"
             line = raw.decode()
-        assert "UNAUTHENTICATED" in line and "worker=on" in line, line
+        assert "worker=on" in line, line
+        assert ("UNAUTHENTICATED" in line) is (secret is None), line
+        assert ("auth=JWT (HS256)" in line) is (secret is not None), line
         url = line.split("api=", 1)[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
+        headers = {}
         async with httpx.AsyncClient(base_url=url, timeout=60) as api:
+            if secret is not None:
+                refused = await api.post("/v1/batches", json={"jobs": [create("served")]})
+                assert refused.status_code == 401, refused.text
+                token = jwt.encode({"sub": "carol", "exp": int(time.time()) + 60}, secret)
+                headers = bearer(token)
             answer = await api.post(
-                "/v1/batches", params={"wait": "true"}, json={"jobs": [create("served")]}
+                "/v1/batches",
+                params={"wait": "true"},
+                json={"jobs": [create("served")]},
+                headers=headers,
             )
             assert answer.status_code == 200, answer.text
             assert answer.json()["jobs"]["create-served"]["status"] == "READ_READY"
