@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
 
+from reactor.api.http import create_app
+from reactor.api.http.server import ApiServer
 from reactor.api.module import ReactorModule
 from reactor.domain.limits import Limits
 from tests.support.http_api import add, create, served, todo_job
@@ -189,3 +192,28 @@ async def test_builder_limits_are_the_api_limits(module_factory: Factory) -> Non
         answer = await api.post("/v1/batches", json=batch(create("a"), create("b")))
         assert answer.status_code == 413, answer.text
         assert "over the limit of 100 bytes" in answer.json()["error"]["message"]
+
+
+async def test_an_unexpected_failure_is_json_500_and_an_outage_503_in_added_routers(
+    module_factory: Factory,
+) -> None:
+    extra = APIRouter()
+
+    @extra.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    @extra.get("/outage")
+    async def outage() -> None:
+        raise ConnectionRefusedError("database down")
+
+    module = await module_factory(worker=False)
+    app = create_app(module.reactor, routers=[extra])
+    async with ApiServer(app) as server, httpx.AsyncClient(base_url=server.url) as api:
+        failed = await api.get("/broken")
+        assert failed.status_code == 500
+        assert failed.json()["error"]["type"] == "internal"
+        assert "a bug" not in failed.text  # details stay in the server's log
+        down = await api.get("/outage")
+        assert down.status_code == 503
+        assert down.json()["error"]["type"] == "unavailable"

@@ -6,11 +6,12 @@ Status codes: 400 for input that cannot be read (malformed JSON, a bad
 cursor), 422 for input that was read and refused (a value, a query
 parameter, a batch the reactor rejects), 401/403 for authentication and
 permission, 404/405 for what names nothing, 413 and 415 for the body's size
-and type, 503 for a reactor shutting down, 504 for a consistency token not
-reached in time."""
+and type, 503 for a reactor shutting down or its services out of reach, 504
+for a consistency token not reached in time, 500 for anything else."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +29,9 @@ from reactor.domain.errors import (
     ValidationError,
 )
 from reactor.domain.jobs import Coordinate
+from reactor.storage.errors import is_transient, one_line
+
+log = logging.getLogger("reactor.api")
 
 
 class ErrorDetail(BaseModel):
@@ -149,6 +153,22 @@ async def _timed_out(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else: the client learns only whether retrying may help (503:
+    the database or Temporal is out of reach) or not (500); the traceback
+    goes to the server's log (Starlette re-raises it to uvicorn, which logs
+    it)."""
+    if is_transient(exc):
+        log.warning("%s %s: %s", request.method, request.url.path, one_line(exc))
+        detail = ErrorDetail(
+            type="unavailable", message=f"the reactor's services are out of reach: {one_line(exc)}"
+        )
+        return error_response(503, detail)
+    return error_response(
+        500, ErrorDetail(type="internal", message="internal error (the server's log has it)")
+    )
+
+
 async def _shutting_down(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, ErrorDetail(type="shutting_down", message=str(exc)))
 
@@ -162,3 +182,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AmbiguousIdentifierError, _ambiguous)
     app.add_exception_handler(ConsistencyTimeoutError, _timed_out)
     app.add_exception_handler(ShutdownError, _shutting_down)
+    app.add_exception_handler(Exception, _unexpected)
