@@ -11,16 +11,25 @@ from fastapi import APIRouter, FastAPI
 
 from reactor.api.http import errors, schema
 from reactor.api.http.auth import JwtHandler
+from reactor.api.http.routes_actions import router as actions_router
 from reactor.api.http.routes_batches import router as batches_router
 from reactor.api.http.routes_documents import router as documents_router
 from reactor.api.http.routes_health import HealthChecks
 from reactor.api.http.routes_health import router as health_router
 from reactor.api.http.routes_jobs import router as jobs_router
+from reactor.api.http.routes_listings import router as listings_router
 from reactor.api.reactor import Reactor
 from reactor.observability.health import Check, diagnose
 from reactor.runtime.settings import Settings
 
-ROUTERS: tuple[APIRouter, ...] = (batches_router, documents_router, jobs_router, health_router)
+ROUTERS: tuple[APIRouter, ...] = (
+    batches_router,
+    actions_router,
+    documents_router,
+    listings_router,
+    jobs_router,
+    health_router,
+)
 
 
 def create_app(

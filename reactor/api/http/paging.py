@@ -14,6 +14,7 @@ import hashlib
 from typing import Generic, TypeVar
 
 import orjson
+from fastapi import Query
 from pydantic import BaseModel
 
 from reactor.api.http.errors import ApiError
@@ -24,6 +25,11 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # A cursor is a few dozen bytes; anything much longer is not one of ours.
 MAX_CURSOR_CHARS = 2048
+
+
+# The query parameters of every paged listing.
+Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="results per page")
+Cursor = Query(None, description="next_cursor of the previous page")
 
 
 class Page(BaseModel, Generic[T]):
