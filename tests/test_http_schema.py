@@ -25,7 +25,10 @@ MAX_TIME_S = 25
 COVERAGE_SKIPS = ("--exclude-operation-id-regex", "submit_batch")
 
 
-async def schemathesis(api: httpx.AsyncClient, phases: str, *extra: str) -> tuple[int, str]:
+async def schemathesis(
+    api: httpx.AsyncClient, folder: Path, phases: str, *extra: str
+) -> tuple[int, str]:
+    """Runs in `folder`: schemathesis keeps its state in the working directory."""
     proc = await asyncio.create_subprocess_exec(
         str(SCHEMATHESIS),
         "run",
@@ -50,6 +53,7 @@ async def schemathesis(api: httpx.AsyncClient, phases: str, *extra: str) -> tupl
         *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=folder,
     )
     out, _ = await proc.communicate()
     assert proc.returncode is not None
@@ -58,15 +62,15 @@ async def schemathesis(api: httpx.AsyncClient, phases: str, *extra: str) -> tupl
 
 @pytest.mark.usefixtures("worker")
 async def test_generated_requests_for_every_operation_find_no_server_error(
-    reactor: Reactor,
+    reactor: Reactor, tmp_path: Path
 ) -> None:
     async with served(reactor) as api:
         seeded = await api.post(
             "/v1/batches", params={"wait": "true"}, json={"jobs": [create("doc")]}
         )
         assert seeded.status_code == 200, seeded.text
-        code, report = await schemathesis(api, "fuzzing,stateful")
+        code, report = await schemathesis(api, tmp_path, "fuzzing,stateful")
         assert code == 0, report
         assert "Tested: 10" in report and "passed" in report, report
-        code, report = await schemathesis(api, "coverage", *COVERAGE_SKIPS)
+        code, report = await schemathesis(api, tmp_path, "coverage", *COVERAGE_SKIPS)
         assert code == 0, report
