@@ -75,6 +75,7 @@ class ReactorBuilder:
         self._poll_interval = 1.0
         self._limits: Limits | None = None
         self._jwt_handler: JwtHandler | None = None
+        self._eager_start: bool | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReactorBuilder:
@@ -233,6 +234,14 @@ class ReactorBuilder:
         self._jwt_handler = handler
         return self
 
+    def with_eager_start(self, enabled: bool) -> ReactorBuilder:
+        """Whether the reactor asks Temporal to start its batches eagerly, on
+        a worker of this process. By default it does once the module creates
+        a worker on its task queue (ReactorModule.create_worker); workers
+        elsewhere take batches from the task queue either way."""
+        self._eager_start = enabled
+        return self
+
     def with_signal_handlers(self) -> ReactorBuilder:
         """SIGINT/SIGTERM call reactor.kill(): no new writes, in-flight batches finish."""
         self._signal_handlers = True
@@ -348,7 +357,12 @@ class ReactorBuilder:
             stores=stores,
             client=client,
             registry=ModelRegistry(self._models),
-            config=ReactorConfig(task_queue=self._task_queue, batch=self._batch, limits=limits),
+            config=ReactorConfig(
+                task_queue=self._task_queue,
+                batch=self._batch,
+                limits=limits,
+                eager_start=self._eager_start,
+            ),
             event_bus=bus,
             consistency=consistency,
             job_tracker=JobTracker(bus, stores.operations, ledger_check),

@@ -148,8 +148,16 @@ class ReactorModule:
         hosts their reaction workflows and drains, and routes commits to
         them: local commits directly, other processes' commits through the
         module's listener (NOTIFY) when it has one; the poll covers the rest.
-        Use as `async with`."""
+        Use as `async with`. A worker on the reactor's own task queue and
+        client turns eager start on (unless the builder turned it off): the
+        reactor's batches then start on it without a matching round trip."""
         queue = task_queue or self.reactor.config.task_queue
+        if (
+            self.reactor.config.eager_start is None
+            and queue == self.reactor.config.task_queue
+            and self.client is self.reactor.client
+        ):
+            self.reactor.eager_start = True
         cfg = self.worker_config
         processors = list(self.processor_manager.processors.values())
         drainer = (

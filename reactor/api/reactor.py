@@ -91,6 +91,11 @@ class ReactorConfig:
     task_queue: str = "reactor"
     batch: BatchConfig = field(default_factory=BatchConfig)
     limits: Limits = field(default_factory=Limits)
+    # Eager workflow start: Temporal hands a batch's first workflow task to a
+    # worker of this process in the start's answer, skipping the task queue's
+    # matching. None: on once the module creates a worker on this task queue
+    # (ReactorModule.create_worker), whose client is this reactor's.
+    eager_start: bool | None = None
 
 
 class Reactor:
@@ -132,6 +137,10 @@ class Reactor:
         self._started = StartedBatches()
         self._batch_results = BatchResults(self._poll_result, on_closed=self._started.forget)
         self._shutdown: ShutdownHandle | None = None
+        # Only a worker on this very client can take an eager task: asking
+        # without one costs nothing (the SDK drops the request), but says
+        # nothing true either.
+        self.eager_start = config.eager_start is True
 
     # -- writes ---------------------------------------------------------------
 
@@ -215,8 +224,9 @@ class Reactor:
                     static_details=sub.details,
                     search_attributes=attributes,
                     # With a worker in this process, its first task comes back
-                    # in the start response: one round trip less.
-                    request_eager_start=True,
+                    # in the start response: one round trip less. A request the
+                    # server or the worker cannot take starts the usual way.
+                    request_eager_start=self.eager_start,
                 )
             except WorkflowAlreadyStartedError:
                 handle = self.client.get_workflow_handle_for(BatchWorkflow.run, wf_id)

@@ -32,8 +32,13 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "ReactorStatus": "Keyword",
 }
 
-# Per-hop latency on the dev server is bounded by this poll rate (default 20/s).
-DEV_SERVER_DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "1000"}
+# Per-hop latency on the dev server is bounded by this poll rate (default 20/s);
+# eager start lets a reactor with a worker in its process skip a batch's first
+# matching round trip (off by default in older servers).
+DEV_SERVER_DYNAMIC_CONFIG = {
+    "history.transferProcessorMaxPollRPS": "1000",
+    "system.enableEagerWorkflowStart": "true",
+}
 
 GRACE_ENV = "REACTOR_SHUTDOWN_GRACE_S"
 DEFAULT_GRACE_S = 30.0
