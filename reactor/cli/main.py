@@ -51,6 +51,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--trace", action="store_true", help="print OpenTelemetry spans to stderr (one per line)"
     )
+    dev.add_argument(
+        "--api-port",
+        type=int,
+        default=8080,
+        help="the HTTP API's port on 127.0.0.1 (default 8080; 0, or a taken port: a free one)",
+    )
 
     sub.add_parser(
         "worker", help="run a worker against REACTOR_DATABASE_URL / REACTOR_TEMPORAL_ADDRESS"
@@ -195,6 +201,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             task_queue=args.task_queue,
             namespace=args.namespace,
             trace=args.trace,
+            api_port=args.api_port,
         )
     if args.command == "worker":
         from reactor.observability.tracing import configure_tracing
