@@ -152,14 +152,20 @@ class OperationStore:
         branch: str = "main",
         cursor: int = 0,
         limit: int = 100,
+        newest_first: bool = False,
     ) -> PagedResults:
         """A page of a document's operations, ordered by global ordinal;
-        `cursor` is the ordinal to continue after."""
+        `cursor` is the ordinal to continue after (before, newest first;
+        0 starts at the newest)."""
+        order = (
+            "AND ($4 = 0 OR ordinal < $4) ORDER BY ordinal DESC"
+            if newest_first
+            else "AND ordinal > $4 ORDER BY ordinal"
+        )
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM reactor_operations WHERE document_id = $1 "
-                "AND branch = $2 AND ($3::text IS NULL OR scope = $3) AND ordinal > $4 "
-                "ORDER BY ordinal LIMIT $5",
+                f"AND branch = $2 AND ($3::text IS NULL OR scope = $3) {order} LIMIT $5",
                 document_id,
                 branch,
                 scope,

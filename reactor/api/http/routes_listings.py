@@ -71,7 +71,7 @@ def _id_page(kind: str, document_id: str, ids: list[str], after: object, limit: 
 @router.get(
     "/documents/{document_id}/operations",
     response_model=Page[Operation],
-    summary="A document's operations, in log order",
+    summary="A document's operations, in log order (or newest first)",
     responses=responses(400, 401, 403, 404, 422),
 )
 async def operations(
@@ -80,20 +80,22 @@ async def operations(
     principal: Reader,
     scope: str | None = Query(None, description="one scope (default: all)"),
     branch: str = "main",
+    newest_first: bool = Query(False, description="the newest operation first"),
     cursor: str | None = Cursor,
     limit: int = Limit,
 ) -> Page[Operation]:
     text(scope, "scope")
     text(branch, "branch")
     await _readable(request, document_id, principal)
-    params = (document_id, scope, branch)
+    params = (document_id, scope, branch, *(("newest",) if newest_first else ()))
     after = paging.decode(cursor, "operations", params, int)
-    page = await reactor_of(request).get_operations(
+    page = await reactor_of(request).operation_store.get_operations(
         document_id,
         scope=scope,
         branch=branch,
         cursor=after if isinstance(after, int) else 0,
         limit=limit,
+        newest_first=newest_first,
     )
     nxt = page.next_cursor
     return Page[Operation](
