@@ -14,6 +14,8 @@ from reactor.api.http.auth import JwtHandler
 from reactor.api.http.routes_actions import router as actions_router
 from reactor.api.http.routes_batches import router as batches_router
 from reactor.api.http.routes_documents import router as documents_router
+from reactor.api.http.routes_events import router as events_router
+from reactor.api.http.routes_explorer import router as explorer_router
 from reactor.api.http.routes_health import HealthChecks
 from reactor.api.http.routes_health import router as health_router
 from reactor.api.http.routes_jobs import router as jobs_router
@@ -29,6 +31,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     listings_router,
     jobs_router,
     health_router,
+    explorer_router,
+    events_router,
 )
 
 
