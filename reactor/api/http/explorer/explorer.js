@@ -7,6 +7,7 @@
   const TOKEN_KEY = "reactor.explorer.token";
   const POLL_MS = 3000; // how often the page looks for changes without a stream
   const REFRESH_DEBOUNCE_MS = 150; // events arriving together cause one re-read
+  const RECONNECT_MS = 3000; // wait before reopening a stream that ended
   const DOCUMENTS_PAGE = 50;
   const OPERATIONS_PAGE = 25;
   const CHILDREN_PAGE = 50;
@@ -26,7 +27,7 @@
     generation: 0, // a re-read started for an earlier view is dropped
     listGeneration: 0, // likewise for the list of documents
   };
-  const live = { stream: null, pollTimer: null, refreshTimer: null, tokenInQuery: null };
+  const live = { stream: null, pollTimer: null, refreshTimer: null, retryTimer: null };
 
   // ---- DOM -------------------------------------------------------------
 
@@ -285,26 +286,11 @@
 
   // ---- live updates ----------------------------------------------------
 
-  // Whether /v1/events takes the token as `access_token` (EventSource cannot
-  // send headers): read from the OpenAPI document, so the token is never
-  // put in a URL a server would not accept it in.
-  async function streamTakesToken() {
-    if (live.tokenInQuery !== null) return live.tokenInQuery;
-    try {
-      const doc = await (await fetch("/openapi.json")).json();
-      const route = doc.paths && doc.paths["/v1/events"] && doc.paths["/v1/events"].get;
-      const params = (route && route.parameters) || [];
-      live.tokenInQuery = params.some((p) => p.name === "access_token" && p.in === "query");
-    } catch {
-      live.tokenInQuery = false;
-    }
-    return live.tokenInQuery;
-  }
-
   function stopWatching() {
     if (live.stream) live.stream.close();
     live.stream = null;
     clearInterval(live.pollTimer);
+    clearTimeout(live.retryTimer);
     live.pollTimer = null;
   }
 
@@ -334,36 +320,104 @@
     }, POLL_MS);
   }
 
-  async function watch() {
-    stopWatching();
-    const params = view.docId ? { id: view.docId } : { type: view.type };
-    if (token()) {
-      if (!(await streamTakesToken())) {
-        return poll("the event stream cannot carry a token: polling with the header");
-      }
-      params.access_token = token();
+  function onOperation(data) {
+    let change = {};
+    try {
+      change = JSON.parse(data);
+    } catch {
+      // an event we cannot read still means something changed
     }
+    refreshSoon(change.document_id);
+  }
+
+  function streaming(reason) {
+    setLive("live", "live");
+    $("live").title = reason;
+  }
+
+  // Without a token: EventSource, which reconnects (with Last-Event-ID) by itself.
+  function follow(params) {
     const stream = new EventSource(url("/v1/events", params));
     live.stream = stream;
-    setLive("connecting…", "");
-    stream.onopen = () => {
-      setLive("live", "live");
-      $("live").title = "changes arrive over /v1/events";
-    };
-    stream.addEventListener("operation", (event) => {
-      let data = {};
-      try {
-        data = JSON.parse(event.data);
-      } catch {
-        // an event we cannot read still means something changed
-      }
-      refreshSoon(data.document_id);
-    });
+    stream.onopen = () => streaming("changes arrive over /v1/events");
+    stream.addEventListener("operation", (event) => onOperation(event.data));
+    // Fallen too far behind: the stream ends; whatever was missed is re-read.
+    stream.addEventListener("overflow", () => refreshSoon(undefined));
     stream.onerror = () => {
       if (live.stream !== stream) return;
       if (stream.readyState === EventSource.CLOSED) poll("no event stream here: polling");
       else setLive("reconnecting…", "");
     };
+  }
+
+  // With a token: EventSource cannot send headers and the token stays out of
+  // URLs, so the stream is read with fetch and parsed here (one event per
+  // blank-line-separated block; only `event:` and `data:` matter).
+  async function followWithHeader(params) {
+    const controller = new AbortController();
+    const stream = { close: () => controller.abort() };
+    live.stream = stream;
+    let answer;
+    try {
+      answer = await fetch(url("/v1/events", params), {
+        headers: { Accept: "text/event-stream", Authorization: "Bearer " + token() },
+        signal: controller.signal,
+        cache: "no-store",
+      });
+    } catch {
+      answer = null;
+    }
+    if (live.stream !== stream) return;
+    if (answer && !answer.ok) return poll("the event stream answered " + answer.status + ": polling");
+    if (answer && answer.body) {
+      streaming("changes arrive over /v1/events (with the token)");
+      const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n?/g, "\n");
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            dispatch(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+          }
+        }
+      } catch {
+        // aborted or cut off: reconnect below unless this stream was replaced
+      }
+    }
+    if (live.stream !== stream) return;
+    setLive("reconnecting…", "");
+    live.retryTimer = setTimeout(() => {
+      if (live.stream !== stream) return;
+      refreshSoon(undefined); // what changed while disconnected
+      watch();
+    }, RECONNECT_MS);
+  }
+
+  function dispatch(block) {
+    let kind = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") kind = value;
+      else if (field === "data") data.push(value);
+    }
+    if (kind === "operation") onOperation(data.join("\n"));
+    else if (kind === "overflow") refreshSoon(undefined);
+  }
+
+  function watch() {
+    stopWatching();
+    setLive("connecting…", "");
+    const params = view.docId ? { id: view.docId } : { type: view.type };
+    if (token()) followWithHeader(params);
+    else follow(params);
   }
 
   // ---- navigation ------------------------------------------------------
