@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,6 +39,17 @@ class SearchFilter(BaseModel):
     type: str | None = None
     ids: list[str] | None = None
     parent_id: str | None = None
+
+    def matches(self, document_id: str, document_type: str, parents: Collection[str]) -> bool:
+        """`parents` are the document's parents; a parent filter takes the
+        parent's own changes too (its relationship actions among them)."""
+        if self.type is not None and document_type != self.type:
+            return False
+        if self.ids is not None and document_id not in self.ids:
+            return False
+        return self.parent_id is None or (
+            document_id == self.parent_id or self.parent_id in parents
+        )
 
 
 class DocumentChange(BaseModel):
@@ -148,11 +159,8 @@ class SubscriptionManager:
         return changes
 
     async def _matches(self, search: SearchFilter, change: DocumentChange) -> bool:
-        if search.type is not None and change.document_type != search.type:
-            return False
-        if search.ids is not None and change.document_id not in search.ids:
-            return False
-        if search.parent_id is not None:
+        parents: list[str] = []
+        if search.parent_id is not None and search.parent_id != change.document_id:
             async with self.db.pool.acquire() as conn:
                 linked = await conn.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM reactor_relationships WHERE parent_id = $1 "
@@ -160,9 +168,8 @@ class SubscriptionManager:
                     search.parent_id,
                     change.document_id,
                 )
-            if not linked and change.document_id != search.parent_id:
-                return False
-        return True
+            parents = [search.parent_id] if linked else []
+        return search.matches(change.document_id, change.document_type, parents)
 
     @staticmethod
     async def _deliver(sub: _Subscription) -> None:

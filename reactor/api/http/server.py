@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from reactor.api.builder import ReactorBuilder
 from reactor.api.http.app import create_app
+from reactor.api.http.routes_events import close_event_streams
 from reactor.domain.errors import ReactorError, ValidationError
 from reactor.runtime.process import BoundedStop
 from reactor.runtime.settings import Settings
@@ -94,6 +95,7 @@ class ApiServer:
 
     async def stop(self) -> None:
         self._server.should_exit = True
+        await close_event_streams(self.app)  # open streams end now, not at the grace's end
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         self._socket.close()
