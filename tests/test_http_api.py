@@ -243,6 +243,7 @@ async def test_the_openapi_document_and_the_docs_are_served(reactor: Reactor) ->
             "/v1/documents/{document_id}/children",
             "/v1/documents/{document_id}/parents",
             "/v1/documents/{document_id}/operations",
+            "/v1/types",
             "/healthz",
         }
         body = document["paths"]["/v1/batches"]["post"]["requestBody"]
