@@ -115,6 +115,7 @@ class FeedReader:
             return
         if len(self.queue) >= limit:
             self.feed._drop(self)
+            self.feed.overflows += 1
             self.queue.clear()
             self.overflowed = True
             self.ended.set()
@@ -155,6 +156,7 @@ class ChangeFeed:
         self._tail: asyncio.Task[None] | None = None
         self._position = Position()  # the tail's; meaningful while it runs
         self._closed = False
+        self.overflows = 0  # readers dropped for falling behind, since the start
 
     @property
     def readers(self) -> int:

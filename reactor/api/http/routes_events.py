@@ -46,7 +46,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 KEEPALIVE_S = 15.0  # idle seconds between `: ping` comments
 # Seconds a stream's last message (overflow, or the end at shutdown) may
 # wait for a client that does not read before the connection is dropped.
-FINAL_WRITE_S = 2.0
+FINAL_WRITE_S = 5.0
 MAX_IDS = 100  # `id` filters per stream
 _EVENT_ID = re.compile(r"(\d{1,19})\.(\d{1,19})")
 _MAX_BIGINT = 2**63 - 1
