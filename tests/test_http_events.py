@@ -70,6 +70,7 @@ class Stream:
         self.response = response
         self._lines = response.aiter_lines()
         self.comments: list[str] = []
+        self.seen: list[Sse] = []  # every message read so far
         self.ended = False
 
     async def next(self) -> Sse | None:
@@ -80,6 +81,7 @@ class Stream:
             async for line in self._lines:
                 if line == "":
                     if seen:
+                        self.seen.append(message)
                         return message
                     continue
                 if line.startswith(":"):
@@ -217,7 +219,16 @@ async def test_resuming_with_last_event_id_misses_nothing_and_repeats_nothing(
     writes = 24
     # Small pages: the backlog takes several reads, the tail several pages.
     config = EventStreamConfig(page_size=3)
-    async with serving(reactor, config) as (_, api):
+    async with serving(reactor, config) as (_, api), stream(api) as witness:
+        # A client that stays: the shared tail runs ahead of the one that
+        # leaves, which comes back to a backlog read in pages, then joins.
+        watching = asyncio.create_task(witness.until(lambda _: len(witness.seen) == writes))
+
+        async def behind(count: int) -> None:
+            await wait_until(
+                lambda: _true_when(len(witness.seen) >= count), WAIT_S, f"{count} events"
+            )
+
         received: list[Sse] = []
         async with stream(api) as events:
             writer_started = asyncio.Event()
@@ -231,11 +242,13 @@ async def test_resuming_with_last_event_id_misses_nothing_and_repeats_nothing(
             writing = asyncio.create_task(writer())
             await writer_started.wait()
             received += [m for m in [await events.next() for _ in range(3)] if m]
+        await behind(len(received) + 3)
         # Reconnects while writes go on: the header first, then the query
         # parameter (for clients that cannot set headers).
         assert received[-1].id is not None
         async with stream(api, headers={"Last-Event-ID": received[-1].id}) as events:
             received += [m for m in [await events.next() for _ in range(4)] if m]
+        await behind(len(received) + 3)
         assert received[-1].id is not None
         async with stream(api, {"last_event_id": received[-1].id}) as events:
             await writing
@@ -243,6 +256,7 @@ async def test_resuming_with_last_event_id_misses_nothing_and_repeats_nothing(
             assert len(expected) == writes
             if received[-1].id != expected[-1]:
                 received += await events.until(lambda m: m.id == expected[-1])
+        assert [m.id for m in await watching] == expected
     assert [m.event for m in received] == ["operation"] * writes
     assert [m.id for m in received] == expected
 
@@ -344,6 +358,14 @@ async def test_auth_401_without_a_token_and_a_type_claim_bounds_the_events(
             await run(reactor, create("d1", DRIVE))
             got = await events.until(lambda m: m.event == "operation")
             assert described(got) == [("d1", "CREATE_DOCUMENT")]
+        # A stream ends when its token expires, naming where to resume.
+        brief = jwt.encode({"sub": "dora", "exp": int(time.time()) + 2}, SECRET)
+        now = await OperationIndex(reactor.db).head()
+        async with stream(api, headers={"authorization": f"Bearer {brief}"}) as events:
+            got = await events.until(lambda m: m.event != "operation")
+            assert got[-1].event == "expired"
+            assert got[-1].data["last_event_id"] == event_id(now)  # nothing was sent
+            assert await events.next() is None
 
 
 async def test_idle_streams_get_pings_and_end_with_the_server_and_with_their_client(

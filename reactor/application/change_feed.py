@@ -164,9 +164,7 @@ class ChangeFeed:
         return len(self._readers)
 
     async def head(self) -> Position:
-        """ "Now": the tail's position while it runs, else the log's head."""
-        if self._tail is not None:
-            return self._position
+        """"Now": the last operation of the log that readers may see."""
         return await self.index.head()
 
     async def check(self, after: Position) -> None:

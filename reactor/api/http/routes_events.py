@@ -5,8 +5,9 @@ in the global log ("<tx>.<ordinal>", opaque to clients): a client that
 reconnects with `Last-Event-ID` gets what followed it, in order, nothing
 twice. Every stream reads the process's one `ChangeFeed`. A client that
 falls `max_queued` events behind gets `event: overflow` naming the last id it
-was sent, and its stream ends. `: ping` comments keep idle streams open
-through proxies.
+was sent, and its stream ends; a stream authorized by a token ends when the
+token expires (`event: expired`, likewise). `: ping` comments keep idle
+streams open through proxies.
 
 The stream is left out of the OpenAPI document: a response that never ends
 is not something its schema (or a fuzzer reading it) can describe;
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -39,7 +42,10 @@ from reactor.application.change_feed import (
     Overflowed,
 )
 from reactor.application.subscriptions import SearchFilter
+from reactor.storage.errors import one_line
 from reactor.storage.operation_store import Position
+
+log = logging.getLogger("reactor.api")
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -143,9 +149,10 @@ def encode(event: FeedEvent) -> bytes:
     )
 
 
-def overflow_message(last: Position) -> bytes:
+def ended_message(event: str, last: Position) -> bytes:
+    """A stream's last event, naming the id to resume after."""
     data = orjson.dumps({"last_event_id": event_id(last)})
-    return b"event: overflow\ndata: " + data + b"\n\n"
+    return f"event: {event}\ndata: ".encode() + data + b"\n\n"
 
 
 @router.get(
@@ -190,8 +197,14 @@ async def events(
             await feed.check(after)
         except ValueError as exc:
             raise ApiError(400, "bad_event_id", f"{field}: {exc}", field=field) from None
+    exp = principal.claims.get("exp") if principal is not None else None
     return EventStream(
-        feed, match, after, needs_parents=parent is not None, config=_config(request.app)
+        feed,
+        match,
+        after,
+        needs_parents=parent is not None,
+        config=_config(request.app),
+        expires=float(exp) if isinstance(exp, int | float) else None,
     )
 
 
@@ -208,6 +221,7 @@ class EventStream(StreamingResponse):
         *,
         needs_parents: bool,
         config: EventStreamConfig,
+        expires: float | None = None,
     ):
         super().__init__(
             iter(()),
@@ -219,6 +233,7 @@ class EventStream(StreamingResponse):
         self.after = after
         self.needs_parents = needs_parents
         self.keepalive_s = config.keepalive_s
+        self.expires = expires  # the token's `exp` (seconds since the epoch)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The reader opens first: once the client has the headers, "now" is fixed.
@@ -239,13 +254,27 @@ class EventStream(StreamingResponse):
         loop = asyncio.get_running_loop()
         last = reader.position  # the last id this client was sent
         written = loop.time()
+        # The token's expiry, on the loop's clock: the stream ends with it.
+        ends = None if self.expires is None else loop.time() + self.expires - time.time()
         while True:
+            wait = written + self.keepalive_s - loop.time()
+            if ends is not None:
+                if loop.time() >= ends:
+                    await _final(send, ended_message("expired", last))
+                    return
+                wait = min(wait, ends - loop.time())
             try:
-                batch = await reader.next(max(0.0, written + self.keepalive_s - loop.time()))
+                batch = await reader.next(max(0.0, wait))
             except Overflowed:
-                await _final(send, overflow_message(last))
+                await _final(send, ended_message("overflow", last))
                 return
             except FeedClosed:
+                await _final(send, b"")
+                return
+            except Exception as exc:  # noqa: BLE001 - the client resumes where it was
+                # A backlog read failed (the database out of reach, say): the
+                # stream ends cleanly and the client reconnects from `last`.
+                log.warning("event stream ended: %s", one_line(exc))
                 await _final(send, b"")
                 return
             if batch:
