@@ -96,6 +96,8 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(default=DEFAULT_GRACE_S, exclude=True)
     gc_thresholds: tuple[int, int, int] | None = Field(default=WORKER_THRESHOLDS, exclude=True)
     api_auth: ApiAuth = Field(default_factory=ApiAuth, exclude=True)
+    # REACTOR_API_EVENTS_MAX_QUEUED; None: the event stream's default.
+    api_events_max_queued: int | None = Field(default=None, exclude=True)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -117,6 +119,7 @@ class Settings(BaseModel):
                 "shutdown_grace_s": shutdown_grace(),
                 "gc_thresholds": gc_thresholds_from_env(),
                 "api_auth": api_auth_from_env(),
+                "api_events_max_queued": api_events_max_queued_from_env(),
             }
         )
 
@@ -245,6 +248,19 @@ def api_auth_from_env() -> ApiAuth:
             f"not {len(sources)}"
         )
     return auth
+
+
+def api_events_max_queued_from_env() -> int | None:
+    """REACTOR_API_EVENTS_MAX_QUEUED: how many events a client of
+    GET /v1/events may fall behind before its stream is ended."""
+    text = os.environ.get("REACTOR_API_EVENTS_MAX_QUEUED", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ReactorError(
+            f"REACTOR_API_EVENTS_MAX_QUEUED={text!r}: expected a positive whole number"
+        )
+    return int(text)
 
 
 def codec_server_from_env() -> tuple[list[str], str | None]:

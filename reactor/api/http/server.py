@@ -21,8 +21,13 @@ from fastapi import FastAPI
 
 from reactor.api.builder import ReactorBuilder
 from reactor.api.http.app import create_app
-from reactor.api.http.routes_events import close_event_streams
+from reactor.api.http.routes_events import (
+    EventStreamConfig,
+    close_event_streams,
+    configure_events,
+)
 from reactor.domain.errors import ReactorError, ValidationError
+from reactor.runtime.gc_tuning import tune_for_worker
 from reactor.runtime.process import BoundedStop
 from reactor.runtime.settings import Settings
 
@@ -138,10 +143,16 @@ async def serve_reactor(
     module = await builder.build_module()
     try:
         in_process = module.create_worker() if worker else None
+        if in_process is not None:
+            # A worker's collector settings (reactor.runtime.gc_tuning): the
+            # process holds the same long-lived objects a worker process does.
+            tune_for_worker(settings.gc_thresholds)
         async with contextlib.AsyncExitStack() as running:
             if in_process is not None:
                 await running.enter_async_context(in_process)
             app = create_app(module.reactor, module.jwt_handler, settings=settings)
+            if settings.api_events_max_queued is not None:
+                configure_events(app, EventStreamConfig(max_queued=settings.api_events_max_queued))
             server = await running.enter_async_context(ApiServer(app, host, port))
             auth = module.jwt_handler
             ready(
