@@ -10,6 +10,8 @@ reads: `GET /v1/types` and operations newest first."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import httpx
 import jwt
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -26,6 +29,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from reactor.api.http import JwtHandler
 from reactor.api.reactor import Reactor
+from tests.conftest import Stack, worker_env
 from tests.support import debian
 from tests.support.http_api import DRIVE, TODO, add, create, relate, served, todo_job
 
@@ -40,6 +44,9 @@ SHARED_SCREENSHOT = Path("/tmp/explorer.png")
 SHOWN_WITHIN_S = 60
 WINDOW = (1400, 1000)
 MAX_SCREENSHOT_HEIGHT = 2400
+CLI_TIMEOUT_S = 120
+# Operations in one document's global scope: more than the page shows at once.
+LONG_LOG = 30
 SECRET = "an-explorer-test-secret-of-32-bytes!"
 
 
@@ -75,20 +82,34 @@ def browser() -> Iterator[WebDriver]:
 
 async def shown(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
     """Waits in a thread: the API serves from this test's event loop."""
-    wait = WebDriverWait(driver, SHOWN_WITHIN_S, poll_frequency=0.1)
+    wait = WebDriverWait(
+        driver,
+        SHOWN_WITHIN_S,
+        poll_frequency=0.1,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    )
     return await asyncio.to_thread(wait.until, condition, f"the page to show {what}")
 
 
 def text_of(element_id: str) -> Callable[[WebDriver], str]:
+    """Read in one script: the page replaces what it re-renders, so an
+    element found by one call may be gone by the next."""
+
     def read(driver: WebDriver) -> str:
-        found = driver.find_elements(By.ID, element_id)
-        return found[0].text if found else ""
+        script = "const e = document.getElementById(arguments[0]); return e ? e.innerText : ''"
+        return str(driver.execute_script(script, element_id))
 
     return read
 
 
 def operation_types(driver: WebDriver) -> list[str]:
-    return [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#ops-body td.op-type")]
+    script = "return [...document.querySelectorAll('#ops-body td.op-type')].map(e => e.innerText)"
+    return list(driver.execute_script(script))
+
+
+def indexes(driver: WebDriver) -> list[int]:
+    script = "return [...document.querySelectorAll('#ops-body tr')].map(r => r.dataset.index)"
+    return [int(i) for i in driver.execute_script(script)]
 
 
 def whole_page(driver: WebDriver, *paths: Path) -> None:
@@ -172,6 +193,73 @@ async def test_the_page_shows_a_document_and_an_action_from_the_api_without_a_re
         assert newest.get_attribute("data-scope") == "global"
         await asyncio.to_thread(whole_page, browser, tmp_path / "explorer.png", SHARED_SCREENSHOT)
         assert (tmp_path / "explorer.png").stat().st_size > 0
+
+
+async def test_the_log_pages_back_to_the_first_operation_and_stays_open_on_a_change(
+    reactor: Reactor, browser: WebDriver
+) -> None:
+    items = [add(str(i), f"item {i}") for i in range(LONG_LOG)]
+    async with served(reactor) as api:
+        await submitted(
+            api, [create("ex-long"), todo_job("ex-long", *items, key="add", after="create-ex-long")]
+        )
+        base = str(api.base_url).rstrip("/")
+        await asyncio.to_thread(browser.get, f"{base}/#/doc/ex-long")
+        more = await shown(browser, lambda d: d.find_element(By.ID, "ops-more"), "the log")
+        await shown(browser, lambda d: more.is_displayed(), "a button for older operations")
+        first_page = indexes(browser)
+        assert first_page == list(range(LONG_LOG - 1, LONG_LOG - 1 - len(first_page), -1))
+        assert len(first_page) < LONG_LOG
+        await asyncio.to_thread(more.click)
+        await shown(browser, lambda d: not more.is_displayed(), "the whole log")
+        assert indexes(browser) == [*range(LONG_LOG - 1, -1, -1), 0]
+        assert operation_types(browser)[-1] == "CREATE_DOCUMENT"
+
+        answer = await api.post(
+            "/v1/documents/ex-long/actions",
+            params={"wait": "true"},
+            json={"actions": [add("last", "the last item")]},
+        )
+        assert answer.status_code == 200, answer.text
+        await shown(browser, lambda d: indexes(d)[0] == LONG_LOG, "the new operation")
+        assert indexes(browser) == [*range(LONG_LOG, -1, -1), 0]
+
+
+async def test_a_change_made_from_the_cli_appears_in_the_open_page(
+    reactor: Reactor,
+    browser: WebDriver,
+    stack: Stack,
+    database_url: str,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    async with served(reactor) as api:
+        await submitted(api, [create("ex-cli")])
+        base = str(api.base_url).rstrip("/")
+        await asyncio.to_thread(browser.get, f"{base}/#/doc/ex-cli")
+        await shown(browser, lambda d: operation_types(d) == ["CREATE_DOCUMENT"], "the document")
+        await shown(browser, lambda d: text_of("live")(d) == "live", "the event stream open")
+        browser.execute_script("window.explorerNotReloaded = true")
+
+        batch = tmp_path / "batch.json"
+        batch.write_text(json.dumps({"jobs": [todo_job("ex-cli", add("1", "bread"), key="cli")]}))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "reactor.cli.main",
+            "submit",
+            str(batch),
+            "--wait",
+            env=worker_env(stack, database_url, task_queue),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT_S)
+        assert proc.returncode == 0, (out + err).decode(errors="replace")
+
+        await shown(browser, lambda d: "bread" in text_of("state-global")(d), "the CLI's item")
+        assert operation_types(browser) == ["ADD_TODO_ITEM", "CREATE_DOCUMENT"]
+        assert browser.execute_script("return window.explorerNotReloaded") is True
 
 
 async def test_with_authentication_the_token_field_is_used_and_the_writer_is_shown(

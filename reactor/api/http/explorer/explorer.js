@@ -27,7 +27,14 @@
     generation: 0, // a re-read started for an earlier view is dropped
     listGeneration: 0, // likewise for the list of documents
   };
-  const live = { stream: null, pollTimer: null, refreshTimer: null, retryTimer: null };
+  const live = {
+    stream: null,
+    pollTimer: null,
+    refreshTimer: null,
+    retryTimer: null,
+    reading: false,
+    readAgain: false,
+  };
 
   // ---- DOM -------------------------------------------------------------
 
@@ -232,18 +239,40 @@
     );
   }
 
-  async function loadOperations(more) {
+  function opKey(scope, index) {
+    return scope + "/" + index;
+  }
+
+  // "first": the newest page; "older": the page after the oldest shown;
+  // "changed": the newest page put on top of what is shown, so older pages
+  // a reader opened stay open (operations never change once written).
+  async function loadOperations(mode) {
     const id = view.docId;
+    const scope = view.opsScope;
     const body = await api(docPath(id, "/operations"), {
-      scope: view.opsScope,
+      scope,
       newest_first: "true",
       limit: OPERATIONS_PAGE,
-      cursor: more ? view.opsCursor : null,
+      cursor: mode === "older" ? view.opsCursor : null,
     });
-    if (id !== view.docId) return;
-    const rows = body.results.map(operationRow);
-    if (more) $("ops-body").append(...rows);
-    else $("ops-body").replaceChildren(...rows);
+    if (id !== view.docId || scope !== view.opsScope) return;
+    const table = $("ops-body");
+    if (mode === "older") {
+      table.append(...body.results.map(operationRow));
+    } else {
+      const shown = new Set([...table.children].map((r) => opKey(r.dataset.scope, r.dataset.index)));
+      const fresh = [];
+      for (const op of body.results) {
+        if (shown.has(opKey(op.scope, op.index))) break;
+        fresh.push(op);
+      }
+      const joins = mode === "changed" && shown.size > 0 && fresh.length < body.results.length;
+      if (joins) {
+        table.prepend(...fresh.map(operationRow));
+        return;
+      }
+      table.replaceChildren(...body.results.map(operationRow));
+    }
     view.opsCursor = body.next_cursor;
     $("ops-more").hidden = !body.next_cursor;
   }
@@ -264,7 +293,26 @@
     $("children-more").hidden = !body.next_cursor;
   }
 
+  // One re-read at a time: two at once could both put the same new
+  // operations on top of the log. A change during a re-read causes one more.
   async function loadDocument() {
+    if (live.reading) {
+      live.readAgain = true;
+      return;
+    }
+    live.reading = true;
+    try {
+      do {
+        live.readAgain = false;
+        await readDocument();
+      } while (live.readAgain);
+    } finally {
+      live.reading = false;
+    }
+  }
+
+  async function readDocument() {
+    if (!view.docId) return;
     const id = view.docId;
     const generation = view.generation;
     try {
@@ -277,7 +325,7 @@
         watch();
       }
       renderDocument(doc);
-      await Promise.all([loadOperations(false), loadChildren(false)]);
+      await Promise.all([loadOperations("changed"), loadChildren(false)]);
       if (generation === view.generation) say("");
     } catch (error) {
       if (generation === view.generation) failed(error);
@@ -480,11 +528,11 @@
       if (id) location.hash = "#/doc/" + encodeURIComponent(id);
     });
     $("documents-more").addEventListener("click", () => loadDocuments(true));
-    $("ops-more").addEventListener("click", () => loadOperations(true).catch(failed));
+    $("ops-more").addEventListener("click", () => loadOperations("older").catch(failed));
     $("children-more").addEventListener("click", () => loadChildren(true).catch(failed));
     $("ops-scope").addEventListener("change", () => {
       view.opsScope = $("ops-scope").value;
-      loadOperations(false).catch(failed);
+      loadOperations("first").catch(failed);
     });
     window.addEventListener("hashchange", route);
   }
