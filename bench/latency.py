@@ -22,7 +22,11 @@ Modes (interleaved round-robin, after 10 warm-up rounds that are not counted):
   second worker process that holds a payload key, the Reactor holding it too
   (every payload AES-GCM encrypted, reactor/runtime/codec.py);
 - direct apply (floor ii): the same job applied with `JobApplier.apply` in one
-  PostgreSQL transaction, no Temporal (only the apply call is timed).
+  PostgreSQL transaction, no Temporal (only the apply call is timed);
+- HTTP execute, `wait=true`: `POST /v1/documents/{id}/actions?wait=true` to a
+  `reactor serve` process (bench/_serve.py) over loopback, one keep-alive
+  connection (bench/_http_client.py): its worker runs in its process, so the
+  batch starts eagerly on it, and the answer comes with the job READ_READY.
 
 A second table sets the two reactor modes side by side, with the ledger
 check timed alone. A third times a reactor round trip step by step: `execute` (validate,
@@ -41,8 +45,10 @@ from typing import Any
 
 import _codec
 import _results
+from _http_client import Connection
 from _noop import NoopActivityWorkflow, NoopWorkflow, noop_activity
 from _results import log
+from _serve import Served, reactor_serve
 from _stack import BenchStack, main_guard, parse_args, run_bench
 from _stats import Summary
 from _tables import Table
@@ -67,14 +73,15 @@ def add_item(item_id: str) -> dict[str, Any]:
 
 
 async def run(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
-    if not args.codec:
-        return await bench(stack, args)
-    async with _codec.encrypted(stack) as keyed:
-        return await bench(stack, args, keyed.reactor)
+    async with reactor_serve(stack) as served:
+        if not args.codec:
+            return await bench(stack, args, served)
+        async with _codec.encrypted(stack) as keyed:
+            return await bench(stack, args, served, keyed.reactor)
 
 
 async def bench(
-    stack: BenchStack, args: argparse.Namespace, keyed: Reactor | None = None
+    stack: BenchStack, args: argparse.Namespace, served: Served, keyed: Reactor | None = None
 ) -> dict[str, Any]:
     info = await _results.server_info(stack.database_url, stack.temporal_label)
     reactor = stack.reactor
@@ -94,6 +101,7 @@ async def bench(
                     "lat-split",
                     "lat-direct",
                     "lat-codec",
+                    "lat-http",
                 )
             ]
         }
@@ -219,7 +227,19 @@ async def bench(
         assert outcome.ok, outcome
         return elapsed
 
+    api = Connection(served.url)
+
+    async def http_mode(i: int) -> float:
+        t0 = time.perf_counter()
+        status, body = await api.post(
+            "/v1/documents/lat-http/actions?wait=true", {"actions": [add_item(f"h-{i}")]}
+        )
+        elapsed = time.perf_counter() - t0
+        assert status == 200 and body["status"] == JobStatus.READ_READY.value, (status, body)
+        return elapsed
+
     modes: list[tuple[str, str, Timer]] = [
+        ("http", "HTTP execute, wait=true (reactor serve)", http_mode),
         ("reactor", "reactor: execute + wait_for_job", reactor_mode),
         ("reactor_trusted", "reactor: the same, announcements trusted", trusted_mode),
         ("reactor_closed", "reactor: execute + wait_for_batch (workflow closed)", closed_mode),
@@ -243,6 +263,7 @@ async def bench(
                 samples[key].append(await fn(i))
             if (i + 1) % 50 == 0:
                 log.print(f"  {i + 1}/{args.n}")
+    await api.close()
 
     stats = {key: Summary.of(v) for key, v in samples.items()}
     noop = stats["noop"]
