@@ -164,7 +164,7 @@ class ChangeFeed:
         return len(self._readers)
 
     async def head(self) -> Position:
-        """"Now": the last operation of the log that readers may see."""
+        """ "Now": the last operation of the log that readers may see."""
         return await self.index.head()
 
     async def check(self, after: Position) -> None:
@@ -208,13 +208,17 @@ class ChangeFeed:
 
     async def _catch_up(self, reader: FeedReader) -> list[FeedEvent]:
         """One backlog page for `reader`, or its joining the tail once it
-        has read up to the tail's position."""
+        has read up to the tail's position (or, with no tail running, the
+        log's head: a tail started further back would feed one reader its
+        backlog faster than it may read it)."""
         if self._tail is None:
-            self._position = reader.position
-            self._join(reader)
-            self._tail = asyncio.create_task(self._run(), name="reactor-change-feed")
-            return []
-        if reader.position >= self._position:
+            head = await self.index.head()
+            if self._tail is None and reader.position >= head:
+                self._position = reader.position
+                self._join(reader)
+                self._tail = asyncio.create_task(self._run(), name="reactor-change-feed")
+                return []
+        elif reader.position >= self._position:
             self._join(reader)
             return []
         rows = await self.index.read(reader.position, self.page_size)

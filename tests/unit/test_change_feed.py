@@ -84,6 +84,22 @@ async def test_a_reader_catching_up_joins_the_tail_without_gap_or_duplicate() ->
     await feed.close()
 
 
+async def test_a_lone_reader_reads_its_backlog_in_pages_before_a_tail_starts() -> None:
+    log = MemoryLog([op(n) for n in range(10)])
+    feed = feed_over(log, page_size=3, max_queued=100)
+    async with feed.open(lambda _: True, after=op(1)[0]) as reader:
+        pages = [await reader.next(0) for _ in range(3)]
+        assert [[e.operation.index for e in page] for page in pages] == [
+            [2, 3, 4],
+            [5, 6, 7],
+            [8, 9],
+        ]
+        assert not reader.live and feed._tail is None  # paced by the reader alone
+        assert await reader.next(0) == []
+        assert reader.live and feed._tail is not None
+    await feed.close()
+
+
 async def test_a_full_queue_overflows_that_reader_only() -> None:
     feed = feed_over(MemoryLog([]), max_queued=2)
     async with feed.open(lambda _: True, after=Position()) as slow:
