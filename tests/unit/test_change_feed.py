@@ -144,7 +144,7 @@ async def test_an_idle_reader_gets_an_empty_batch_on_timeout() -> None:
 
 def test_event_ids_round_trip_and_bad_ones_name_the_field() -> None:
     assert parse_event_id(event_id(Position(7342, 1187)), "x") == Position(7342, 1187)
-    for bad in ("", "7", "7.", ".7", "a.b", "1.2.3", "-1.2", f"{2**63}.1"):
+    for bad in ("", "7", "7.", ".7", "a.b", "1.2.3", "-1.2", f"{2**63}.1", "\u0663.1"):
         with pytest.raises(ApiError) as caught:
             parse_event_id(bad, "Last-Event-ID")
         assert caught.value.status == 400 and caught.value.detail.field == "Last-Event-ID"

@@ -3,7 +3,8 @@
 One event per operation, `event: operation`, its `id:` the operation's place
 in the global log ("<tx>.<ordinal>", opaque to clients): a client that
 reconnects with `Last-Event-ID` gets what followed it, in order, nothing
-twice. Every stream reads the process's one `ChangeFeed`. A client that
+twice. Every stream of an app reads its one `ChangeFeed` (one per process
+under `reactor serve`). A client that
 falls `max_queued` events behind gets `event: overflow` naming the last id it
 was sent, and its stream ends; a stream authorized by a token ends when the
 token expires (`event: expired`, likewise). `: ping` comments keep idle
@@ -54,7 +55,7 @@ KEEPALIVE_S = 15.0  # idle seconds between `: ping` comments
 # wait for a client that does not read before the connection is dropped.
 FINAL_WRITE_S = 5.0
 MAX_IDS = 100  # `id` filters per stream
-_EVENT_ID = re.compile(r"(\d{1,19})\.(\d{1,19})")
+_EVENT_ID = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})")
 _MAX_BIGINT = 2**63 - 1
 
 
