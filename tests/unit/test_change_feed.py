@@ -18,6 +18,8 @@ from reactor.application.subscriptions import SearchFilter
 from reactor.application.wakeup import Wakeup
 from reactor.domain.actions import Action
 from reactor.domain.document import Operation
+from reactor.domain.errors import ReactorError
+from reactor.runtime.settings import api_events_max_queued_from_env
 from reactor.storage.database import Database
 from reactor.storage.operation_store import Position
 
@@ -159,3 +161,14 @@ def test_search_filters_match_by_type_id_and_parent() -> None:
     assert SearchFilter(parent_id="p").matches("p", "T", [])  # the parent's own changes
     assert not SearchFilter(parent_id="p").matches("c", "T", ["q"])
     assert not SearchFilter(type="T", parent_id="p").matches("c", "U", ["p"])
+
+
+def test_the_queue_bound_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REACTOR_API_EVENTS_MAX_QUEUED", raising=False)
+    assert api_events_max_queued_from_env() is None
+    monkeypatch.setenv("REACTOR_API_EVENTS_MAX_QUEUED", "250")
+    assert api_events_max_queued_from_env() == 250
+    for bad in ("0", "-3", "many"):
+        monkeypatch.setenv("REACTOR_API_EVENTS_MAX_QUEUED", bad)
+        with pytest.raises(ReactorError, match="REACTOR_API_EVENTS_MAX_QUEUED"):
+            api_events_max_queued_from_env()
