@@ -13,13 +13,15 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -27,7 +29,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from reactor.api.http import JwtHandler
+from reactor.api.http import JwtHandler, create_app
+from reactor.api.http.server import ApiServer
 from reactor.api.reactor import Reactor
 from tests.conftest import Stack, worker_env
 from tests.support import debian
@@ -260,6 +263,38 @@ async def test_a_change_made_from_the_cli_appears_in_the_open_page(
         await shown(browser, lambda d: "bread" in text_of("state-global")(d), "the CLI's item")
         assert operation_types(browser) == ["ADD_TODO_ITEM", "CREATE_DOCUMENT"]
         assert browser.execute_script("return window.explorerNotReloaded") is True
+
+
+async def test_without_an_event_stream_the_page_polls_and_still_shows_a_change(
+    reactor: Reactor, browser: WebDriver
+) -> None:
+    app = create_app(reactor)
+
+    # A server without the stream (or one that refuses it) must not leave the page stale.
+    @app.middleware("http")
+    async def no_stream(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.url.path == "/v1/events":
+            return JSONResponse({"error": {"type": "not_found", "message": "no stream"}}, 404)
+        return await call_next(request)
+
+    async with (
+        ApiServer(app) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=60) as api,
+    ):
+        await submitted(api, [create("ex-poll")])
+        assert (await api.get("/v1/events", params={"id": "ex-poll"})).status_code == 404
+        await asyncio.to_thread(browser.get, f"{server.url}/#/doc/ex-poll")
+        await shown(browser, lambda d: text_of("live")(d).startswith("polling"), "polling")
+        await shown(browser, lambda d: operation_types(d) == ["CREATE_DOCUMENT"], "the document")
+        answer = await api.post(
+            "/v1/documents/ex-poll/actions",
+            params={"wait": "true"},
+            json={"actions": [add("1", "jam")]},
+        )
+        assert answer.status_code == 200, answer.text
+        await shown(browser, lambda d: "jam" in text_of("state-global")(d), "the polled change")
 
 
 async def test_with_authentication_the_token_field_is_used_and_the_writer_is_shown(

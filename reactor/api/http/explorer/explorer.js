@@ -34,7 +34,9 @@
     retryTimer: null,
     reading: false,
     readAgain: false,
+    changed: new Set(), // documents changed since the last re-read
   };
+  const ANY = Symbol("any document");
 
   // ---- DOM -------------------------------------------------------------
 
@@ -342,14 +344,18 @@
     live.pollTimer = null;
   }
 
+  // `documentId` undefined: anything may have changed.
   function refreshSoon(documentId) {
+    live.changed.add(documentId === undefined ? ANY : documentId);
     clearTimeout(live.refreshTimer);
     live.refreshTimer = setTimeout(() => {
-      if (view.docId && (documentId === undefined || documentId === view.docId)) loadDocument();
-      const listed = [...$("documents").children].some((li) => li.dataset.id === documentId);
-      if (!view.documentsCursor && (documentId === undefined || !listed || documentId === view.docId)) {
-        loadDocuments(false);
-      }
+      const changed = live.changed;
+      live.changed = new Set();
+      const any = changed.has(ANY);
+      if (view.docId && (any || changed.has(view.docId))) loadDocument();
+      const listed = new Set([...$("documents").children].map((li) => li.dataset.id));
+      const touched = any || [...changed].some((id) => !listed.has(id) || id === view.docId);
+      if (!view.documentsCursor && touched) loadDocuments(false);
     }, REFRESH_DEBOUNCE_MS);
   }
 
