@@ -245,19 +245,19 @@
     return scope + "/" + index;
   }
 
-  // "first": the newest page; "older": the page after the oldest shown;
-  // "changed": the newest page put on top of what is shown, so older pages
-  // a reader opened stay open (operations never change once written).
-  async function loadOperations(mode) {
-    const id = view.docId;
-    const scope = view.opsScope;
-    const body = await api(docPath(id, "/operations"), {
-      scope,
+  function fetchOperations(mode) {
+    return api(docPath(view.docId, "/operations"), {
+      scope: view.opsScope,
       newest_first: "true",
       limit: OPERATIONS_PAGE,
       cursor: mode === "older" ? view.opsCursor : null,
     });
-    if (id !== view.docId || scope !== view.opsScope) return;
+  }
+
+  // "first": the newest page; "older": the page after the oldest shown;
+  // "changed": the newest page put on top of what is shown, so older pages
+  // a reader opened stay open (operations never change once written).
+  function showOperations(mode, body) {
     const table = $("ops-body");
     if (mode === "older") {
       table.append(...body.results.map(operationRow));
@@ -279,13 +279,21 @@
     $("ops-more").hidden = !body.next_cursor;
   }
 
-  async function loadChildren(more) {
+  async function loadOperations(mode) {
     const id = view.docId;
-    const body = await api(docPath(id, "/children"), {
+    const scope = view.opsScope;
+    const body = await fetchOperations(mode);
+    if (id === view.docId && scope === view.opsScope) showOperations(mode, body);
+  }
+
+  function fetchChildren(more) {
+    return api(docPath(view.docId, "/children"), {
       limit: CHILDREN_PAGE,
       cursor: more ? view.childrenCursor : null,
     });
-    if (id !== view.docId) return;
+  }
+
+  function showChildren(more, body) {
     const items = body.results.map((child) => el("li", { data: { id: child } }, docLink(child)));
     const list = $("doc-children");
     if (more) list.append(...items);
@@ -293,6 +301,12 @@
     if (!list.children.length) list.append(el("li", { class: "none" }, "none"));
     view.childrenCursor = body.next_cursor;
     $("children-more").hidden = !body.next_cursor;
+  }
+
+  async function loadChildren(more) {
+    const id = view.docId;
+    const body = await fetchChildren(more);
+    if (id === view.docId) showChildren(more, body);
   }
 
   // One re-read at a time: two at once could both put the same new
@@ -326,9 +340,14 @@
         history.replaceState(null, "", "#/doc/" + encodeURIComponent(view.docId));
         watch();
       }
+      const scope = view.opsScope;
+      const [ops, children] = await Promise.all([fetchOperations("changed"), fetchChildren(false)]);
+      if (generation !== view.generation || scope !== view.opsScope) return;
+      // All at once: never a state beside a log that does not lead to it yet.
       renderDocument(doc);
-      await Promise.all([loadOperations("changed"), loadChildren(false)]);
-      if (generation === view.generation) say("");
+      showOperations("changed", ops);
+      showChildren(false, children);
+      say("");
     } catch (error) {
       if (generation === view.generation) failed(error);
     }
