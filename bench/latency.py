@@ -317,8 +317,9 @@ def tables(result: dict[str, Any]) -> list[Table]:
             for m in result["modes_ms"]
         ],
         caption=(
-            "reactor: submit → READ_READY through the worker process; floors in this process "
-            "(no-op worker on its own task queue; JobApplier on the bench's pool). "
+            "reactor: submit → READ_READY through the worker process; HTTP: a `reactor serve` "
+            "process, its worker in that process (eager start), over loopback; floors in this "
+            "process (no-op worker on its own task queue; JobApplier on the bench's pool). "
             f"wait_for_job answered from the commit's read-ready announcement: "
             f"{announced['yes']} of {announced['yes'] + announced['no']} jobs; "
             "wait_for_batch waits until the workflow has closed."
