@@ -16,6 +16,7 @@ import asyncpg
 
 from reactor.api.module import ReactorModule, WorkerConfig
 from reactor.api.reactor import Reactor, ReactorConfig
+from reactor.application.change_feed import ChangeFeed
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
@@ -367,6 +368,7 @@ class ReactorBuilder:
             consistency=consistency,
             job_tracker=JobTracker(bus, stores.operations, ledger_check),
             ready_notices=ReadyNotices(ledger_check, max_operations=limits.max_actions_per_job),
+            change_feed=ChangeFeed(db, wakeup),
         )
         if listener is not None:
 
@@ -396,7 +398,7 @@ class ReactorBuilder:
             registry=reactor.registry,
             event_bus=bus,
             read_model_coordinator=coordinator,
-            subscription_manager=SubscriptionManager(db, wakeup),
+            subscription_manager=SubscriptionManager(reactor.change_feed),
             processor_manager=manager,
             write_cache=self._cache,
             listener=listener,

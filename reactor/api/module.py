@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from activities.batch import BatchActivities
 from activities.reactions import ReactionActivities
 from reactor.api.reactor import Reactor
+from reactor.application.change_feed import ChangeFeed
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
 from reactor.application.read_models import ReadModelCoordinator
@@ -112,6 +113,12 @@ class ReactorModule:
     poll_interval: float = 1.0
     # The HTTP API's token checking (ReactorBuilder.with_jwt_handler).
     jwt_handler: JwtHandler | None = None
+
+    @property
+    def change_feed(self) -> ChangeFeed:
+        """The one tail of the global log: subscriptions and the HTTP event
+        stream both read it."""
+        return self.reactor.change_feed
 
     @property
     def database(self) -> Database:

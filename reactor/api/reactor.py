@@ -25,6 +25,7 @@ from reactor.api.batch_results import BatchResults
 from reactor.api.coalescer import ExecuteCoalescer
 from reactor.api.started import StartedBatches
 from reactor.api.submission import Submission
+from reactor.application.change_feed import ChangeFeed
 from reactor.application.consistency import ConsistencyWaiter
 from reactor.application.events import EventBus
 from reactor.application.job_tracker import JobTracker
@@ -113,6 +114,7 @@ class Reactor:
         consistency: ConsistencyWaiter,
         job_tracker: JobTracker,
         ready_notices: ReadyNotices,
+        change_feed: ChangeFeed,
     ):
         self.db = stores.database
         self.document_view = stores.documents
@@ -126,6 +128,9 @@ class Reactor:
         self.consistency = consistency
         self.job_tracker = job_tracker
         self.ready_notices = ready_notices
+        # The process's one tail of the global log: subscriptions and the
+        # HTTP event stream read it.
+        self.change_feed = change_feed
         # Coalesced groups stay within the batch limit (a group rejected as a
         # whole is resubmitted job by job, which is correct but slow).
         self._coalescer = ExecuteCoalescer(
@@ -566,6 +571,7 @@ class Reactor:
             await asyncio.gather(self._shutdown.completed, return_exceptions=True)
         await self.job_tracker.close()
         await self._started.close()
+        await self.change_feed.close()
         await self.db.close()
 
     def _check_open(self) -> None:

@@ -1,15 +1,17 @@
 """The global log, read once per process and fanned out to many readers.
 
-Readers (the HTTP event stream's clients) each start at a position: one in
+Readers (the HTTP event stream's clients and the reactor's subscriptions,
+all on the one feed a reactor owns) each start at a position: one in
 the past replays its backlog from the database in pages, paced by its own
 consumption, until it reaches the shared tail and joins it; one at "now"
 joins at once. The tail reads in visible order (`OperationIndex`), so every
 reader sees the same sequence, and a reader that joins with a position past
 the tail's skips what it already has: no gaps, no duplicates.
 
-Each live reader has a bounded queue. The tail never waits for a reader: one
-whose queue is full is dropped from the fan-out, its queue freed, and told it
-overflowed (it reconnects from its last delivered position).
+Each live reader has a bounded queue (its own bound, or the feed's). The tail
+never waits for a reader: one whose queue is full is dropped from the
+fan-out, its queue freed, and told it overflowed (it reconnects from its
+last delivered position).
 
 The tail is woken by the process's commit `Wakeup` (NOTIFYs from any
 process) and polls as the safety net; it runs only while readers are live.
@@ -75,6 +77,10 @@ class FeedReader:
     match: Match
     position: Position
     needs_parents: bool = False
+    max_queued: int = MAX_QUEUED
+    # Operations per read: at most half the queue, so a reader that keeps
+    # up holds at most one page of the tail and may lag another.
+    page_size: int = PAGE_SIZE
     queue: deque[FeedEvent] = field(default_factory=deque)
     live: bool = False
     overflowed: bool = False
@@ -147,9 +153,7 @@ class ChangeFeed:
         self.view = DocumentView(db)
         self.wakeup = wakeup
         self.max_queued = max_queued
-        # The tail hands out a page at a time: a reader that keeps up holds
-        # at most one, and may lag another before it overflows.
-        self.page_size = min(page_size, max(1, max_queued // 2))
+        self.page_size = page_size
         self.poll_interval = poll_interval
         self._readers: set[FeedReader] = set()  # every open reader
         self._live: set[FeedReader] = set()
@@ -176,12 +180,23 @@ class ChangeFeed:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, match: Match, *, after: Position | None = None, needs_parents: bool = False
+        self,
+        match: Match,
+        *,
+        after: Position | None = None,
+        needs_parents: bool = False,
+        max_queued: int | None = None,
+        page_size: int | None = None,
     ) -> AsyncIterator[FeedReader]:
         """A reader of what follows `after` (None: from now on); `check`
-        it first when it comes from outside."""
+        it first when it comes from outside. `max_queued` and `page_size`
+        default to the feed's."""
+        limit = self.max_queued if max_queued is None else max_queued
+        page = self.page_size if page_size is None else page_size
+        if limit < 1 or page < 1:
+            raise ValueError("max_queued and page_size must be at least 1")
         start = await self.head() if after is None else after
-        reader = FeedReader(self, match, start, needs_parents)
+        reader = FeedReader(self, match, start, needs_parents, limit, min(page, max(1, limit // 2)))
         if self._closed:
             reader._close()
         self._readers.add(reader)
@@ -190,6 +205,11 @@ class ChangeFeed:
         finally:
             self._readers.discard(reader)
             self._drop(reader)
+
+    def end(self, reader: FeedReader) -> None:
+        """Ends one reader: its `next()` raises FeedClosed."""
+        self._drop(reader)
+        reader._close()
 
     async def close(self) -> None:
         """Ends every reader (each `next()` raises FeedClosed) and the tail."""
@@ -221,7 +241,7 @@ class ChangeFeed:
         elif reader.position >= self._position:
             self._join(reader)
             return []
-        rows = await self.index.read(reader.position, self.page_size)
+        rows = await self.index.read(reader.position, reader.page_size)
         events = await self._events(rows, reader.needs_parents)
         out = [e for e in events if e.position > reader.position and reader.match(e)]
         if events and not reader.closed:
@@ -250,7 +270,9 @@ class ChangeFeed:
 
     async def _drain(self) -> None:
         while self._live:
-            rows = await self.index.read(self._position, self.page_size)
+            # The smallest live reader's page: each holds at most one of them.
+            page = min(r.page_size for r in self._live)
+            rows = await self.index.read(self._position, page)
             if not rows:
                 return
             parents = any(r.needs_parents for r in self._live)
@@ -258,8 +280,8 @@ class ChangeFeed:
             self._position = rows[-1][0]
             for event in events:
                 for reader in list(self._live):
-                    reader._offer(event, self.max_queued)
-            if len(rows) < self.page_size:
+                    reader._offer(event, reader.max_queued)
+            if len(rows) < page:
                 return
 
     async def _events(

@@ -1,8 +1,17 @@
 """Document change subscriptions, across processes.
 
-A single tail over the global log per reactor, from "now", in visible order
-(so nothing committed late is skipped). It is woken by commit NOTIFYs from
-any process and also polls, so delivery never depends on the notification.
+Each subscription is a reader of the process's one `ChangeFeed` (shared with
+the HTTP event stream), from "now", in visible order, so nothing committed
+late is skipped and every process's commits arrive (NOTIFY-woken, polled as
+the safety net). Consecutive operations of one document and kind that a
+subscription receives together are one `DocumentChange`.
+
+Each subscription pulls from its own reader in its own task: a slow callback
+delays only itself, and the shared tail never waits for it. Its reader's
+queue is bounded; a subscription that falls that far behind is dropped by
+the tail and re-opens from the last operation it delivered, catching up from
+the database at its own pace. Memory stays bounded and nothing is lost or
+delivered twice.
 """
 
 from __future__ import annotations
@@ -11,17 +20,15 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from reactor.application.wakeup import Wakeup
+from reactor.application.change_feed import ChangeFeed, FeedClosed, FeedEvent, Overflowed
 from reactor.domain.document import Document, Operation
-from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
-from reactor.storage.operation_index import OperationIndex
-from reactor.storage.operation_store import OperationStore, Position
+from reactor.storage.errors import is_transient, one_line
+from reactor.storage.operation_store import Position
 
 log = logging.getLogger("reactor.subscriptions")
 
@@ -33,6 +40,9 @@ KIND_OF_ACTION: dict[str, ChangeKind] = {
     "ADD_RELATIONSHIP": "relationship",
     "REMOVE_RELATIONSHIP": "relationship",
 }
+
+WAIT_S = 30.0  # how long one wait on the reader lasts (it is simply repeated)
+RETRY_S = (0.1, 5.0)  # backoff after a failed catch-up read: first, cap
 
 
 class SearchFilter(BaseModel):
@@ -63,122 +73,119 @@ class DocumentChange(BaseModel):
 Callback = Callable[[DocumentChange], None | Awaitable[None]]
 
 
-@dataclass
-class _Subscription:
-    search: SearchFilter
-    callback: Callback
-    queue: asyncio.Queue[DocumentChange] = field(default_factory=asyncio.Queue)
-    task: asyncio.Task[None] | None = None
+def kind_of(op: Operation) -> ChangeKind:
+    if op.scope != "document":
+        return "updated"
+    return KIND_OF_ACTION.get(op.action.type, "updated")
+
+
+def coalesce(events: list[FeedEvent]) -> list[tuple[DocumentChange, Position]]:
+    """Consecutive operations of one document and kind are one change; each
+    with the position of its last operation."""
+    changes: list[tuple[DocumentChange, Position]] = []
+    for event in events:
+        op, kind = event.operation, kind_of(event.operation)
+        last = changes[-1][0] if changes else None
+        if last is not None and last.document_id == op.document_id and last.kind == kind:
+            last.operations.append(op)
+            changes[-1] = (last, event.position)
+            continue
+        change = DocumentChange(
+            kind=kind,
+            document_id=op.document_id,
+            document_type=event.document_type,
+            operations=[op],
+        )
+        changes.append((change, event.position))
+    return changes
 
 
 class SubscriptionManager:
-    def __init__(self, db: Database, wakeup: Wakeup, *, poll_interval: float = 0.5):
-        self.db = db
-        self.view = DocumentView(db)
-        self.wakeup = wakeup
-        self.poll_interval = poll_interval
-        self._subs: list[_Subscription] = []
-        self._tail: asyncio.Task[None] | None = None
-        self._position: Position | None = None
+    """`subscribe(search, callback)`: one feed reader and one task per
+    subscription. A subscription whose reader overflows (its callback fell
+    `max_queued` operations behind the tail) re-opens from the last change it
+    delivered and catches up from the database: bounded memory, nothing lost,
+    nothing twice."""
+
+    def __init__(self, feed: ChangeFeed, *, max_queued: int | None = None):
+        """`max_queued`: operations a subscription may have waiting (the
+        feed's bound when None)."""
+        self.feed = feed
+        self.view = DocumentView(feed.db)
+        self.max_queued = max_queued
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.reopened = 0  # subscriptions that overflowed and caught up again
 
     async def subscribe(
         self, search: SearchFilter | dict[str, Any], callback: Callback
     ) -> Callable[[], None]:
-        sub = _Subscription(SearchFilter.model_validate(search), callback)
-        sub.task = asyncio.create_task(self._deliver(sub))
-        if self._tail is None:
-            self._position = await self._head()
-            self._tail = asyncio.create_task(self._run(), name="reactor-subscriptions")
-        self._subs.append(sub)
+        """Changes committed from now on that match `search`, to `callback`
+        in log order; the returned function ends the subscription."""
+        search = SearchFilter.model_validate(search)
+        start = await self.feed.head()
+        task = asyncio.create_task(self._run(search, callback, start), name="reactor-subscription")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
         def unsubscribe() -> None:
-            if sub in self._subs:
-                self._subs.remove(sub)
-            if sub.task is not None:
-                sub.task.cancel()
+            task.cancel()
 
         return unsubscribe
 
     async def close(self) -> None:
-        tasks = [s.task for s in self._subs if s.task] + ([self._tail] if self._tail else [])
-        self._subs.clear()
-        self._tail = None
-        for t in tasks:
-            t.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _head(self) -> Position:
-        return await OperationIndex(self.db).head()
+    async def _run(self, search: SearchFilter, callback: Callback, after: Position) -> None:
+        """Reads from `after`, re-opening after an overflow or a failed read
+        from the last position delivered."""
 
-    async def _run(self) -> None:
+        def match(event: FeedEvent) -> bool:
+            return search.matches(event.operation.document_id, event.document_type, event.parents)
+
+        failures = 0
         while True:
             try:
-                await self._drain()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("subscription tail failed; retrying")
-            await self.wakeup.wait(self.poll_interval)
-
-    async def _drain(self) -> None:
-        assert self._position is not None
-        while self._subs:
-            async with self.db.pool.acquire() as conn:
-                rows = await OperationStore.read_visible(conn, self._position, 500)
-            if not rows:
+                async with self.feed.open(
+                    match,
+                    after=after,
+                    needs_parents=search.parent_id is not None,
+                    max_queued=self.max_queued,
+                ) as reader:
+                    while True:
+                        events = await reader.next(WAIT_S)
+                        failures = 0
+                        for change, position in coalesce(events):
+                            await self._deliver(callback, change)
+                            after = position
+            except Overflowed:
+                self.reopened += 1
+                log.info("a subscription fell behind; catching up from the database")
+            except FeedClosed:
                 return
-            self._position = rows[-1][0]
-            for change in await self._changes([op for _, op in rows]):
-                for sub in list(self._subs):
-                    if await self._matches(sub.search, change):
-                        sub.queue.put_nowait(change)
-
-    async def _changes(self, ops: list[Operation]) -> list[DocumentChange]:
-        """Coalesces consecutive operations of one document and kind."""
-        types = await self.view.existing(sorted({o.document_id for o in ops}))
-        changes: list[DocumentChange] = []
-        for op in ops:
-            kind = (
-                KIND_OF_ACTION.get(op.action.type, "updated")
-                if op.scope == "document"
-                else "updated"
-            )
-            last = changes[-1] if changes else None
-            if last is not None and last.document_id == op.document_id and last.kind == kind:
-                last.operations.append(op)
-                continue
-            doc_type = types.get(op.document_id, ("", False))[0]
-            changes.append(
-                DocumentChange(
-                    kind=kind, document_id=op.document_id, document_type=doc_type, operations=[op]
+            except Exception as exc:  # noqa: BLE001 - re-opened from where it was
+                delay = min(RETRY_S[0] * 2**failures, RETRY_S[1])
+                failures += 1
+                log.warning(
+                    "subscription read failed (retrying in %.1fs): %s", delay, one_line(exc)
                 )
-            )
-        for change in changes:
-            if change.kind in ("created", "updated"):
-                change.document = await self.view.get(change.document_id)
-        return changes
+                await asyncio.sleep(delay)
 
-    async def _matches(self, search: SearchFilter, change: DocumentChange) -> bool:
-        parents: list[str] = []
-        if search.parent_id is not None and search.parent_id != change.document_id:
-            async with self.db.pool.acquire() as conn:
-                linked = await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM reactor_relationships WHERE parent_id = $1 "
-                    "AND child_id = $2)",
-                    search.parent_id,
-                    change.document_id,
-                )
-            parents = [search.parent_id] if linked else []
-        return search.matches(change.document_id, change.document_type, parents)
-
-    @staticmethod
-    async def _deliver(sub: _Subscription) -> None:
-        """One queue per subscription: a slow callback delays only itself."""
-        while True:
-            change = await sub.queue.get()
+    async def _deliver(self, callback: Callback, change: DocumentChange) -> None:
+        if change.kind in ("created", "updated"):
             try:
-                result = sub.callback(change)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("subscription callback failed")
+                change.document = await self.view.get(change.document_id)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the subscription re-opens at this change
+                # It would fail the same way again: the change goes out
+                # without its document rather than hold the subscription.
+                log.warning("subscription: %s unreadable: %s", change.document_id, one_line(exc))
+        try:
+            result = callback(change)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("subscription callback failed")

@@ -3,8 +3,8 @@
 One event per operation, `event: operation`, its `id:` the operation's place
 in the global log ("<tx>.<ordinal>", opaque to clients): a client that
 reconnects with `Last-Event-ID` gets what followed it, in order, nothing
-twice. Every stream of an app reads its one `ChangeFeed` (one per process
-under `reactor serve`). A client that
+twice. Every stream reads the reactor's one `ChangeFeed`, the tail its
+subscriptions read too. A client that
 falls `max_queued` events behind gets `event: overflow` naming the last id it
 was sent, and its stream ends; a stream authorized by a token ends when the
 token expires (`event: expired`, likewise). `: ping` comments keep idle
@@ -21,7 +21,7 @@ import contextlib
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from reactor.api.http.access import SUBJECT_KEY, Reader, check_type
 from reactor.api.http.errors import ApiError
 from reactor.api.http.requests import reactor_of, text
+from reactor.api.reactor import Reactor
 from reactor.application.change_feed import (
     MAX_QUEUED,
     PAGE_SIZE,
@@ -76,33 +77,41 @@ def _config(app: FastAPI) -> EventStreamConfig:
     return config
 
 
+@dataclass
+class OpenStreams:
+    """An app's open streams: the server's stop ends them, not the feed
+    (the reactor's subscriptions read it too)."""
+
+    readers: set[FeedReader] = field(default_factory=set)
+    closed: bool = False
+
+
 def feed_of(request: Request) -> ChangeFeed:
-    """The app's one feed, opened with its first stream."""
-    feed = feed_of_app(request.app)
-    if feed is None:
-        reactor = reactor_of(request)
-        config = _config(request.app)
-        feed = ChangeFeed(
-            reactor.db,
-            reactor.consistency.wakeup,
-            max_queued=config.max_queued,
-            page_size=config.page_size,
-        )
-        request.app.state.event_feed = feed
-    return feed
+    return reactor_of(request).change_feed
 
 
 def feed_of_app(app: FastAPI) -> ChangeFeed | None:
-    """The app's feed, once a stream opened it."""
-    feed: ChangeFeed | None = getattr(app.state, "event_feed", None)
-    return feed
+    """The feed the app's streams read (its reactor's)."""
+    reactor: Reactor | None = getattr(app.state, "reactor", None)
+    return None if reactor is None else reactor.change_feed
+
+
+def _streams(app: FastAPI) -> OpenStreams:
+    streams: OpenStreams | None = getattr(app.state, "event_streams", None)
+    if streams is None:
+        streams = app.state.event_streams = OpenStreams()
+    return streams
 
 
 async def close_event_streams(app: FastAPI) -> None:
-    """Ends every open stream (the server is stopping)."""
+    """Ends every open stream of the app, and any opened later (the server
+    is stopping)."""
+    streams = _streams(app)
+    streams.closed = True
     feed = feed_of_app(app)
     if feed is not None:
-        await feed.close()
+        for reader in list(streams.readers):
+            feed.end(reader)
 
 
 def event_id(position: Position) -> str:
@@ -205,6 +214,7 @@ async def events(
         after,
         needs_parents=parent is not None,
         config=_config(request.app),
+        streams=_streams(request.app),
         expires=float(exp) if isinstance(exp, int | float) else None,
     )
 
@@ -222,6 +232,7 @@ class EventStream(StreamingResponse):
         *,
         needs_parents: bool,
         config: EventStreamConfig,
+        streams: OpenStreams,
         expires: float | None = None,
     ):
         super().__init__(
@@ -233,23 +244,39 @@ class EventStream(StreamingResponse):
         self.match = match
         self.after = after
         self.needs_parents = needs_parents
+        self.max_queued = config.max_queued
+        self.page_size = config.page_size
+        self.streams = streams
         self.keepalive_s = config.keepalive_s
         self.expires = expires  # the token's `exp` (seconds since the epoch)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The reader opens first: once the client has the headers, "now" is fixed.
         async with self.feed.open(
-            self.match, after=self.after, needs_parents=self.needs_parents
+            self.match,
+            after=self.after,
+            needs_parents=self.needs_parents,
+            max_queued=self.max_queued,
+            page_size=self.page_size,
         ) as reader:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            pump = asyncio.create_task(self._pump(reader, send))
-            gone = asyncio.create_task(_disconnected(receive))
+            self.streams.readers.add(reader)
             try:
-                await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if self.streams.closed:
+                    self.feed.end(reader)
+                await self._serve(reader, receive, send)
             finally:
-                for task in (pump, gone):
-                    task.cancel()
-                await asyncio.gather(pump, gone, return_exceptions=True)
+                self.streams.readers.discard(reader)
+
+    async def _serve(self, reader: FeedReader, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        pump = asyncio.create_task(self._pump(reader, send))
+        gone = asyncio.create_task(_disconnected(receive))
+        try:
+            await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, gone):
+                task.cancel()
+            await asyncio.gather(pump, gone, return_exceptions=True)
 
     async def _pump(self, reader: FeedReader, send: Send) -> None:
         loop = asyncio.get_running_loop()
