@@ -5,6 +5,7 @@ python bench/throughput.py --json | tail -1 > /tmp/throughput.json
 python bench/latency.py --json | tail -1 > /tmp/latency.json
 python bench/read_cost.py --json | tail -1 > /tmp/read_cost.json
 python bench/write_cost.py --json | tail -1 > /tmp/write_cost.json
+python bench/http_load.py --json | tail -1 > /tmp/http_load.json
 python bench/_report.py /tmp/throughput.json /tmp/latency.json /tmp/read_cost.json /tmp/write_cost.json
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import http_load
 import latency
 import read_cost
 import stress
@@ -26,6 +28,7 @@ from _tables import Table, to_markdown
 TABLES: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "throughput": throughput.tables,
     "latency": latency.tables,
+    "http_load": http_load.tables,
     "read_cost": read_cost.tables,
     "write_cost": write_cost.tables,
     "stress": stress.tables,
