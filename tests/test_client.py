@@ -366,7 +366,7 @@ async def test_client_writes_return_documents_and_raise_on_failure(module_factor
 async def test_the_job_tracker_forgets_jobs_once_their_batch_is_done(module_factory: Any) -> None:
     """A long-lived reactor submits without bound: neither an unfollowed
     submission nor a followed batch that has finished may leave per-job
-    state behind (it used to keep every submitted job's id forever)."""
+    state behind, or its memory would grow with every job it ever submitted."""
     module = await module_factory()
     reactor = module.reactor
     create = {"key": "c", "document_id": "forget", "scope": "document", "actions": [CREATE_LIST]}
