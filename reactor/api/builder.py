@@ -27,7 +27,7 @@ from reactor.application.subscriptions import SubscriptionManager
 from reactor.application.wakeup import Wakeup
 from reactor.application.write_cache import WriteCache
 from reactor.domain.limits import Limits
-from reactor.domain.model import DocumentModel, ModelRegistry
+from reactor.domain.model import DocumentModel, ModelLoader, ModelRegistry
 from reactor.domain.signing import Ed25519Verifier, SignatureVerifier
 from reactor.domain.workflow_io import BatchConfig
 from reactor.observability.outage import install_outage_filter
@@ -55,6 +55,7 @@ WORKER_POOL_SIZE = 12
 class ReactorBuilder:
     def __init__(self) -> None:
         self._models: list[DocumentModel] = []
+        self._loaders: list[ModelLoader] = []
         self._manifests: list[Any] = []
         self._database: str | asyncpg.Pool | None = None
         self._pool_size = DEFAULT_POOL_SIZE
@@ -117,6 +118,16 @@ class ReactorBuilder:
 
     def with_document_models(self, models: Sequence[ModuleType | DocumentModel]) -> ReactorBuilder:
         self._models.extend(DocumentModel.from_module(m) for m in models)
+        return self
+
+    def with_document_model_loader(self, loader: ModelLoader) -> ReactorBuilder:
+        """`loader(document_type)` returns the model of a type no registered
+        model has (a model module or a DocumentModel), or None. The registry
+        asks loaders in the order given, when a batch is planned and when a
+        worker of this module reduces a job, and keeps what they return.
+        It is called synchronously (planning and reduction do not await): a
+        slow loader delays only the first lookup of each type."""
+        self._loaders.append(loader)
         return self
 
     def with_upgrade_manifests(self, manifests: Sequence[Any]) -> ReactorBuilder:
@@ -305,8 +316,11 @@ class ReactorBuilder:
     async def build_module(self) -> ReactorModule:
         """Opens every store and component once: the reactor, its workers
         (`create_worker()`) and tooling all share them."""
-        if not self._models:
-            raise ValueError("no document models: call with_document_models([...]) first")
+        if not self._models and not self._loaders:
+            raise ValueError(
+                "no document models: call with_document_models([...]) or "
+                "with_document_model_loader(...) first"
+            )
         if self._manifests:
             raise NotImplementedError("document model upgrade manifests are not supported yet")
         limits = self._limits or limits_from_env()  # before anything is opened
@@ -357,7 +371,7 @@ class ReactorBuilder:
         reactor = Reactor(
             stores=stores,
             client=client,
-            registry=ModelRegistry(self._models),
+            registry=ModelRegistry(self._models, self._loaders),
             config=ReactorConfig(
                 task_queue=self._task_queue,
                 batch=self._batch,

@@ -15,7 +15,7 @@ which the reactor keeps in the relationship index).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -211,28 +211,68 @@ def validate_with(schema: type[BaseModel], data: dict[str, Any]) -> dict[str, An
         raise ValidationError(first["msg"], field=field_path) from None
 
 
-class ModelRegistry:
-    """Looks models up by document type, with an error that lists what exists."""
+# A loader returns the model of the document type it is asked about, or None.
+ModelLoader = Callable[[str], ModuleType | DocumentModel | None]
 
-    def __init__(self, models: list[DocumentModel]):
+# Where models come from, as the error for a type none of them knows says.
+MODEL_SOURCES = (
+    "with_document_models and with_document_model_loader, and for workers and the CLI "
+    "the built-in models, REACTOR_MODELS and installed entry points in group 'reactor.models'"
+)
+
+
+class ModelRegistry:
+    """Looks models up by document type: the registered ones, else each
+    loader in turn, caching the model a loader returns.
+
+    Loaders are synchronous because the registry is read inside synchronous
+    code: a batch is planned and validated, and a job reduced, without
+    awaiting. A loader that has to fetch or build a model pays for it once,
+    at the first lookup of that type. A None is not cached, so a model that
+    becomes available later is still found."""
+
+    def __init__(self, models: list[DocumentModel], loaders: Sequence[ModelLoader] = ()):
         self._models: dict[str, DocumentModel] = {}
+        self._loaders = tuple(loaders)
         for m in models:
             if m.document_type in self._models:
                 raise ValueError(f"document model {m.document_type!r} registered twice")
             self._models[m.document_type] = m
 
+    def find(self, document_type: str) -> DocumentModel | None:
+        found = self._models.get(document_type)
+        if found is not None:
+            return found
+        for loader in self._loaders:
+            loaded = loader(document_type)
+            if loaded is None:
+                continue
+            model = DocumentModel.from_module(loaded)
+            if model.document_type != document_type:
+                raise ValueError(
+                    f"document model loader {loader!r} returned a model of "
+                    f"{model.document_type!r} when asked for {document_type!r}"
+                )
+            # Two lookups racing keep one model.
+            return self._models.setdefault(document_type, model)
+        return None
+
     def get(self, document_type: str) -> DocumentModel:
-        try:
-            return self._models[document_type]
-        except KeyError:
-            raise ValidationError(
-                f"unknown document type {document_type!r} "
-                f"(registered: {', '.join(sorted(self._models)) or 'none'})",
-                field="input.document_type",
-            ) from None
+        model = self.find(document_type)
+        if model is None:
+            raise ValidationError(self.unknown(document_type), field="input.document_type")
+        return model
+
+    def unknown(self, document_type: str) -> str:
+        """Why `document_type` has no model: the one message for it."""
+        return (
+            f"unknown document type {document_type!r} "
+            f"(registered: {', '.join(self.types()) or 'none'}; models come from "
+            f"{MODEL_SOURCES})"
+        )
 
     def __contains__(self, document_type: str) -> bool:
-        return document_type in self._models
+        return self.find(document_type) is not None
 
     def types(self) -> list[str]:
         return sorted(self._models)

@@ -113,12 +113,10 @@ class Reduced:
 
 
 def model_for(registry: ModelRegistry, document_type: str) -> DocumentModel:
-    if document_type not in registry:
-        raise JobRejected(
-            "UnknownDocumentType",
-            f"no document model registered for {document_type!r} on this worker",
-        )
-    return registry.get(document_type)
+    model = registry.find(document_type)
+    if model is None:
+        raise JobRejected("UnknownDocumentType", registry.unknown(document_type))
+    return model
 
 
 def initial_head(model: DocumentModel | None, scope: str) -> Head:

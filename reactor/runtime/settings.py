@@ -7,6 +7,7 @@ else the stack file that `reactor dev` writes under .reactor/."""
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -17,11 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.domain.errors import ReactorError
 from reactor.domain.limits import Limits
+from reactor.domain.model import DocumentModel
 from reactor.domain.signing import parse_public_key
 from reactor.runtime.codec import PayloadKeys
 from reactor.runtime.connection import TemporalConnection
 from reactor.runtime.gc_tuning import WORKER_THRESHOLDS
 from reactor.storage import tls
+
+# Installed packages declare their document models in this entry point group.
+MODELS_ENTRY_POINT_GROUP = "reactor.models"
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "ReactorBatchId": "Keyword",
@@ -128,11 +133,9 @@ class Settings(BaseModel):
         payload keys from the REACTOR_* variables."""
         return temporal_from_env(address=self.temporal_address, namespace=self.namespace)
 
-    def model_modules(self) -> list[ModuleType]:
-        """The built-in models and those this process was given."""
-        from reactor.models import BUILTIN_MODELS
-
-        return [*BUILTIN_MODELS, *(importlib.import_module(name) for name in self.models)]
+    def model_modules(self) -> list[ModuleType | DocumentModel]:
+        """The built-in models, those this process was given and the installed ones."""
+        return _models(self.models)
 
 
 def _names(variable: str) -> tuple[str, ...]:
@@ -356,9 +359,49 @@ def trusted_keys_from_env() -> frozenset[str] | None:
     return frozenset(keys) or None
 
 
-def model_modules() -> list[ModuleType]:
-    """The built-in models plus any named in REACTOR_MODELS (comma-separated
-    importable module names), so workers and the CLI load a user's models."""
+def model_modules() -> list[ModuleType | DocumentModel]:
+    """The built-in models, any named in REACTOR_MODELS (comma-separated
+    importable module names) and those installed packages declare as entry
+    points, so workers and the CLI load a user's models."""
+    return _models(_names("REACTOR_MODELS"))
+
+
+def _models(names: tuple[str, ...]) -> list[ModuleType | DocumentModel]:
     from reactor.models import BUILTIN_MODELS
 
-    return [*BUILTIN_MODELS, *(importlib.import_module(name) for name in _names("REACTOR_MODELS"))]
+    found: list[ModuleType | DocumentModel] = []
+    for model in (
+        *BUILTIN_MODELS,
+        *(importlib.import_module(name) for name in names),
+        *entry_point_models(),
+    ):
+        # A package both installed and named in REACTOR_MODELS counts once.
+        if not any(model is seen for seen in found):
+            found.append(model)
+    return found
+
+
+def entry_point_models() -> list[ModuleType | DocumentModel]:
+    """The models installed packages declare under
+    `[project.entry-points."reactor.models"]`, each entry point naming a
+    model module or a DocumentModel. One that cannot be loaded, or names
+    something else, fails here, named, before anything starts."""
+    found: list[ModuleType | DocumentModel] = []
+    points = importlib.metadata.entry_points(group=MODELS_ENTRY_POINT_GROUP)
+    for point in sorted(points, key=lambda p: (p.name, p.value)):
+        package = f" of package {point.dist.name!r}" if point.dist is not None else ""
+        where = f"entry point {point.name} = {point.value} in group {point.group!r}{package}"
+        try:
+            model = point.load()
+        except Exception as exc:
+            raise ReactorError(f"{where}: cannot load it ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(model, ModuleType | DocumentModel):
+            raise ReactorError(
+                f"{where}: names a {type(model).__name__}, not a model module or a DocumentModel"
+            )
+        try:
+            DocumentModel.from_module(model)
+        except TypeError as exc:
+            raise ReactorError(f"{where}: {exc}") from None
+        found.append(model)
+    return found
