@@ -49,6 +49,7 @@ from reactor.application.lane_locks import LaneLocks
 from reactor.application.ready_notices import range_fields
 from reactor.application.write_cache import CachedState, WriteCache
 from reactor.domain.batch import PlannedJob
+from reactor.domain.document import Operation
 from reactor.domain.hashing import canonical_json
 from reactor.domain.jobs import JobError, JobOutcome, OperationSpan, job_id_for, recorded_spans
 from reactor.domain.model import DocumentModel, ModelRegistry
@@ -59,6 +60,7 @@ from reactor.domain.reduction import (
     ScopeCreated,
     initial_head,
     model_for,
+    needs_history,
 )
 from reactor.domain.rejection import JobRejected
 from reactor.domain.signing import SignatureVerifier
@@ -207,7 +209,8 @@ class JobApplier:
         return Committed(outcome, announced)
 
     def _fast_path_for(self, job: PlannedJob) -> bool:
-        return self.fast_path and job.scope != "document"
+        # UNDO, REDO and PRUNE read the lane's past operations: under the lock.
+        return self.fast_path and job.scope != "document" and not needs_history(job)
 
     async def _apply_fast(
         self, job: PlannedJob, job_id: str, cached: CachedState
@@ -319,7 +322,12 @@ class JobApplier:
         elif row["document_type"] is not None:
             model = model_for(self.registry, row["document_type"])
         head = await self._load_head(conn, job, model, row["revision"], row["hash"])
-        return await self._reduce(conn, job, job_id, head, model)
+        history = None
+        if model is not None and needs_history(job):
+            history = await OperationStore.load_range(
+                conn, job.document_id, job.scope, job.branch, 0, head.revision
+            )
+        return await self._reduce(conn, job, job_id, head, model, history)
 
     async def _reduce(
         self,
@@ -328,6 +336,7 @@ class JobApplier:
         job_id: str,
         head: Head,
         model: DocumentModel | None,
+        history: list[Operation] | None = None,
     ) -> Reduced:
         """The job's operations, hashes and new head (reactor/domain/reduction.py).
         Only document-scope jobs touch the database here, writing each header
@@ -340,6 +349,7 @@ class JobApplier:
             registry=self.registry,
             keyframe_interval=self.keyframe_interval,
             verifier=self.verifier,
+            history=history,
         )
         slice_started = time.perf_counter()
         for change in reduction.steps():
@@ -375,6 +385,7 @@ class JobApplier:
                 op_timestamps=[o.timestamp for o in ops],
                 op_hashes=[o.hash for o in ops],
                 op_actions=actions,
+                op_skips=[o.skip for o in ops],
                 revision=reduced.head.revision,
                 hash=reduced.head.hash,
                 state=state,

@@ -2,13 +2,16 @@
 
 Used to read a document at a past revision; each replayed hash is checked
 against the stored one on the way (reactor/application/verify.py checks a
-whole document from its first operation)."""
+whole document from its first operation). An operation with a skip reaches
+back before any keyframe (reactor/domain/history.py): such a range is
+replayed from the first operation."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from reactor.domain.errors import DocumentNotFoundError
+from reactor.domain.history import Replayer
 from reactor.domain.lane_reducer import LaneReducer
 from reactor.domain.model import ModelRegistry
 from reactor.storage.database import Database
@@ -59,11 +62,16 @@ async def rebuild_state(
                 start, digest = frame[0] + 1, frame[1]
                 lane = LaneReducer(model, scope, frame[2])
         ops = await OperationStore.load_range(conn, document_id, scope, branch, start, revision)
+        if start > 0 and any(op.skip > 0 for op in ops):
+            start, lane = 0, LaneReducer.initial(model, scope)
+            digest = lane.digest()
+            ops = await OperationStore.load_range(conn, document_id, scope, branch, 0, revision)
+    replayer = Replayer(model, scope, lane, start)
     for op in ops:
-        digest = lane.apply(op.action)
+        digest = replayer.apply(op)
         if digest != op.hash:
             raise AssertionError(
                 f"replay of {document_id}/{scope}/{branch} diverged at index {op.index}: "
                 f"stored hash {op.hash}, replayed {digest}"
             )
-    return revision, digest, lane.state()
+    return revision, digest, replayer.lane.state()

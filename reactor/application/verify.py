@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from reactor.application.replay import DOCUMENT_TYPE
 from reactor.domain.errors import DocumentNotFoundError
 from reactor.domain.hashing import state_hash
+from reactor.domain.history import Replayer
 from reactor.domain.lane_reducer import LaneReducer
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.storage.database import Database
@@ -114,6 +115,8 @@ async def _verify_lane(
 
     lane = LaneReducer.initial(model, scope)
     digest = lane.digest()
+    # Skips honoured (reactor/domain/history.py); the document scope has none.
+    replayer = Replayer(model if scope != "document" else None, scope, lane)
     rows = await conn.fetch(KEYFRAMES, document_id, scope, branch)
     frames = {r["idx"]: (r["hash"], r["state"]) for r in rows}
     index = 0
@@ -125,7 +128,7 @@ async def _verify_lane(
             if op.index != index:
                 return index, differs(index, "operation", None, None, "missing from the log")
             try:
-                digest = lane.apply(op.action)
+                digest = replayer.apply(op)
             except Exception as exc:  # a reducer that no longer accepts what it once did
                 detail = f"{op.action.type} fails on replay: {exc}"
                 return index, differs(index, "operation", op.hash, None, detail)

@@ -38,9 +38,41 @@ class SetNameInput(BaseModel):
     name: str
 
 
-# Actions every model accepts in its global scope; the reactor reduces them
-# itself (they change the header, not the model's state).
-BASE_ACTIONS: dict[str, type[BaseModel]] = {"SET_NAME": SetNameInput}
+class NoInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PruneInput(BaseModel):
+    """The index range [start, end) to collapse (checked against the lane
+    when the job is applied: reactor/domain/history.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: int
+    end: int
+
+
+class LoadStateInput(BaseModel):
+    """The scope's whole state; checked against the scope's own schema too."""
+
+    model_config = ConfigDict(extra="forbid")
+    state: dict[str, Any]
+
+
+# Actions every model accepts in its global and local scopes; the reactor
+# reduces them itself. SET_NAME (global only) changes the header; the
+# history actions' semantics are in reactor/domain/history.py.
+HISTORY_BASE_ACTIONS: dict[str, type[BaseModel]] = {
+    "UNDO": NoInput,
+    "REDO": NoInput,
+    "PRUNE": PruneInput,
+    "LOAD_STATE": LoadStateInput,
+    "NOOP": NoInput,
+}
+BASE_ACTIONS: dict[str, type[BaseModel]] = {"SET_NAME": SetNameInput, **HISTORY_BASE_ACTIONS}
+SCOPE_BASE_ACTIONS: dict[str, dict[str, type[BaseModel]]] = {
+    "global": BASE_ACTIONS,
+    "local": HISTORY_BASE_ACTIONS,
+}
 
 Reducer = Callable[[Any, Action], Any]
 
@@ -91,14 +123,14 @@ class DocumentModel:
         return factory().model_dump(mode="json")
 
     def schema_for(self, scope: str, action_type: str) -> type[BaseModel] | None:
-        if scope == "global" and action_type in BASE_ACTIONS:
-            return BASE_ACTIONS[action_type]
+        base = SCOPE_BASE_ACTIONS.get(scope, {})
+        if action_type in base:
+            return base[action_type]
         return self.action_schemas.get(scope, {}).get(action_type)
 
     def known_actions(self, scope: str) -> list[str]:
         names = list(self.action_schemas.get(scope, {}))
-        if scope == "global":
-            names += list(BASE_ACTIONS)
+        names += list(SCOPE_BASE_ACTIONS.get(scope, {}))
         return sorted(names)
 
     def validate_input(self, scope: str, action_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +142,11 @@ class DocumentModel:
                 f"{scope!r} (known: {', '.join(self.known_actions(scope)) or 'none'})",
                 field="type",
             )
-        return validate_with(schema, data)
+        normalized = validate_with(schema, data)
+        if action_type == "LOAD_STATE" and scope in self.state_schemas:
+            state = validate_with(self.state_schemas[scope], normalized["state"], "input.state")
+            normalized = {"state": state}
+        return normalized
 
     def reduce(self, scope: str, state: dict[str, Any], action: Action) -> dict[str, Any]:
         """Applies one action to a JSON state. Base actions leave state unchanged."""
@@ -191,7 +227,13 @@ class ReduceSession:
         return state_hash(self.state())
 
     def apply(self, action: Action) -> None:
-        if self._scope == "global" and action.type in BASE_ACTIONS:
+        if action.type in SCOPE_BASE_ACTIONS.get(self._scope, {}):
+            if action.type == "LOAD_STATE":
+                self._current = self._schema.model_validate(action.input["state"])
+                self._state = None
+                self._json = None
+            # UNDO, REDO and PRUNE are stored as the NOOP, copied action or
+            # LOAD_STATE they stand for (reactor/domain/history.py).
             return
         result = self._reducer(self.validated, action)
         if not isinstance(result, self._schema):
@@ -201,13 +243,15 @@ class ReduceSession:
         self._json = None
 
 
-def validate_with(schema: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+def validate_with(
+    schema: type[BaseModel], data: dict[str, Any], where: str = "input"
+) -> dict[str, Any]:
     try:
         return schema.model_validate(data).model_dump(mode="json")
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        field_path = f"input.{loc}" if loc else "input"
+        field_path = f"{where}.{loc}" if loc else where
         raise ValidationError(first["msg"], field=field_path) from None
 
 

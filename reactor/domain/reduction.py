@@ -13,7 +13,7 @@ hand the event loop back between actions.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
 from reactor.domain.document_scope import initial_document_state
 from reactor.domain.hashing import state_hash
+from reactor.domain.history import HISTORY_ACTIONS, HistoryError, Logged, LoggedOp, history_step
 from reactor.domain.ids import uuid5_text
 from reactor.domain.jobs import OperationSpan
 from reactor.domain.lane_reducer import LaneReducer
@@ -55,7 +56,14 @@ class NewOperation:
     index: int
     timestamp: datetime
     hash: str
-    action: Action
+    action: Action  # as stored: an UNDO is stored as its NOOP, and so on
+    skip: int = 0
+
+
+def needs_history(job: PlannedJob) -> bool:
+    """Whether reducing the job reads the lane's past operations (UNDO, REDO,
+    PRUNE), not only its head."""
+    return any(a.type in HISTORY_ACTIONS for a in job.actions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +154,7 @@ class Reduction:
         registry: ModelRegistry,
         keyframe_interval: int,
         verifier: SignatureVerifier | None = None,
+        history: Sequence[Logged] | None = None,
     ):
         self._job = job
         self._job_id = job_id
@@ -159,6 +168,13 @@ class Reduction:
         self._changes: list[HeaderChange] = []
         self._hash = head.hash
         self._lane = LaneReducer(model, job.scope, head.state, head.validated)
+        self._log: list[Logged] | None = None
+        if history is not None:
+            if len(history) != head.revision:
+                raise ValueError(f"history of {len(history)} operations, head at {head.revision}")
+            self._log = list(history)
+        elif needs_history(job):
+            raise ValueError("a job with UNDO, REDO or PRUNE needs the lane's history")
         self._done = False
 
     def steps(self) -> Iterator[HeaderChange | None]:
@@ -224,6 +240,18 @@ class Reduction:
                 self._verifier.verify(action, self._job.document_id, self._hash)
             except SignatureError as exc:
                 raise JobRejected("SignatureError", f"actions[{position}] {exc}") from exc
+        skip = 0
+        if self._log is not None and self._model is not None:
+            try:
+                skip, action, replaced = history_step(
+                    self._model, self._job.scope, self._log, index, action
+                )
+            except HistoryError as exc:
+                raise JobRejected(exc.error_type, f"{where}: {exc}") from exc
+            except Exception as exc:  # a reducer failing on the replayed history
+                raise JobRejected.of_model(exc, where) from exc
+            if replaced is not None:
+                lane = self._lane = replaced
         try:
             # Inputs were validated and normalized when the batch was
             # planned; reducers parse what they use.
@@ -244,8 +272,11 @@ class Reduction:
                 action.timestamp,
                 digest,
                 action,
+                skip,
             )
         )
+        if self._log is not None:
+            self._log.append(LoggedOp(index, skip, action))
         if snapshot is not None:
             self._keyframes.append((index, digest, snapshot))
 
@@ -280,6 +311,7 @@ def reduce_job(
     registry: ModelRegistry,
     keyframe_interval: int,
     verifier: SignatureVerifier | None = None,
+    history: Sequence[Logged] | None = None,
 ) -> Reduced:
     """The whole reduction in one call."""
     reduction = Reduction(
@@ -290,6 +322,7 @@ def reduce_job(
         registry=registry,
         keyframe_interval=keyframe_interval,
         verifier=verifier,
+        history=history,
     )
     for _ in reduction.steps():
         pass

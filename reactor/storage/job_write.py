@@ -47,6 +47,7 @@ class JobWrite:
     op_timestamps: list[datetime]
     op_hashes: list[str]
     op_actions: list[str]  # JSON
+    op_skips: list[int]  # reactor/domain/history.py
     revision: int
     hash: str
     state: str  # JSON
@@ -92,6 +93,7 @@ _JOB = Part(
         "op_timestamps",
         "op_hashes",
         "op_actions",
+        "op_skips",
         "revision",
         "hash",
         "state",
@@ -114,9 +116,9 @@ WITH gate AS MATERIALIZED (
 ), ins AS (
     INSERT INTO reactor_operations
         (tx_id, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
-    SELECT (SELECT xid FROM gate), o.id, {document_id}, {scope}, {branch}, o.idx, 0, o.ts, o.hash, o.action::jsonb, {job_id}
-    FROM unnest({op_ids}::text[], {op_indices}::int[], {op_timestamps}::timestamptz[], {op_hashes}::text[], {op_actions}::text[])
-         AS o(id, idx, ts, hash, action)
+    SELECT (SELECT xid FROM gate), o.id, {document_id}, {scope}, {branch}, o.idx, o.skip, o.ts, o.hash, o.action::jsonb, {job_id}
+    FROM unnest({op_ids}::text[], {op_indices}::int[], {op_timestamps}::timestamptz[], {op_hashes}::text[], {op_actions}::text[], {op_skips}::int[])
+         AS o(id, idx, ts, hash, action, skip)
     WHERE (SELECT ok FROM go)
     ORDER BY o.idx
     RETURNING tx_id::text::bigint AS tx, ordinal

@@ -34,6 +34,7 @@ def _job(keyframes: bool, children: bool) -> JobWrite:
         op_timestamps=[at, at],
         op_hashes=["h7", "h8"],
         op_actions=['{"a": 7}', '{"a": 8}'],
+        op_skips=[0, 2],
         revision=9,
         hash="h8",
         state='{"s": 1}',
