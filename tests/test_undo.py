@@ -142,6 +142,27 @@ async def test_local_scope_undo_redo_and_load_state(module_factory: Factory) -> 
     assert (await reactor.verify("u2")).ok
 
 
+async def test_verify_replays_skips_and_finds_one_that_was_changed(module_factory: Factory) -> None:
+    module = await module_factory()
+    reactor = module.reactor
+    await create(reactor, "u3", "a", "b")
+    await run(reactor, "u3", UNDO, add("c"))
+    assert (await reactor.verify("u3")).ok
+    tamper = (
+        "UPDATE reactor_operations SET skip = $1 WHERE document_id = 'u3' "
+        "AND scope = 'global' AND idx = 2"
+    )
+    async with module.database.pool.acquire() as conn:
+        await conn.execute(tamper, 0)
+        try:
+            result = await reactor.verify("u3")
+        finally:
+            await conn.execute(tamper, 1)
+    assert not result.ok and result.difference is not None
+    assert (result.difference.kind, result.difference.index) == ("operation", 2)
+    assert (await reactor.verify("u3")).ok
+
+
 class ReplayingReadModel:
     """Rebuilds each todo list's state from the operations it is given, with
     the history rules, so its answer depends on every skip reaching it."""

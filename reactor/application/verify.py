@@ -36,6 +36,12 @@ KEYFRAMES = (
     "SELECT idx, hash, state FROM reactor_keyframes "
     "WHERE document_id = $1 AND scope = $2 AND branch = $3 ORDER BY idx"
 )
+# Whether a lane has an operation with a skip: only then does its replay
+# hold the operations it replayed (reactor/domain/history.py).
+HAS_SKIPS = (
+    "SELECT EXISTS (SELECT 1 FROM reactor_operations WHERE document_id = $1 "
+    "AND scope = $2 AND branch = $3 AND skip > 0)"
+)
 # Operations read per query: bounds memory on a long log.
 PAGE = 1000
 
@@ -116,7 +122,8 @@ async def _verify_lane(
     lane = LaneReducer.initial(model, scope)
     digest = lane.digest()
     # Skips honoured (reactor/domain/history.py); the document scope has none.
-    replayer = Replayer(model if scope != "document" else None, scope, lane)
+    skips = bool(await conn.fetchval(HAS_SKIPS, document_id, scope, branch))
+    replayer = Replayer(model if scope != "document" else None, scope, lane, keep_log=skips)
     rows = await conn.fetch(KEYFRAMES, document_id, scope, branch)
     frames = {r["idx"]: (r["hash"], r["state"]) for r in rows}
     index = 0

@@ -176,27 +176,38 @@ def _derived(
 class Replayer:
     """Replays a lane operation by operation, honouring skips, from `lane`,
     the state at revision `start` (a keyframe's, or the initial one). A skip
-    reaches back into the log, so it needs the replay to start at 0."""
+    reaches back into the log, so it needs the replay to start at 0 and keep
+    the operations it replayed (`keep_log`: a lane known to have no skip
+    spares holding its whole log)."""
 
-    def __init__(self, model: DocumentModel | None, scope: str, lane: LaneReducer, start: int = 0):
+    def __init__(
+        self,
+        model: DocumentModel | None,
+        scope: str,
+        lane: LaneReducer,
+        start: int = 0,
+        *,
+        keep_log: bool = True,
+    ):
         self._model = model
         self._scope = scope
         self._lane = lane
         self._start = start
         self._next = start
-        self._log: list[Logged] = []  # kept only when replaying from 0
+        self._keep = keep_log and start == 0
+        self._log: list[Logged] = []
 
     def apply(self, op: Logged) -> str:
         """Reduces `op` and returns the hash of the state after it."""
         if op.index != self._next:
             raise ValueError(f"operation {op.index} is not the next one to replay")
         if op.skip > 0:
-            if self._model is None or self._start != 0:
+            if self._model is None or not self._keep:
                 raise ValueError(f"operation {op.index}'s skip needs the lane's model and log")
             self._lane = state_at(self._model, self._scope, self._log, op.index - op.skip)
         self._lane.reduce(op.action)
         self._next += 1
-        if self._start == 0:
+        if self._keep:
             self._log.append(op)
         return self._lane.digest()
 

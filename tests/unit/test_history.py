@@ -227,6 +227,11 @@ def test_replay_with_skips_reproduces_every_stored_hash() -> None:
         Replayer(MODEL, "global", LaneReducer.initial(MODEL, "global"), start=3).apply(
             _logged(lane.ops[4], index=3)
         )
+    lean = Replayer(MODEL, "global", LaneReducer.initial(MODEL, "global"), keep_log=False)
+    lean.apply(lane.ops[0])
+    lean.apply(lane.ops[1])
+    with pytest.raises(ValueError):
+        lean.apply(lane.ops[2])  # the UNDO's skip needs the operations it kept none of
 
 
 def _logged(op: NewOperation, index: int | None = None) -> NewOperation:
