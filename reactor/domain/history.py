@@ -33,8 +33,12 @@ Operations are never rewritten; history actions append one operation each.
 - **LOAD_STATE {state}** replaces the scope's state (validated against the
   scope's schema when the batch is planned); **NOOP** changes nothing.
 
-SET_NAME changes the header, not the scope's state: undoing it changes no
-state and leaves the name as it is.
+SET_NAME changes the header, not the scope's state: undoing or redoing it
+changes no state and leaves the name as it is.
+
+The write path reads the lane's whole log for a job with UNDO, REDO or
+PRUNE (under the lane lock, so the result is the same on a retry); replay
+and verification read it from index 0 only for a lane with a skip.
 """
 
 from __future__ import annotations
