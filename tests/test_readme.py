@@ -15,7 +15,8 @@ from tests.conftest import ROOT, Stack, worker_env
 from tests.support.workers import worker_module
 
 BLOCK = re.compile(
-    r"<!-- (file: (?P<file>\S+)|run(?P<standalone>: standalone)?) -->\n```python\n(?P<code>.*?)```",
+    r"<!-- (file: (?P<file>\S+)|run(: (?P<standalone>standalone|history))?) -->\n"
+    r"```python\n(?P<code>.*?)```",
     re.S,
 )
 
@@ -28,11 +29,20 @@ def readme_blocks() -> tuple[dict[str, str], list[str], list[str]]:
     for m in BLOCK.finditer((ROOT / "README.md").read_text()):
         if m.group("file"):
             files[m.group("file")] = m.group("code")
-        elif m.group("standalone"):
+        elif m.group("standalone") == "standalone":
             standalone.append(m.group("code"))
-        else:
+        elif m.group("standalone") is None:
             runs.append(m.group("code"))
     return files, runs, standalone
+
+
+def history_blocks() -> list[str]:
+    """The undo/redo example: standalone, with its own in-process worker."""
+    return [
+        m.group("code")
+        for m in BLOCK.finditer((ROOT / "README.md").read_text())
+        if m.group("standalone") == "history"
+    ]
 
 
 def test_readme_has_the_two_commands_and_ci_runs_the_test_one() -> None:
@@ -104,3 +114,28 @@ async def test_readme_client_example_runs_as_written(
     assert lines[0] == "{'total': 1, 'checked': 0, 'unchecked': 1}"
     assert "'lists': 1" in lines[1] and "'total': 1" in lines[1]
     assert lines[2] == "['created', 'updated']"
+
+
+async def test_readme_history_example_runs_as_written(
+    stack: Stack, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    blocks = history_blocks()
+    assert len(blocks) == 1
+    (tmp_path / "history_example.py").write_text(blocks[0])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(tmp_path / "history_example.py"),
+        env=worker_env(stack, database_url, task_queue),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert lines[0] == "['dishes']"
+    assert lines[1] == "['dishes', 'laundry']"
+    assert lines[2] == (
+        "[(0, 'ADD_TODO_ITEM', 0), (1, 'ADD_TODO_ITEM', 0), (2, 'NOOP', 1), (3, 'ADD_TODO_ITEM', 0)]"
+    )
+    assert lines[3] == "True"
