@@ -537,3 +537,45 @@ async def test_a_reactor_that_never_waits_forgets_batches_once_they_closed(
     assert len(reactor._started) == (0 if last_forgotten else 1)
     await asyncio.wait_for(reactor.kill().completed, 30)
     assert (await reactor.get_job_status(last.id)).status is JobStatus.READ_READY
+
+
+async def test_signed_history_actions_are_signed_over_the_states_the_worker_computes(
+    module_factory: Any,
+) -> None:
+    """The signer follows UNDO, REDO and PRUNE through the lane's log as the
+    worker does, so an action after one of them, in the same job or a later
+    job of the same batch, is signed over the state it applies to."""
+    signer = Ed25519Signer()
+    module = await module_factory(
+        lambda b: b.with_signature_verifier(Ed25519Verifier({signer.public_key()}))
+    )
+    client = ReactorClientBuilder().with_reactor_module(module).with_signer(signer).build()
+    await client.create_empty("powerhouse/todo-list", document_id="signed-history")
+
+    def add(i: int) -> dict[str, Any]:
+        return {"type": "ADD_TODO_ITEM", "input": {"id": str(i), "text": f"item {i}"}}
+
+    await client.execute("signed-history", "main", [add(1), add(2), add(3)])
+    doc = await client.execute("signed-history", "main", [{"type": "UNDO"}, add(4)])
+    assert [i["id"] for i in doc.state["global"]["items"]] == ["1", "2", "4"]
+    jobs = await client.execute_batch(
+        {
+            "jobs": [
+                {"key": "u", "document_id": "signed-history", "actions": [{"type": "UNDO"}]},
+                {
+                    "key": "r",
+                    "document_id": "signed-history",
+                    "depends_on": ["u"],
+                    "actions": [
+                        {"type": "REDO"},
+                        {"type": "PRUNE", "input": {"start": 0, "end": 2}},
+                        add(5),
+                    ],
+                },
+            ]
+        }
+    )
+    assert all(j.status is JobStatus.READ_READY for j in jobs.values()), jobs
+    doc = await module.reactor.get("signed-history")
+    assert [i["id"] for i in doc.state["global"]["items"]] == ["1", "2", "5"]
+    assert (await module.reactor.verify("signed-history")).ok

@@ -11,16 +11,19 @@ from typing import Any
 from reactor.api.module import ReactorModule
 from reactor.api.reactor import ActionLike, Reactor, _parse_request, _spec
 from reactor.application.subscriptions import Callback, SearchFilter
-from reactor.domain.actions import ActionSpec
+from reactor.domain.actions import Action, ActionSpec
 from reactor.domain.batch import BatchRequest, lookup_ids, plan_batch
 from reactor.domain.document import Document, PagedResults
 from reactor.domain.errors import JobFailedError
+from reactor.domain.history import HistoryError, Logged, LoggedOp, Replayer, history_step
 from reactor.domain.jobs import ConsistencyToken, JobInfo, JobStatus
 from reactor.domain.lane_reducer import LaneReducer
 from reactor.domain.model import DocumentModel
+from reactor.domain.reduction import needs_history
 from reactor.domain.signing import Signer, sign_action
 from reactor.runtime.gc_tuning import gc_paused
 from reactor.storage.document_view import DocumentView
+from reactor.storage.operation_store import OperationStore
 
 
 class ReactorClient:
@@ -230,7 +233,10 @@ class ReactorClient:
         reactor = self.reactor
         existing = await reactor.document_view.lookup(*lookup_ids(req))
         plan = plan_batch(req, reactor.registry, existing, reactor.config.limits)
-        lanes: dict[tuple[str, str, str], LaneReducer] = {}
+        # A lane an UNDO, REDO or PRUNE touches is followed through its log,
+        # as the worker does: what such an action leaves depends on history.
+        with_history = {(p.document_id, p.scope, p.branch) for p in plan.jobs if needs_history(p)}
+        lanes: dict[tuple[str, str, str], _SigningLane] = {}
         jobs = []
         for job, planned in zip(req.jobs, plan.jobs, strict=True):
             key = (planned.document_id, planned.scope, planned.branch)
@@ -238,10 +244,7 @@ class ReactorClient:
                 model = None
                 if planned.scope != "document":
                     model = reactor.registry.get(planned.document_type)
-                state = await self._head_state(
-                    planned.document_id, planned.scope, planned.branch, model
-                )
-                lanes[key] = LaneReducer(model, planned.scope, state)
+                lanes[key] = await self._lane(*key, model, key in with_history)
             lane = lanes[key]
             signed: list[ActionSpec] = []
             for action in planned.actions:
@@ -251,14 +254,70 @@ class ReactorClient:
             jobs.append(job.model_copy(update={"actions": signed}))
         return req.model_copy(update={"jobs": jobs, "batch_id": plan.batch_id})
 
-    async def _head_state(
-        self, document_id: str, scope: str, branch: str, model: DocumentModel | None
-    ) -> dict[str, Any]:
+    async def _lane(
+        self,
+        document_id: str,
+        scope: str,
+        branch: str,
+        model: DocumentModel | None,
+        with_history: bool,
+    ) -> _SigningLane:
         async with self.reactor.db.pool.acquire() as conn:
+            if with_history and model is not None:
+                log = await OperationStore.load_range(
+                    conn, document_id, scope, branch, 0, _WHOLE_LOG
+                )
+                replay = Replayer(model, scope, LaneReducer.initial(model, scope))
+                for op in log:
+                    replay.apply(op)
+                return _SigningLane(replay.lane, model, scope, list(log))
             state = await DocumentView.head_state(conn, document_id, scope, branch)
-        if state is not None:
-            return state
-        return LaneReducer.initial(model, scope).state()
+        if state is None:
+            state = LaneReducer.initial(model, scope).state()
+        return _SigningLane(LaneReducer(model, scope, state), model, scope, None)
+
+
+# Past any lane's last index (indexes are PostgreSQL integers).
+_WHOLE_LOG = 2**31 - 1
+
+
+class _SigningLane:
+    """A lane's state as a signer follows a batch through it. With its log
+    (`log` not None), an UNDO, REDO or PRUNE leaves what the worker will
+    compute: the same history rules, from the same operations. A history
+    action the lane cannot take leaves it as it is: the job fails on the
+    worker with that action's named error, whatever comes after it."""
+
+    def __init__(
+        self,
+        lane: LaneReducer,
+        model: DocumentModel | None,
+        scope: str,
+        log: list[Logged] | None,
+    ):
+        self._lane = lane
+        self._model = model
+        self._scope = scope
+        self._log = log
+
+    def digest(self) -> str:
+        return self._lane.digest()
+
+    def apply(self, action: Action) -> None:
+        if self._log is None or self._model is None:
+            self._lane.apply(action)
+            return
+        index = len(self._log)
+        try:
+            skip, stored, replaced = history_step(
+                self._model, self._scope, self._log, index, action
+            )
+        except HistoryError:
+            return
+        if replaced is not None:
+            self._lane = replaced
+        self._lane.reduce(stored)
+        self._log.append(LoggedOp(index, skip, stored))
 
 
 class ReactorClientBuilder:
