@@ -47,15 +47,18 @@ class DocumentView:
         slug: str | None,
         name: str,
         at: datetime,
+        model_version: int = 1,
     ) -> None:
         await conn.execute(
-            "INSERT INTO reactor_documents (id, document_type, slug, name, created_at, modified_at) "
-            "VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO reactor_documents "
+            "(id, document_type, slug, name, created_at, modified_at, model_version) "
+            "VALUES ($1, $2, $3, $4, $5, $5, $6)",
             document_id,
             document_type,
             slug,
             name,
             at,
+            model_version,
         )
 
     @staticmethod
@@ -66,14 +69,17 @@ class DocumentView:
         *,
         name: str | None = None,
         deleted: bool | None = None,
+        model_version: int | None = None,
     ) -> None:
         await conn.execute(
             "UPDATE reactor_documents SET modified_at = greatest(modified_at, $2), "
-            "name = coalesce($3, name), deleted = coalesce($4, deleted) WHERE id = $1",
+            "name = coalesce($3, name), deleted = coalesce($4, deleted), "
+            "model_version = coalesce($5, model_version) WHERE id = $1",
             document_id,
             at,
             name,
             deleted,
+            model_version,
         )
 
     @staticmethod
@@ -88,6 +94,20 @@ class DocumentView:
             branch,
         )
         return state
+
+    @staticmethod
+    async def head(
+        conn: asyncpg.Connection, document_id: str, scope: str, branch: str
+    ) -> tuple[int, dict[str, Any]] | None:
+        """(revision, state) of a lane's head."""
+        row = await conn.fetchrow(
+            "SELECT revision, state FROM reactor_document_states "
+            "WHERE document_id = $1 AND scope = $2 AND branch = $3",
+            document_id,
+            scope,
+            branch,
+        )
+        return None if row is None else (row["revision"], row["state"])
 
     @staticmethod
     async def put_state(
@@ -138,7 +158,7 @@ class DocumentView:
     ) -> Document | None:
         async with self.db.pool.acquire() as conn:
             header = await conn.fetchrow(
-                "SELECT id, document_type, slug, name, created_at, modified_at, deleted "
+                "SELECT id, document_type, slug, name, created_at, modified_at, deleted, model_version "
                 f"FROM reactor_documents d WHERE {where}",
                 value,
             )
@@ -165,7 +185,7 @@ class DocumentView:
         id of the previous page."""
         async with self.db.pool.acquire() as conn:
             headers = await conn.fetch(
-                "SELECT id, document_type, slug, name, created_at, modified_at, deleted "
+                "SELECT id, document_type, slug, name, created_at, modified_at, deleted, model_version "
                 "FROM reactor_documents d WHERE NOT d.deleted "
                 "AND ($1::text IS NULL OR d.document_type = $1) "
                 "AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM reactor_relationships r "
@@ -205,6 +225,7 @@ def _document(header: asyncpg.Record, states: list[asyncpg.Record], branch: str)
             revision=revision,
             branch=branch,
             deleted=header["deleted"],
+            model_version=header["model_version"],
         ),
         state=state,
     )
