@@ -32,6 +32,14 @@ FROM reactor_documents d
 WHERE d.id = ANY($1::text[])
 """
 
+# The documents of a type still below a model version, in id order, a page
+# after an id at a time (`reactor upgrade`).
+BELOW_VERSION = """
+SELECT id FROM reactor_documents
+WHERE document_type = $1 AND model_version < $2 AND NOT deleted AND id > $3
+ORDER BY id LIMIT $4
+"""
+
 
 class DocumentView:
     def __init__(self, db: Database):
@@ -122,6 +130,13 @@ class DocumentView:
         await conn.execute(UPSERT_STATE, document_id, scope, branch, revision, hash_, state)
 
     # -- reads --------------------------------------------------------------
+
+    async def below_version(
+        self, document_type: str, version: int, after: str = "", limit: int = 1000
+    ) -> list[str]:
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(BELOW_VERSION, document_type, version, after, limit)
+        return [r["id"] for r in rows]
 
     async def existing(self, document_ids: list[str]) -> dict[str, tuple[str, bool]]:
         """document_id -> (document_type, deleted) for those that exist."""
