@@ -184,6 +184,13 @@ async def test_a_document_with_history_is_upgraded_and_replays(
     assert (await reactor.get("c1")).state["global"] == {"count": 69, "label": "count=6"}
     await assert_replays(reactor, "c1")
 
+    # The steps are part of the log's meaning: a registry without them
+    # cannot replay the upgrade, and says where.
+    stale = await old.verify("c1")
+    assert not stale.ok and stale.difference is not None
+    assert (stale.difference.scope, stale.difference.index) == ("global", 3)
+    assert "UPGRADE_DOCUMENT fails on replay" in stale.difference.detail
+
 
 async def test_created_documents_start_at_the_latest_version(
     module_factory: Factory, stack: Stack, task_queue: str

@@ -279,3 +279,38 @@ def test_undo_stops_at_an_upgrade() -> None:
             document_version=2,
         )
     assert raised.value.error_type == "NothingToUndo"
+
+
+def _upgraded_lane() -> tuple[Head, list[NewOperation]]:
+    """ADD 2, the upgrade to version 2, ADD 1."""
+    lane = LaneReducer.initial(MODEL, "global")
+    actions = [_action("ADD", {"n": 2}, 0), _upgrade(1, 2, 1), _action("ADD", {"n": 1}, 2)]
+    log = [NewOperation(f"op{i}", i, a.timestamp, lane.apply(a), a) for i, a in enumerate(actions)]
+    return Head(3, log[-1].hash, lane.state()), log
+
+
+def _prune(start: int, end: int) -> Any:
+    head, log = _upgraded_lane()
+    return reduce_job(
+        _job("global", [_action("PRUNE", {"start": start, "end": end}, 3)]),
+        "b:0",
+        head,
+        MODEL,
+        registry=REGISTRY,
+        keyframe_interval=100,
+        history=log,
+        document_version=2,
+    )
+
+
+def test_prune_keeps_an_upgrade_only_in_a_state_after_it() -> None:
+    with pytest.raises(JobRejected) as raised:
+        _prune(0, 1)  # the state at 1 is the one before the upgrade
+    assert raised.value.error_type == "InvalidPruneRange"
+    assert "upgrade at index 1" in str(raised.value)
+    # collapsing through the upgrade into a state after it keeps the upgraded state
+    reduced = _prune(0, 2)
+    assert reduced.head.validated is not None
+    assert reduced.head.validated.model_dump() == {"count": 2, "label": "count=2"}
+    # a range after the upgrade is not concerned
+    assert _prune(2, 3).head.validated is not None
