@@ -29,6 +29,7 @@ from reactor.application.write_cache import WriteCache
 from reactor.domain.limits import Limits
 from reactor.domain.model import DocumentModel, ModelLoader, ModelRegistry
 from reactor.domain.signing import Ed25519Verifier, SignatureVerifier
+from reactor.domain.upgrades import UpgradeManifest
 from reactor.domain.workflow_io import BatchConfig
 from reactor.observability.outage import install_outage_filter
 from reactor.reactions.manager import ProcessorManager
@@ -56,7 +57,7 @@ class ReactorBuilder:
     def __init__(self) -> None:
         self._models: list[DocumentModel] = []
         self._loaders: list[ModelLoader] = []
-        self._manifests: list[Any] = []
+        self._manifests: list[UpgradeManifest] = []
         self._database: str | asyncpg.Pool | None = None
         self._pool_size = DEFAULT_POOL_SIZE
         self._temporal_address: str | None = None
@@ -130,9 +131,11 @@ class ReactorBuilder:
         self._loaders.append(loader)
         return self
 
-    def with_upgrade_manifests(self, manifests: Sequence[Any]) -> ReactorBuilder:
-        """Accepted for API parity; build() refuses non-empty manifests because
-        document model upgrades are not implemented yet."""
+    def with_upgrade_manifests(self, manifests: Sequence[UpgradeManifest]) -> ReactorBuilder:
+        """Each manifest (reactor/domain/upgrades.py) joins the model of its
+        document type: documents are created at its latest version and
+        UPGRADE_DOCUMENT steps them up. A model module may instead define
+        `upgrade_manifest`."""
         self._manifests.extend(manifests)
         return self
 
@@ -321,8 +324,6 @@ class ReactorBuilder:
                 "no document models: call with_document_models([...]) or "
                 "with_document_model_loader(...) first"
             )
-        if self._manifests:
-            raise NotImplementedError("document model upgrade manifests are not supported yet")
         limits = self._limits or limits_from_env()  # before anything is opened
         # A database outage is one log line here too, not a traceback per
         # reconnect attempt, whether or not this process hosts a worker.
@@ -371,7 +372,7 @@ class ReactorBuilder:
         reactor = Reactor(
             stores=stores,
             client=client,
-            registry=ModelRegistry(self._models, self._loaders),
+            registry=ModelRegistry(self._models, self._loaders, self._manifests),
             config=ReactorConfig(
                 task_queue=self._task_queue,
                 batch=self._batch,

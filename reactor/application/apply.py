@@ -58,12 +58,14 @@ from reactor.domain.reduction import (
     Reduced,
     Reduction,
     ScopeCreated,
+    ScopeUpgraded,
     initial_head,
     model_for,
     needs_history,
 )
 from reactor.domain.rejection import JobRejected
 from reactor.domain.signing import SignatureVerifier
+from reactor.domain.upgrades import action_version
 from reactor.storage.database import Database
 from reactor.storage.document_view import DocumentView
 from reactor.storage.errors import is_deterministic
@@ -174,6 +176,8 @@ class JobApplier:
                 if isinstance(change, ScopeCreated):
                     initial = CachedState(0, change.hash, change.state, None, doc_type)
                     self.cache.put((job.document_id, change.scope, job.branch), initial)
+                elif isinstance(change, ScopeUpgraded):
+                    self.cache.invalidate((job.document_id, change.scope, job.branch))
         announced: asyncio.Future[None] | None = None
         if self.on_commit is not None or self.notifier is not None:
             payload: dict[str, Any] = {
@@ -209,8 +213,14 @@ class JobApplier:
         return Committed(outcome, announced)
 
     def _fast_path_for(self, job: PlannedJob) -> bool:
-        # UNDO, REDO and PRUNE read the lane's past operations: under the lock.
-        return self.fast_path and job.scope != "document" and not needs_history(job)
+        # UNDO, REDO and PRUNE read the lane's past operations, and an action
+        # naming its model version is checked against the header: under the lock.
+        return (
+            self.fast_path
+            and job.scope != "document"
+            and not needs_history(job)
+            and all(action_version(a.context) is None for a in job.actions)
+        )
 
     async def _apply_fast(
         self, job: PlannedJob, job_id: str, cached: CachedState
@@ -327,7 +337,8 @@ class JobApplier:
             history = await OperationStore.load_range(
                 conn, job.document_id, job.scope, job.branch, 0, head.revision
             )
-        return await self._reduce(conn, job, job_id, head, model, history)
+        version = row["model_version"]
+        return await self._reduce(conn, job, job_id, head, model, history, version)
 
     async def _reduce(
         self,
@@ -337,6 +348,7 @@ class JobApplier:
         head: Head,
         model: DocumentModel | None,
         history: list[Operation] | None = None,
+        document_version: int | None = None,
     ) -> Reduced:
         """The job's operations, hashes and new head (reactor/domain/reduction.py).
         Only document-scope jobs touch the database here, writing each header
@@ -350,6 +362,7 @@ class JobApplier:
             keyframe_interval=self.keyframe_interval,
             verifier=self.verifier,
             history=history,
+            document_version=document_version,
         )
         slice_started = time.perf_counter()
         for change in reduction.steps():

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from reactor.domain.reduction import HeaderChange, HeaderCreated, ScopeCreated
+from reactor.domain.lane_reducer import LaneReducer
+from reactor.domain.reduction import HeaderChange, HeaderCreated, ScopeCreated, ScopeUpgraded
 from reactor.domain.rejection import JobRejected
+from reactor.domain.upgrades import UpgradeError
 from reactor.storage.document_view import DocumentView
+from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
 
 
@@ -21,7 +24,13 @@ async def write_header_change(
     if isinstance(change, HeaderCreated):
         try:
             await DocumentView.create_header(
-                conn, document_id, change.document_type, change.slug, change.name, change.at
+                conn,
+                document_id,
+                change.document_type,
+                change.slug,
+                change.name,
+                change.at,
+                change.model_version,
             )
         except asyncpg.UniqueViolationError as exc:
             if "slug" in (exc.constraint_name or ""):
@@ -33,6 +42,8 @@ async def write_header_change(
         await DocumentView.put_state(
             conn, document_id, change.scope, branch, 0, change.hash, change.state
         )
+    elif isinstance(change, ScopeUpgraded):
+        await _upgrade_scope(conn, document_id, branch, change)
     else:
         if change.deleted:
             await _refuse_delete_under_children(conn, document_id, change.children)
@@ -42,7 +53,48 @@ async def write_header_change(
             change.at,
             name=change.name,
             deleted=True if change.deleted else None,
+            model_version=change.model_version,
         )
+
+
+async def _upgrade_scope(
+    conn: asyncpg.Connection, document_id: str, branch: str, change: ScopeUpgraded
+) -> None:
+    """Appends the scope's UPGRADE_DOCUMENT operation, with the hash of the
+    stepped state, and moves the scope's view to it. The document's lane lock
+    (document and branch) is held, so the scope's head cannot move meanwhile.
+    No keyframe is written: the view holds the new head, and replay from an
+    earlier keyframe steps through the operation."""
+    head = await DocumentView.head(conn, document_id, change.scope, branch)
+    if head is None:
+        raise JobRejected("DocumentNotFound", f"document {document_id!r} has no {change.scope}")
+    revision, state = head
+    where = f"UPGRADE_DOCUMENT in scope {change.scope!r}"
+    try:
+        lane = LaneReducer(change.model, change.scope, state)
+        lane.reduce(change.action)
+    except UpgradeError as exc:
+        raise JobRejected(exc.error_type, f"{where}: {exc}") from exc
+    except Exception as exc:  # the upgraded state fails the model's schema
+        raise JobRejected.of_model(exc, where) from exc
+    try:
+        digest = lane.digest()
+    except Exception as exc:
+        raise JobRejected.of_serialization(exc, where) from exc
+    await OperationStore.append_one(
+        conn,
+        document_id,
+        change.scope,
+        branch,
+        revision,
+        digest,
+        change.action,
+        change.operation_id,
+        change.job_id,
+    )
+    await DocumentView.put_state(
+        conn, document_id, change.scope, branch, revision + 1, digest, lane.state()
+    )
 
 
 async def _refuse_delete_under_children(

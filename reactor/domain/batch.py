@@ -34,6 +34,7 @@ from reactor.domain.limits import (
     too_big,
 )
 from reactor.domain.model import ModelRegistry, validate_with
+from reactor.domain.upgrades import latest_version
 
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Keys, document ids and branch names travel in every plan entry, job view
@@ -457,9 +458,20 @@ def _validate_document_action(
                 f"document {job.document_id!r} already exists", field="document_id"
             )
         try:
-            registry.get(str(normalized["document_type"]))
+            model = registry.get(str(normalized["document_type"]))
         except ValidationError as exc:
             raise ValidationError(exc.reason, field="input.document_type") from None
+        # A document starts at its type's latest model version, recorded in
+        # the operation so replay needs no registry to know it.
+        latest = latest_version(model.upgrades)
+        given = normalized.pop("model_version", None)
+        if given is not None and given != latest:
+            raise ValidationError(
+                f"CREATE_DOCUMENT creates at the latest version {latest}, not {given}",
+                field="input.model_version",
+            )
+        if model.upgrades is not None:
+            normalized["model_version"] = latest
         slug = normalized.get("slug")
         if isinstance(slug, str):
             if slug in slugs and slugs[slug] != job.document_id:

@@ -20,6 +20,8 @@ class DocumentHeader(BaseModel):
     revision: dict[str, int] = Field(default_factory=dict)
     branch: str = "main"
     deleted: bool = False
+    # The model version the document is at (reactor/domain/upgrades.py).
+    model_version: int = 1
 
 
 class Document(BaseModel):

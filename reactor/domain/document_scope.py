@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactor.domain.actions import Action
 from reactor.domain.errors import ReducerError
 from reactor.domain.model import SetNameInput
+from reactor.domain.upgrades import UNVERSIONED
 
 
 class CreateDocumentInput(BaseModel):
@@ -20,6 +21,14 @@ class CreateDocumentInput(BaseModel):
     document_type: str = Field(min_length=1)
     slug: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     name: str = ""
+    # The model version the document starts at: its type's latest, filled
+    # in when the batch is planned (absent for a type without a manifest).
+    model_version: int | None = Field(default=None, ge=1)
+
+
+class UpgradeDocumentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to_version: int = Field(ge=1)
 
 
 class DeleteDocumentInput(BaseModel):
@@ -38,6 +47,7 @@ DOCUMENT_ACTIONS: dict[str, type[BaseModel]] = {
     "ADD_RELATIONSHIP": RelationshipInput,
     "REMOVE_RELATIONSHIP": RelationshipInput,
     "SET_NAME": SetNameInput,
+    "UPGRADE_DOCUMENT": UpgradeDocumentInput,
 }
 
 
@@ -49,10 +59,24 @@ class DocumentScopeState(BaseModel):
     name: str = ""
     deleted: bool = False
     children: list[str] = Field(default_factory=list)
+    model_version: int | None = None  # None: version 1, and absent from the state
 
 
 def initial_document_state() -> dict[str, Any]:
-    return DocumentScopeState().model_dump(mode="json")
+    return _dump(DocumentScopeState())
+
+
+def document_version(state: dict[str, Any]) -> int:
+    """The model version a document-scope state records."""
+    return int(state.get("model_version") or UNVERSIONED)
+
+
+def _dump(state: DocumentScopeState) -> dict[str, Any]:
+    # An unversioned document's state, and so its hash, has no version key.
+    dumped = state.model_dump(mode="json")
+    if dumped["model_version"] is None:
+        del dumped["model_version"]
+    return dumped
 
 
 def reduce_document_scope(state: dict[str, Any], action: Action) -> dict[str, Any]:
@@ -67,7 +91,10 @@ def reduce_document_scope(state: dict[str, Any], action: Action) -> dict[str, An
             raise ReducerError("CREATE_DOCUMENT: the document already exists")
         create = CreateDocumentInput.model_validate(action.input)
         nxt = DocumentScopeState(
-            document_type=create.document_type, slug=create.slug, name=create.name
+            document_type=create.document_type,
+            slug=create.slug,
+            name=create.name,
+            model_version=create.model_version,
         )
     elif kind == "DELETE_DOCUMENT":
         # Refused, as at validation: a child added since then ends the job FAILED.
@@ -92,6 +119,13 @@ def reduce_document_scope(state: dict[str, Any], action: Action) -> dict[str, An
                 raise ReducerError(f"REMOVE_RELATIONSHIP: {rel.target_id!r} is not a child")
             children.remove(rel.target_id)
         nxt = current.model_copy(update={"children": children})
+    elif kind == "UPGRADE_DOCUMENT":
+        # Whether the manifest makes this upgrade is checked against the
+        # model before this runs (reactor/domain/reduction.py).
+        to = UpgradeDocumentInput.model_validate(action.input).to_version
+        if to <= (current.model_version or UNVERSIONED):
+            raise ReducerError(f"UPGRADE_DOCUMENT: the document is already at version >= {to}")
+        nxt = current.model_copy(update={"model_version": to})
     else:
         raise ReducerError(f"unknown document-scope action {kind!r}")
-    return nxt.model_dump(mode="json")
+    return _dump(nxt)

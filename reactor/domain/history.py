@@ -33,6 +33,10 @@ Operations are never rewritten; history actions append one operation each.
 - **LOAD_STATE {state}** replaces the scope's state (validated against the
   scope's schema when the batch is planned); **NOOP** changes nothing.
 
+A model upgrade's operation (UPGRADE_DOCUMENT, reactor/domain/upgrades.py)
+is never undone: UNDO finds nothing to undo behind it, and a PRUNE may
+collapse it only into a LOAD_STATE of a state after it.
+
 SET_NAME changes the header, not the scope's state: undoing or redoing it
 changes no state and leaves the name as it is.
 
@@ -50,6 +54,7 @@ from typing import Any, Protocol
 from reactor.domain.actions import Action
 from reactor.domain.lane_reducer import LaneReducer
 from reactor.domain.model import DocumentModel
+from reactor.domain.upgrades import UPGRADE_ACTION
 
 HISTORY_ACTIONS = frozenset({"UNDO", "REDO", "PRUNE"})
 REDO_MARK = "redo_of"
@@ -101,6 +106,8 @@ def undo_target(log: Sequence[Logged], revision: int) -> int | None:
     """The index an UNDO appended at `revision` leaves out, if any."""
     i = revision - 1
     while i >= 0:
+        if log[i].action.type == UPGRADE_ACTION:
+            return None  # an upgrade is undone by no UNDO: the header keeps its version
         if log[i].action.type != "NOOP":
             return i
         i -= 1 + log[i].skip
@@ -150,6 +157,15 @@ def history_step(
                 "InvalidPruneRange",
                 f"PRUNE start={start} end={end}: needs 0 <= start < end <= {index} "
                 f"(the revision of scope {scope!r})",
+            )
+        upgraded = [
+            i for i in effective_indexes(log, index) if log[i].action.type == UPGRADE_ACTION
+        ]
+        if upgraded and start <= upgraded[-1] and end <= upgraded[-1]:
+            raise HistoryError(
+                "InvalidPruneRange",
+                f"PRUNE start={start} end={end}: would leave out the model upgrade at index "
+                f"{upgraded[-1]} of scope {scope!r} (end must be after it)",
             )
         state = state_at(model, scope, log, end).state()
         return index - start, _derived(action, "LOAD_STATE", {"state": state}, action.context), None

@@ -16,7 +16,7 @@ which the reactor keeps in the relationship index).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from reactor.domain.actions import Action
 from reactor.domain.errors import ValidationError
 from reactor.domain.hashing import state_hash
+from reactor.domain.upgrades import UPGRADE_ACTION, UpgradeManifest, upgrade_state
 
 
 class EmptyState(BaseModel):
@@ -90,6 +91,8 @@ class DocumentModel:
     initial: Mapping[str, Callable[[], BaseModel]] = field(default_factory=dict)
     children_of: Callable[[Any], set[str]] | None = None
     module: ModuleType | None = None
+    # Versions and upgrade steps (reactor/domain/upgrades.py); None: version 1.
+    upgrades: UpgradeManifest | None = None
 
     @classmethod
     def from_module(cls, module: ModuleType | DocumentModel) -> DocumentModel:
@@ -116,6 +119,7 @@ class DocumentModel:
             initial={"global": initial_global, "local": local_state},
             children_of=getattr(module, "children", None),
             module=module if isinstance(module, ModuleType) else None,
+            upgrades=getattr(module, "upgrade_manifest", None),
         )
 
     def initial_state(self, scope: str) -> dict[str, Any]:
@@ -198,6 +202,7 @@ class ReduceSession:
         if state is None and validated is None:
             raise ValueError("a session needs the state, as JSON or validated")
         self._scope = scope
+        self._model = model
         self._schema = model.state_schemas[scope]
         self._reducer = model.reducers[scope]
         self._current: BaseModel | None = validated
@@ -227,6 +232,21 @@ class ReduceSession:
         return state_hash(self.state())
 
     def apply(self, action: Action) -> None:
+        if action.type == UPGRADE_ACTION:
+            # Written by the document scope's UPGRADE_DOCUMENT: the steps'
+            # result, as the model's latest schema reads it. Raises UpgradeError.
+            upgraded = upgrade_state(
+                self._model.upgrades,
+                self._model.document_type,
+                self._scope,
+                self.state(),
+                int(action.input["from_version"]),
+                int(action.input["to_version"]),
+            )
+            self._current = self._schema.model_validate(upgraded)
+            self._state = None
+            self._json = None
+            return
         if action.type in SCOPE_BASE_ACTIONS.get(self._scope, {}):
             if action.type == "LOAD_STATE":
                 self._current = self._schema.model_validate(action.input["state"])
@@ -275,13 +295,29 @@ class ModelRegistry:
     at the first lookup of that type. A None is not cached, so a model that
     becomes available later is still found."""
 
-    def __init__(self, models: list[DocumentModel], loaders: Sequence[ModelLoader] = ()):
+    def __init__(
+        self,
+        models: list[DocumentModel],
+        loaders: Sequence[ModelLoader] = (),
+        manifests: Sequence[UpgradeManifest] = (),
+    ):
         self._models: dict[str, DocumentModel] = {}
         self._loaders = tuple(loaders)
+        # Manifests given apart from their models: each joins its type's
+        # model, registered or loaded later.
+        self._manifests: dict[str, UpgradeManifest] = {}
+        for manifest in manifests:
+            if manifest.document_type in self._manifests:
+                raise ValueError(f"two upgrade manifests for {manifest.document_type!r}")
+            self._manifests[manifest.document_type] = manifest
         for m in models:
             if m.document_type in self._models:
                 raise ValueError(f"document model {m.document_type!r} registered twice")
-            self._models[m.document_type] = m
+            self._models[m.document_type] = self._with_manifest(m)
+
+    def _with_manifest(self, model: DocumentModel) -> DocumentModel:
+        manifest = self._manifests.get(model.document_type)
+        return model if manifest is None else replace(model, upgrades=manifest)
 
     def find(self, document_type: str) -> DocumentModel | None:
         found = self._models.get(document_type)
@@ -298,7 +334,7 @@ class ModelRegistry:
                     f"{model.document_type!r} when asked for {document_type!r}"
                 )
             # Two lookups racing keep one model.
-            return self._models.setdefault(document_type, model)
+            return self._models.setdefault(document_type, self._with_manifest(model))
         return None
 
     def get(self, document_type: str) -> DocumentModel:

@@ -20,7 +20,7 @@ from typing import Any
 
 from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
-from reactor.domain.document_scope import initial_document_state
+from reactor.domain.document_scope import document_version, initial_document_state
 from reactor.domain.hashing import state_hash
 from reactor.domain.history import HISTORY_ACTIONS, HistoryError, Logged, LoggedOp, history_step
 from reactor.domain.ids import uuid5_text
@@ -29,6 +29,13 @@ from reactor.domain.lane_reducer import LaneReducer
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.rejection import JobRejected
 from reactor.domain.signing import SignatureError, SignatureVerifier
+from reactor.domain.upgrades import (
+    UNVERSIONED,
+    UPGRADE_ACTION,
+    UpgradeError,
+    action_version,
+    check_upgrade,
+)
 
 OPERATION_NAMESPACE = uuid.UUID("6f1d3c1e-7d0a-4a8e-9a55-0c3f0d7e2b10")
 _NAMESPACE_BYTES = OPERATION_NAMESPACE.bytes
@@ -74,6 +81,7 @@ class HeaderCreated:
     slug: str | None
     name: str
     at: datetime
+    model_version: int = UNVERSIONED
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +102,26 @@ class HeaderUpdated:
     at: datetime
     name: str | None = None  # SET_NAME
     deleted: bool = False  # DELETE_DOCUMENT
+    model_version: int | None = None  # UPGRADE_DOCUMENT
     # The document scope's own children when deleted, counted with the
     # edges other scopes' models added (none may remain).
     children: tuple[str, ...] = ()
 
 
-HeaderChange = HeaderCreated | ScopeCreated | HeaderUpdated
+@dataclass(frozen=True, slots=True)
+class ScopeUpgraded:
+    """UPGRADE_DOCUMENT: the operation it appends to a model scope, whose
+    state the writer reads under the lane lock and steps with the model's
+    manifest (reactor/domain/upgrades.py)."""
+
+    scope: str
+    action: Action  # UPGRADE_DOCUMENT {from_version, to_version} in `scope`
+    operation_id: str
+    job_id: str
+    model: DocumentModel = field(compare=False)
+
+
+HeaderChange = HeaderCreated | ScopeCreated | HeaderUpdated | ScopeUpgraded
 
 
 @dataclass
@@ -155,8 +177,13 @@ class Reduction:
         keyframe_interval: int,
         verifier: SignatureVerifier | None = None,
         history: Sequence[Logged] | None = None,
+        document_version: int | None = None,
     ):
+        """`document_version`: the header's model version, which actions
+        naming the version they were written for are checked against (the
+        write path passes it for every job that has one)."""
         self._job = job
+        self._version = document_version
         self._job_id = job_id
         self._head = head
         self._model = model
@@ -175,6 +202,7 @@ class Reduction:
             self._log = list(history)
         elif needs_history(job):
             raise ValueError("a job with UNDO, REDO or PRUNE needs the lane's history")
+        self._upgraded_from = 0
         self._done = False
 
     def steps(self) -> Iterator[HeaderChange | None]:
@@ -235,11 +263,14 @@ class Reduction:
         index = self._head.revision + position
         where = f"actions[{position}] {action.type}"
         lane = self._lane
+        if action.type == UPGRADE_ACTION and self._job.scope == "document":
+            self._upgraded_from = document_version(lane.state())
         if self._verifier is not None:
             try:
                 self._verifier.verify(action, self._job.document_id, self._hash)
             except SignatureError as exc:
                 raise JobRejected("SignatureError", f"actions[{position}] {exc}") from exc
+        self._check_version(where, action)
         skip = 0
         if self._log is not None and self._model is not None:
             try:
@@ -280,6 +311,33 @@ class Reduction:
         if snapshot is not None:
             self._keyframes.append((index, digest, snapshot))
 
+    def _check_version(self, where: str, action: Action) -> None:
+        written_for = action_version(action.context)
+        version = self._version
+        if self._job.scope == "document" and self._model is not None:
+            version = document_version(self._lane.state())
+        if written_for is not None and version is not None and written_for > version:
+            raise JobRejected(
+                "ActionVersionTooNew",
+                f"{where}: written for model version {written_for}, the document is at "
+                f"{version} (UPGRADE_DOCUMENT it first)",
+            )
+        if action.type == UPGRADE_ACTION and self._job.scope == "document":
+            if self._model is None:
+                raise JobRejected(
+                    "DocumentNotFound", f"document {self._job.document_id!r} does not exist"
+                )
+            current = document_version(self._lane.state())
+            try:
+                check_upgrade(
+                    self._model.upgrades,
+                    self._model.document_type,
+                    current,
+                    int(action.input["to_version"]),
+                )
+            except UpgradeError as exc:
+                raise JobRejected(exc.error_type, f"{where}: {exc}") from exc
+
     def _document_changes(self, action: Action) -> Iterator[HeaderChange]:
         """What a document-scope action changes besides its own state. Lazy:
         each is computed after the previous one was written."""
@@ -287,11 +345,35 @@ class Reduction:
         if action.type == "CREATE_DOCUMENT":
             model = self._model = model_for(self._registry, state["document_type"])
             yield HeaderCreated(
-                state["document_type"], state["slug"], state["name"], action.timestamp
+                state["document_type"],
+                state["slug"],
+                state["name"],
+                action.timestamp,
+                document_version(state),
             )
             for scope in ("global", "local"):
                 initial, digest = _initial(model, scope)
                 yield ScopeCreated(scope, initial, digest)
+        elif action.type == UPGRADE_ACTION:
+            assert self._model is not None  # checked before reducing
+            upgrade = {
+                "from_version": self._upgraded_from,
+                "to_version": document_version(state),
+            }
+            position = len(self._ops) - 1
+            for scope in ("global", "local"):
+                op_id = uuid5_text(
+                    _NAMESPACE_BYTES, f"{self._job_id}/{position}/{action.id}/{scope}"
+                )
+                scoped = Action(
+                    id=op_id,
+                    type=UPGRADE_ACTION,
+                    input=upgrade,
+                    scope=scope,
+                    timestamp=action.timestamp,
+                )
+                yield ScopeUpgraded(scope, scoped, op_id, self._job_id, self._model)
+            yield HeaderUpdated(action.timestamp, model_version=upgrade["to_version"])
         else:
             deleted = action.type == "DELETE_DOCUMENT"
             yield HeaderUpdated(
@@ -312,6 +394,7 @@ def reduce_job(
     keyframe_interval: int,
     verifier: SignatureVerifier | None = None,
     history: Sequence[Logged] | None = None,
+    document_version: int | None = None,
 ) -> Reduced:
     """The whole reduction in one call."""
     reduction = Reduction(
@@ -323,6 +406,7 @@ def reduce_job(
         keyframe_interval=keyframe_interval,
         verifier=verifier,
         history=history,
+        document_version=document_version,
     )
     for _ in reduction.steps():
         pass

@@ -32,6 +32,14 @@ FROM reactor_documents d
 WHERE d.id = ANY($1::text[])
 """
 
+# The documents of a type still below a model version, in id order, a page
+# after an id at a time (`reactor upgrade`).
+BELOW_VERSION = """
+SELECT id FROM reactor_documents
+WHERE document_type = $1 AND model_version < $2 AND NOT deleted AND id > $3
+ORDER BY id LIMIT $4
+"""
+
 
 class DocumentView:
     def __init__(self, db: Database):
@@ -47,15 +55,18 @@ class DocumentView:
         slug: str | None,
         name: str,
         at: datetime,
+        model_version: int = 1,
     ) -> None:
         await conn.execute(
-            "INSERT INTO reactor_documents (id, document_type, slug, name, created_at, modified_at) "
-            "VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO reactor_documents "
+            "(id, document_type, slug, name, created_at, modified_at, model_version) "
+            "VALUES ($1, $2, $3, $4, $5, $5, $6)",
             document_id,
             document_type,
             slug,
             name,
             at,
+            model_version,
         )
 
     @staticmethod
@@ -66,14 +77,17 @@ class DocumentView:
         *,
         name: str | None = None,
         deleted: bool | None = None,
+        model_version: int | None = None,
     ) -> None:
         await conn.execute(
             "UPDATE reactor_documents SET modified_at = greatest(modified_at, $2), "
-            "name = coalesce($3, name), deleted = coalesce($4, deleted) WHERE id = $1",
+            "name = coalesce($3, name), deleted = coalesce($4, deleted), "
+            "model_version = coalesce($5, model_version) WHERE id = $1",
             document_id,
             at,
             name,
             deleted,
+            model_version,
         )
 
     @staticmethod
@@ -90,6 +104,20 @@ class DocumentView:
         return state
 
     @staticmethod
+    async def head(
+        conn: asyncpg.Connection, document_id: str, scope: str, branch: str
+    ) -> tuple[int, dict[str, Any]] | None:
+        """(revision, state) of a lane's head."""
+        row = await conn.fetchrow(
+            "SELECT revision, state FROM reactor_document_states "
+            "WHERE document_id = $1 AND scope = $2 AND branch = $3",
+            document_id,
+            scope,
+            branch,
+        )
+        return None if row is None else (row["revision"], row["state"])
+
+    @staticmethod
     async def put_state(
         conn: asyncpg.Connection,
         document_id: str,
@@ -102,6 +130,13 @@ class DocumentView:
         await conn.execute(UPSERT_STATE, document_id, scope, branch, revision, hash_, state)
 
     # -- reads --------------------------------------------------------------
+
+    async def below_version(
+        self, document_type: str, version: int, after: str = "", limit: int = 1000
+    ) -> list[str]:
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(BELOW_VERSION, document_type, version, after, limit)
+        return [r["id"] for r in rows]
 
     async def existing(self, document_ids: list[str]) -> dict[str, tuple[str, bool]]:
         """document_id -> (document_type, deleted) for those that exist."""
@@ -138,7 +173,7 @@ class DocumentView:
     ) -> Document | None:
         async with self.db.pool.acquire() as conn:
             header = await conn.fetchrow(
-                "SELECT id, document_type, slug, name, created_at, modified_at, deleted "
+                "SELECT id, document_type, slug, name, created_at, modified_at, deleted, model_version "
                 f"FROM reactor_documents d WHERE {where}",
                 value,
             )
@@ -165,7 +200,7 @@ class DocumentView:
         id of the previous page."""
         async with self.db.pool.acquire() as conn:
             headers = await conn.fetch(
-                "SELECT id, document_type, slug, name, created_at, modified_at, deleted "
+                "SELECT id, document_type, slug, name, created_at, modified_at, deleted, model_version "
                 "FROM reactor_documents d WHERE NOT d.deleted "
                 "AND ($1::text IS NULL OR d.document_type = $1) "
                 "AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM reactor_relationships r "
@@ -205,6 +240,7 @@ def _document(header: asyncpg.Record, states: list[asyncpg.Record], branch: str)
             revision=revision,
             branch=branch,
             deleted=header["deleted"],
+            model_version=header["model_version"],
         ),
         state=state,
     )

@@ -26,7 +26,8 @@ LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_current_xact_i
 # Under the lock (a new statement, so a new snapshot): the ledger, the
 # header and the head revision in one row.
 READ = """
-SELECT l.status, l.coordinates, l.error, d.document_type, d.deleted, s.revision, s.hash
+SELECT l.status, l.coordinates, l.error, d.document_type, d.deleted, d.model_version,
+       s.revision, s.hash
 FROM (SELECT 1) AS one
 LEFT JOIN reactor_applied_jobs l ON l.job_id = $1
 LEFT JOIN reactor_documents d ON d.id = $2

@@ -23,6 +23,13 @@ from reactor.domain.document import Operation, PagedResults
 from reactor.storage.database import Database
 from reactor.storage.notify import NotifyListener, channel_name
 
+# One operation written outside the job's own statement (an upgrade's, in a
+# scope other than the job's), in the job's transaction: its xid is forced.
+APPEND_ONE = """
+INSERT INTO reactor_operations (tx_id, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id)
+VALUES (pg_current_xact_id(), $1, $2, $3, $4, $5, 0, $6, $7, $8, $9)
+"""
+
 _COLUMNS = "ordinal, id, document_id, scope, branch, idx, skip, ts, hash, action, job_id"
 
 
@@ -96,6 +103,31 @@ class OperationStore:
     async def force_xid(conn: asyncpg.Connection) -> None:
         """Assigns the transaction its xid before any ordinal is drawn."""
         await conn.execute("SELECT pg_current_xact_id()")
+
+    @staticmethod
+    async def append_one(
+        conn: asyncpg.Connection,
+        document_id: str,
+        scope: str,
+        branch: str,
+        index: int,
+        digest: str,
+        action: Action,
+        operation_id: str,
+        job_id: str,
+    ) -> None:
+        await conn.execute(
+            APPEND_ONE,
+            operation_id,
+            document_id,
+            scope,
+            branch,
+            index,
+            action.timestamp,
+            digest,
+            action.model_dump(mode="json"),
+            job_id,
+        )
 
     @staticmethod
     async def load_range(
