@@ -15,7 +15,7 @@ from tests.conftest import ROOT, Stack, worker_env
 from tests.support.workers import worker_module
 
 BLOCK = re.compile(
-    r"<!-- (file: (?P<file>\S+)|run(: (?P<standalone>standalone|history))?) -->\n"
+    r"<!-- (file: (?P<file>\S+)|run(: (?P<standalone>standalone|history|upgrade))?) -->\n"
     r"```python\n(?P<code>.*?)```",
     re.S,
 )
@@ -36,12 +36,13 @@ def readme_blocks() -> tuple[dict[str, str], list[str], list[str]]:
     return files, runs, standalone
 
 
-def history_blocks() -> list[str]:
-    """The undo/redo example: standalone, with its own in-process worker."""
+def blocks_of(kind: str) -> list[str]:
+    """The examples marked `<!-- run: KIND -->`: standalone, each with its own
+    in-process worker."""
     return [
         m.group("code")
         for m in BLOCK.finditer((ROOT / "README.md").read_text())
-        if m.group("standalone") == "history"
+        if m.group("standalone") == kind
     ]
 
 
@@ -119,23 +120,41 @@ async def test_readme_client_example_runs_as_written(
 async def test_readme_history_example_runs_as_written(
     stack: Stack, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
-    blocks = history_blocks()
-    assert len(blocks) == 1
-    (tmp_path / "history_example.py").write_text(blocks[0])
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(tmp_path / "history_example.py"),
-        env=worker_env(stack, database_url, task_queue),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    lines = await run_example("history", stack, database_url, task_queue, tmp_path)
     assert lines[0] == "['dishes']"
     assert lines[1] == "['dishes', 'laundry']"
     assert lines[2] == (
         "[(0, 'ADD_TODO_ITEM', 0), (1, 'ADD_TODO_ITEM', 0), (2, 'NOOP', 1), (3, 'ADD_TODO_ITEM', 0)]"
     )
     assert lines[3] == "True"
+
+
+async def test_readme_upgrade_example_runs_as_written(
+    stack: Stack, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    files, _, _ = readme_blocks()
+    (tmp_path / "counter.py").write_text(files["counter.py"])
+    lines = await run_example("upgrade", stack, database_url, task_queue, tmp_path)
+    assert lines == ["READ_READY", "2 {'value': 50}", "True"], lines
+
+
+async def run_example(
+    kind: str, stack: Stack, database_url: str, task_queue: str, folder: Path
+) -> list[str]:
+    """Runs the README's one `<!-- run: KIND -->` example; its output lines."""
+    blocks = blocks_of(kind)
+    assert len(blocks) == 1
+    (folder / f"{kind}_example.py").write_text(blocks[0])
+    env = worker_env(stack, database_url, task_queue)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), env["PYTHONPATH"]])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(folder / f"{kind}_example.py"),
+        env=env,
+        cwd=folder,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    return out.decode().splitlines()
