@@ -6,54 +6,24 @@ for a newer version fail their job with a named error and write nothing."""
 
 from __future__ import annotations
 
-import types
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from reactor.api.builder import ReactorBuilder
 from reactor.api.module import ReactorModule
 from reactor.api.reactor import Reactor
 from reactor.application.replay import rebuild_state
-from reactor.domain.actions import Action
 from reactor.domain.hashing import state_hash
 from reactor.domain.jobs import JobInfo, JobStatus
 from reactor.domain.upgrades import UpgradeManifest, UpgradeStep
 from tests.conftest import Stack
 from tests.support.rows import row_counts
+from tests.support.versioned_counter import counter_model, labelled, tenfold
 
 Factory = Callable[..., Awaitable[ReactorModule]]
 
 
-class CounterState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    count: int = 0
-    label: str = ""
-
-
-class AddInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n: int
-
-
-def _reducer(state: CounterState, action: Action) -> CounterState:
-    return CounterState(count=state.count + int(action.input["n"]), label=state.label)
-
-
-counter = types.ModuleType("versioned_counter")
-counter.document_type = "test/versioned-counter"  # type: ignore[attr-defined]
-counter.GlobalState = CounterState  # type: ignore[attr-defined]
-counter.actions = {"ADD": AddInput}  # type: ignore[attr-defined]
-counter.reducer = _reducer  # type: ignore[attr-defined]
-
-
-def _labelled(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "label": f"count={state['count']}"}
-
-
-def _tenfold(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "count": state["count"] * 10}
+counter = counter_model("test/versioned-counter")
 
 
 def _broken(state: dict[str, Any]) -> dict[str, Any]:
@@ -63,14 +33,14 @@ def _broken(state: dict[str, Any]) -> dict[str, Any]:
 MANIFEST = UpgradeManifest.of(
     "test/versioned-counter",
     3,
-    [UpgradeStep(2, {"global": _labelled}), UpgradeStep(3, {"global": _tenfold})],
+    [UpgradeStep(2, {"global": labelled}), UpgradeStep(3, {"global": tenfold})],
 )
 BROKEN = UpgradeManifest.of(
     "test/versioned-counter",
     4,
     [
-        UpgradeStep(2, {"global": _labelled}),
-        UpgradeStep(3, {"global": _tenfold}),
+        UpgradeStep(2, {"global": labelled}),
+        UpgradeStep(3, {"global": tenfold}),
         UpgradeStep(4, {"global": _broken}),
     ],
 )
@@ -80,8 +50,8 @@ GAP = UpgradeManifest.of(
     "test/versioned-counter",
     5,
     [
-        UpgradeStep(2, {"global": _labelled}),
-        UpgradeStep(3, {"global": _tenfold}),
+        UpgradeStep(2, {"global": labelled}),
+        UpgradeStep(3, {"global": tenfold}),
         UpgradeStep(5),
     ],
 )

@@ -4,12 +4,10 @@ a model scope's lane, through the pure reduction and replay."""
 
 from __future__ import annotations
 
-import types
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict
 
 from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
@@ -34,41 +32,14 @@ from reactor.domain.upgrades import (
     check_upgrade,
     upgrade_state,
 )
-
-
-class CounterState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    count: int = 0
-    label: str = ""
-
-
-class AddInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n: int
-
-
-def _reducer(state: CounterState, action: Action) -> CounterState:
-    return CounterState(count=state.count + int(action.input["n"]), label=state.label)
-
-
-def _labelled(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "label": f"count={state['count']}"}
-
-
-def _tenfold(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "count": state["count"] * 10}
-
+from tests.support.versioned_counter import counter_model, labelled, tenfold
 
 MANIFEST = UpgradeManifest.of(
     "test/counter",
     3,
-    [UpgradeStep(2, {"global": _labelled}), UpgradeStep(3, {"global": _tenfold})],
+    [UpgradeStep(2, {"global": labelled}), UpgradeStep(3, {"global": tenfold})],
 )
-_module = types.ModuleType("counter_model")
-_module.document_type = "test/counter"  # type: ignore[attr-defined]
-_module.GlobalState = CounterState  # type: ignore[attr-defined]
-_module.actions = {"ADD": AddInput}  # type: ignore[attr-defined]
-_module.reducer = _reducer  # type: ignore[attr-defined]
+_module = counter_model("test/counter")
 REGISTRY = ModelRegistry([DocumentModel.from_module(_module)], manifests=[MANIFEST])
 MODEL = REGISTRY.get("test/counter")
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -141,7 +112,7 @@ def test_a_type_without_manifest_supports_only_version_one() -> None:
 
 
 def test_a_missing_step_is_named() -> None:
-    gap = UpgradeManifest.of("test/counter", 3, [UpgradeStep(3, {"global": _tenfold})])
+    gap = UpgradeManifest.of("test/counter", 3, [UpgradeStep(3, {"global": tenfold})])
     with pytest.raises(UpgradeError) as raised:
         upgrade_state(gap, "test/counter", "global", {"count": 1}, 1, 3)
     assert raised.value.error_type == "MissingUpgradeStep"
