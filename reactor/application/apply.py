@@ -51,6 +51,7 @@ from reactor.application.write_cache import CachedState, WriteCache
 from reactor.domain.batch import PlannedJob
 from reactor.domain.document import Operation
 from reactor.domain.hashing import canonical_json
+from reactor.domain.history import HISTORY_ACTIONS
 from reactor.domain.jobs import JobError, JobOutcome, OperationSpan, job_id_for, recorded_spans
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.reduction import (
@@ -218,8 +219,10 @@ class JobApplier:
         return (
             self.fast_path
             and job.scope != "document"
-            and not needs_history(job)
-            and all(action_version(a.context) is None for a in job.actions)
+            and not any(
+                a.type in HISTORY_ACTIONS or action_version(a.context) is not None
+                for a in job.actions
+            )
         )
 
     async def _apply_fast(

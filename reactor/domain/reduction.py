@@ -313,15 +313,16 @@ class Reduction:
 
     def _check_version(self, where: str, action: Action) -> None:
         written_for = action_version(action.context)
-        version = self._version
-        if self._job.scope == "document" and self._model is not None:
-            version = document_version(self._lane.state())
-        if written_for is not None and version is not None and written_for > version:
-            raise JobRejected(
-                "ActionVersionTooNew",
-                f"{where}: written for model version {written_for}, the document is at "
-                f"{version} (UPGRADE_DOCUMENT it first)",
-            )
+        if written_for is not None:
+            version = self._version
+            if self._job.scope == "document" and self._model is not None:
+                version = document_version(self._lane.state())
+            if version is not None and written_for > version:
+                raise JobRejected(
+                    "ActionVersionTooNew",
+                    f"{where}: written for model version {written_for}, the document is at "
+                    f"{version} (UPGRADE_DOCUMENT it first)",
+                )
         if action.type == UPGRADE_ACTION and self._job.scope == "document":
             if self._model is None:
                 raise JobRejected(
