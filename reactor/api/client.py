@@ -4,6 +4,7 @@ when it has a signer; raises when a job fails."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,7 +16,7 @@ from reactor.domain.actions import Action, ActionSpec
 from reactor.domain.batch import BatchRequest, lookup_ids, plan_batch
 from reactor.domain.document import Document, PagedResults
 from reactor.domain.errors import JobFailedError
-from reactor.domain.history import HistoryError, Logged, LoggedOp, Replayer, history_step
+from reactor.domain.history import HistoryError, LoggedLane, Replayer
 from reactor.domain.jobs import ConsistencyToken, JobInfo, JobStatus
 from reactor.domain.lane_reducer import LaneReducer
 from reactor.domain.model import DocumentModel
@@ -270,11 +271,11 @@ class ReactorClient:
                 replay = Replayer(model, scope, LaneReducer.initial(model, scope))
                 for op in log:
                     replay.apply(op)
-                return _SigningLane(replay.lane, model, scope, list(log))
+                return _SigningLane(replay.lane, LoggedLane(replay.lane, model, scope, log))
             state = await DocumentView.head_state(conn, document_id, scope, branch)
         if state is None:
             state = LaneReducer.initial(model, scope).state()
-        return _SigningLane(LaneReducer(model, scope, state), model, scope, None)
+        return _SigningLane(LaneReducer(model, scope, state), None)
 
 
 # Past any lane's last index (indexes are PostgreSQL integers).
@@ -282,42 +283,25 @@ _WHOLE_LOG = 2**31 - 1
 
 
 class _SigningLane:
-    """A lane's state as a signer follows a batch through it. With its log
-    (`log` not None), an UNDO, REDO or PRUNE leaves what the worker will
-    compute: the same history rules, from the same operations. A history
-    action the lane cannot take leaves it as it is: the job fails on the
-    worker with that action's named error, whatever comes after it."""
+    """A lane's state as a signer follows a batch through it. With its log,
+    an UNDO, REDO or PRUNE leaves what the worker will compute (the same
+    `LoggedLane`). A history action the lane cannot take leaves it as it is:
+    the job fails on the worker with that action's named error, whatever
+    comes after it."""
 
-    def __init__(
-        self,
-        lane: LaneReducer,
-        model: DocumentModel | None,
-        scope: str,
-        log: list[Logged] | None,
-    ):
+    def __init__(self, lane: LaneReducer, logged: LoggedLane | None):
         self._lane = lane
-        self._model = model
-        self._scope = scope
-        self._log = log
+        self._logged = logged
 
     def digest(self) -> str:
-        return self._lane.digest()
+        return (self._logged.lane if self._logged is not None else self._lane).digest()
 
     def apply(self, action: Action) -> None:
-        if self._log is None or self._model is None:
+        if self._logged is None:
             self._lane.apply(action)
             return
-        index = len(self._log)
-        try:
-            skip, stored, replaced = history_step(
-                self._model, self._scope, self._log, index, action
-            )
-        except HistoryError:
-            return
-        if replaced is not None:
-            self._lane = replaced
-        self._lane.reduce(stored)
-        self._log.append(LoggedOp(index, skip, stored))
+        with contextlib.suppress(HistoryError):
+            self._logged.apply(action)
 
 
 class ReactorClientBuilder:

@@ -172,6 +172,30 @@ def history_step(
     return 0, action, None
 
 
+class LoggedLane:
+    """A lane with its log, taking actions as the write path does: a history
+    action becomes what it is stored as (with its skip), the state follows
+    the rules above, and the log grows by the stored operation. The write
+    path and a signing client both follow a lane this way."""
+
+    def __init__(self, lane: LaneReducer, model: DocumentModel, scope: str, log: Sequence[Logged]):
+        self.lane = lane
+        self._model = model
+        self._scope = scope
+        self._log: list[Logged] = list(log)
+
+    def apply(self, action: Action) -> tuple[int, Action]:
+        """(skip, the action as stored). Raises HistoryError before changing
+        anything, or what the model's reducer raises."""
+        index = len(self._log)
+        skip, stored, replaced = history_step(self._model, self._scope, self._log, index, action)
+        if replaced is not None:
+            self.lane = replaced
+        self.lane.reduce(stored)
+        self._log.append(LoggedOp(index, skip, stored))
+        return skip, stored
+
+
 class HistoryError(Exception):
     """A history action the lane cannot take; `error_type` names it."""
 

@@ -22,7 +22,7 @@ from reactor.domain.actions import Action
 from reactor.domain.batch import PlannedJob
 from reactor.domain.document_scope import document_version, initial_document_state
 from reactor.domain.hashing import state_hash
-from reactor.domain.history import HISTORY_ACTIONS, HistoryError, Logged, LoggedOp, history_step
+from reactor.domain.history import HISTORY_ACTIONS, HistoryError, Logged, LoggedLane
 from reactor.domain.ids import uuid5_text
 from reactor.domain.jobs import OperationSpan
 from reactor.domain.lane_reducer import LaneReducer
@@ -195,11 +195,12 @@ class Reduction:
         self._changes: list[HeaderChange] = []
         self._hash = head.hash
         self._lane = LaneReducer(model, job.scope, head.state, head.validated)
-        self._log: list[Logged] | None = None
+        self._logged: LoggedLane | None = None
         if history is not None:
             if len(history) != head.revision:
                 raise ValueError(f"history of {len(history)} operations, head at {head.revision}")
-            self._log = list(history)
+            if model is not None:
+                self._logged = LoggedLane(self._lane, model, job.scope, history)
         elif needs_history(job):
             raise ValueError("a job with UNDO, REDO or PRUNE needs the lane's history")
         self._upgraded_from = 0
@@ -272,21 +273,16 @@ class Reduction:
                 raise JobRejected("SignatureError", f"actions[{position}] {exc}") from exc
         self._check_version(where, action)
         skip = 0
-        if self._log is not None and self._model is not None:
-            try:
-                skip, action, replaced = history_step(
-                    self._model, self._job.scope, self._log, index, action
-                )
-            except HistoryError as exc:
-                raise JobRejected(exc.error_type, f"{where}: {exc}") from exc
-            except Exception as exc:  # a reducer failing on the replayed history
-                raise JobRejected.of_model(exc, where) from exc
-            if replaced is not None:
-                lane = self._lane = replaced
         try:
             # Inputs were validated and normalized when the batch was
             # planned; reducers parse what they use.
-            lane.reduce(action)
+            if self._logged is not None:
+                skip, action = self._logged.apply(action)
+                lane = self._lane = self._logged.lane
+            else:
+                lane.reduce(action)
+        except HistoryError as exc:
+            raise JobRejected(exc.error_type, f"{where}: {exc}") from exc
         except Exception as exc:  # a user reducer's bug fails the job, not the worker
             raise JobRejected.of_model(exc, where) from exc
         try:
@@ -306,8 +302,6 @@ class Reduction:
                 skip,
             )
         )
-        if self._log is not None:
-            self._log.append(LoggedOp(index, skip, action))
         if snapshot is not None:
             self._keyframes.append((index, digest, snapshot))
 
