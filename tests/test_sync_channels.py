@@ -1,10 +1,16 @@
-"""The channel store's contract, asserted once and run against both stores:
-PostgreSQL (a fresh migrated database) and the in-memory one."""
+"""The channel store's contract, asserted once and run against both stores
+(PostgreSQL in a fresh migrated database, and the in-memory one); channels
+declared with the builder, stored when a worker of the module starts."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Awaitable, Callable
 
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from reactor.api.builder import ReactorBuilder
+from reactor.api.module import ReactorModule
 from reactor.domain.errors import ValidationError
 from reactor.storage.operation_store import Position
 from reactor.storage.sync_channels import (
@@ -13,6 +19,7 @@ from reactor.storage.sync_channels import (
     InMemoryChannelStore,
     PostgresChannelStore,
     default_name,
+    workflow_id,
 )
 
 URL = "http://127.0.0.1:8081"
@@ -165,3 +172,47 @@ def test_default_names_come_from_host_and_port() -> None:
     with pytest.raises(ValidationError) as caught:
         Channel.declare("mailto:someone@example.com")
     assert caught.value.field == "url"
+
+
+def test_the_builder_refuses_a_bad_channel_naming_the_field() -> None:
+    builder = ReactorBuilder().with_sync(URL, name="peer")
+    for kwargs, field in (
+        ({"url": "ftp://host"}, "url"),
+        ({"url": URL, "name": "peer"}, "name"),
+        ({"url": URL, "name": "x", "document_type": "t", "document_id": "d"}, "document_id"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            builder.with_sync(**kwargs)  # type: ignore[arg-type]
+        assert caught.value.field == field
+
+
+async def test_a_worker_stores_its_declared_channels_and_starts_their_workflows(
+    module_factory: Callable[..., Awaitable[ReactorModule]],
+) -> None:
+    first = await module_factory(
+        lambda b: b.with_sync(URL, token="one").with_sync(
+            "https://far.example", name="far", document_id="doc-1"
+        )
+    )
+    store = first.channel_store
+    assert [(c.name, c.url, c.token, c.filter) for c in await store.list()] == [
+        ("127.0.0.1-8081", URL, "one", "all"),
+        ("far", "https://far.example", None, "document doc-1"),
+    ]
+    handles = [first.client.get_workflow_handle(workflow_id(n)) for n in ("127.0.0.1-8081", "far")]
+    try:
+        for handle in handles:
+            described = await handle.describe()
+            assert described.status == WorkflowExecutionStatus.RUNNING
+            assert described.task_queue == first.reactor.config.task_queue
+        await store.advance_pull("127.0.0.1-8081", Position(5, 5), 2, "remote-1")
+
+        # Declared again at the next start: the new token, the cursors kept.
+        await module_factory(lambda b: b.with_sync(URL, token="two"))
+        again = await store.get("127.0.0.1-8081")
+        assert again is not None
+        assert (again.token, again.pull, again.pulled) == ("two", Position(5, 5), 2)
+        assert [c.name for c in await store.list()] == ["127.0.0.1-8081", "far"]
+    finally:
+        for handle in handles:
+            await handle.terminate("test over")

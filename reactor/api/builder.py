@@ -26,6 +26,7 @@ from reactor.application.ready_notices import ReadyNotices
 from reactor.application.subscriptions import SubscriptionManager
 from reactor.application.wakeup import Wakeup
 from reactor.application.write_cache import WriteCache
+from reactor.domain.errors import ValidationError
 from reactor.domain.limits import Limits
 from reactor.domain.model import DocumentModel, ModelLoader, ModelRegistry
 from reactor.domain.signing import Ed25519Verifier, SignatureVerifier
@@ -43,6 +44,7 @@ from reactor.storage.database import Database
 from reactor.storage.migrate import migrate
 from reactor.storage.notify import READ_MODEL_CHANNEL, NotifyListener, channel_name
 from reactor.storage.stores import Stores
+from reactor.storage.sync_channels import Channel
 
 if TYPE_CHECKING:
     from reactor.api.http.auth import JwtHandler
@@ -79,6 +81,7 @@ class ReactorBuilder:
         self._limits: Limits | None = None
         self._jwt_handler: JwtHandler | None = None
         self._eager_start: bool | None = None
+        self._sync: list[Channel] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReactorBuilder:
@@ -257,6 +260,32 @@ class ReactorBuilder:
         self._eager_start = enabled
         return self
 
+    def with_sync(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        token: str | None = None,
+        document_type: str | None = None,
+        document_id: str | None = None,
+    ) -> ReactorBuilder:
+        """A sync channel to the reactor whose HTTP API is at `url` (`token`:
+        a JWT it accepts), exchanging every document, those of one type, or
+        one document. The module stores it (or updates the stored one of the
+        same name: the name defaults to the URL's host and port) and starts
+        its workflow `sync-<name>` when it starts a worker. Call once per
+        remote; ValidationError naming the field for a bad one."""
+        channel = Channel.declare(
+            url, name=name, token=token, document_type=document_type, document_id=document_id
+        )
+        if any(c.name == channel.name for c in self._sync):
+            raise ValidationError(
+                f"a channel named {channel.name!r} is declared twice: give each its own name",
+                field="name",
+            )
+        self._sync.append(channel)
+        return self
+
     def with_signal_handlers(self) -> ReactorBuilder:
         """SIGINT/SIGTERM call reactor.kill(): no new writes, in-flight batches finish."""
         self._signal_handlers = True
@@ -421,6 +450,7 @@ class ReactorBuilder:
             signature_verifier=self._verifier,
             poll_interval=self._poll_interval,
             jwt_handler=self._jwt_handler,
+            sync_channels=list(self._sync),
         )
 
 

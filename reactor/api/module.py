@@ -5,7 +5,7 @@ from them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from reactor.storage.operation_index import OperationIndex
 from reactor.storage.operation_store import OperationStore
 from reactor.storage.relationship_index import RelationshipIndex
 from reactor.storage.stores import Stores
+from reactor.storage.sync_channels import Channel, ChannelStore, PostgresChannelStore
 from workflows.batch import BatchWorkflow
 from workflows.reaction import ReactionWorkflow
 
@@ -63,15 +64,25 @@ class ReactorWorker:
         worker: Worker,
         router: ReactionRouter | None = None,
         subscribe: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]] | None = None,
+        *,
+        on_start: Callable[[], Awaitable[None]] | None = None,
     ):
         self.worker = worker
         self.router = router
         self._subscribe = subscribe
+        # What the module starts with its worker (its declared sync channels).
+        self._on_start = on_start
 
     async def __aenter__(self) -> ReactorWorker:
         await self.worker.__aenter__()
         if self.router is not None:
             await self.router.start(self._subscribe)
+        if self._on_start is not None:
+            try:
+                await self._on_start()
+            except BaseException as exc:
+                await self.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -85,6 +96,8 @@ class ReactorWorker:
         if self.router is not None:
             await self.router.start(self._subscribe)
         try:
+            if self._on_start is not None:
+                await self._on_start()
             await self.worker.run()
         finally:
             if self.router is not None:
@@ -113,6 +126,9 @@ class ReactorModule:
     poll_interval: float = 1.0
     # The HTTP API's token checking (ReactorBuilder.with_jwt_handler).
     jwt_handler: JwtHandler | None = None
+    # Channels declared with ReactorBuilder.with_sync: stored, and their
+    # workflows started, when a worker of this module starts.
+    sync_channels: list[Channel] = field(default_factory=list)
 
     @property
     def change_feed(self) -> ChangeFeed:
@@ -147,6 +163,24 @@ class ReactorModule:
     @property
     def job_tracker(self) -> JobTracker:
         return self.reactor.job_tracker
+
+    @property
+    def channel_store(self) -> ChannelStore:
+        return PostgresChannelStore(self.database)
+
+    async def start_sync(self, task_queue: str | None = None) -> None:
+        """Stores the declared channels (a stored one of the same name takes
+        their url, token and filter) and starts, or wakes, their workflows
+        on `task_queue`."""
+        # Imported when used: the module does not depend on the sync workflow's imports.
+        from workflows.sync import start_channel
+
+        store = self.channel_store
+        for channel in self.sync_channels:
+            await store.configure(channel)
+            await start_channel(
+                self.client, channel.name, task_queue or self.reactor.config.task_queue
+            )
 
     def create_worker(self, task_queue: str | None = None) -> ReactorWorker:
         """The one place a worker is assembled: the batch workflow and its
@@ -231,6 +265,7 @@ class ReactorModule:
             ),
             router,
             self._remote_commits if router is not None and self.listener is not None else None,
+            on_start=(lambda: self.start_sync(queue)) if self.sync_channels else None,
         )
 
     def _remote_commits(self, handler: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
