@@ -20,6 +20,7 @@ from reactor.api.http.routes_health import HealthChecks
 from reactor.api.http.routes_health import router as health_router
 from reactor.api.http.routes_jobs import router as jobs_router
 from reactor.api.http.routes_listings import router as listings_router
+from reactor.api.http.routes_sync import router as sync_router
 from reactor.api.reactor import Reactor
 from reactor.observability.health import Check, diagnose
 from reactor.runtime.settings import Settings
@@ -33,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     health_router,
     explorer_router,
     events_router,
+    sync_router,
 )
 
 
