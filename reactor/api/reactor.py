@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 from temporalio.client import (
@@ -62,7 +62,9 @@ from reactor.domain.jobs import (
     workflow_id_for,
 )
 from reactor.domain.limits import Limits
+from reactor.domain.load_plan import plan_loads
 from reactor.domain.model import ModelRegistry
+from reactor.domain.sync import LoadRequest, OperationRef, SyncOperation
 from reactor.domain.workflow_io import BatchConfig, BatchSummary, JobView
 from reactor.observability.tracing import annotate_batch, traced_batch
 from reactor.runtime.gc_tuning import gc_paused
@@ -74,6 +76,7 @@ REQUEST_HASH_MEMO = "request_hash"
 
 
 ActionLike = Action | ActionSpec | Mapping[str, Any]
+_M = TypeVar("_M", bound=pydantic.BaseModel)
 
 
 class BatchResult(pydantic.BaseModel):
@@ -182,6 +185,9 @@ class Reactor:
                 del plan, req
             if sub.rows is not None:
                 await self.ledger.store_batch(sub.rows)
+        return await self._started_batch(sub)
+
+    async def _started_batch(self, sub: Submission) -> BatchResult:
         # Before the start: with an eager start its jobs may be announced
         # before the start returns.
         self.ready_notices.submitted(sub.batch_id, sub.jobs)
@@ -298,6 +304,60 @@ class Reactor:
                 key="job", document_id=document_id, branch=branch, scope=job_scope, actions=specs
             )
         )
+
+    async def load(
+        self,
+        document_id: str,
+        branch: str,
+        operations: Sequence[SyncOperation | Mapping[str, Any]],
+        *,
+        scope: str | None = None,
+        after: OperationRef | Mapping[str, Any] | None = None,
+        document_type: str | None = None,
+        origin: str | None = None,
+    ) -> JobInfo:
+        """Appends operations another reactor produced (reactor/domain/merge.py):
+        one job, verified against the lane and merged with local operations
+        when both wrote. `after` is the sender's operation before the first
+        one; `origin` the sender's reactor id. The scope defaults to the
+        operations' own."""
+        ops = [_sync_operation(op, f"operations[{k}]") for k, op in enumerate(operations)]
+        if not ops:
+            raise ValidationError("no operations to load", field="operations")
+        request = {
+            "document_id": document_id,
+            "branch": branch,
+            "scope": scope or ops[0].action.scope,
+            "document_type": document_type,
+            "after": after,
+            "operations": ops,
+        }
+        result = await self.load_batch([request], origin=origin)
+        return result.jobs["load-0"]
+
+    async def load_batch(
+        self, loads: Sequence[LoadRequest | Mapping[str, Any]], *, origin: str | None = None
+    ) -> BatchResult:
+        """One load job per request (keys `load-0`, `load-1`, ...), in one
+        batch; jobs on the same document run in the order given. A request
+        the reactor cannot take raises ValidationError naming `loads[i]` and
+        the field, and nothing starts."""
+        self._check_open()
+        parsed = [_load_request(load, f"loads[{i}]") for i, load in enumerate(loads)]
+        with self._started.submitting():
+            async with self._preparing:
+                self._check_open()
+                ids = sorted({load.document_id for load in parsed})
+                existing = await self.document_view.lookup(ids, [])
+                plan = plan_loads(
+                    parsed, self.registry, existing, origin=origin, limits=self.config.limits
+                )
+                annotate_batch(plan)
+                sub = Submission.of(plan, self.config.batch)
+                del plan
+                if sub.rows is not None:
+                    await self.ledger.store_batch(sub.rows)
+            return await self._started_batch(sub)
 
     async def _submit_jobs(self, request: BatchRequest) -> dict[str, JobInfo]:
         return (await self.execute_batch(request)).jobs
@@ -624,6 +684,28 @@ def _parse_request(
             loc = loc[2:]
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
         raise ValidationError(err["msg"], job=job, field=path or None) from None
+
+
+def _sync_operation(op: SyncOperation | Mapping[str, Any], field: str) -> SyncOperation:
+    if isinstance(op, SyncOperation):
+        return op
+    return _parsed(SyncOperation, op, field)
+
+
+def _load_request(load: LoadRequest | Mapping[str, Any], field: str) -> LoadRequest:
+    if isinstance(load, LoadRequest):
+        return load
+    return _parsed(LoadRequest, load, field)
+
+
+def _parsed(model: type[_M], data: Any, field: str) -> _M:
+    """`data` as `model`, or ValidationError naming the first bad field under `field`."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        raise ValidationError(err["msg"], field=f"{field}{path}") from None
 
 
 def _token(coords: list[Coordinate]) -> ConsistencyToken | None:

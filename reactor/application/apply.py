@@ -53,6 +53,8 @@ from reactor.domain.document import Operation
 from reactor.domain.hashing import canonical_json
 from reactor.domain.history import HISTORY_ACTIONS
 from reactor.domain.jobs import JobError, JobOutcome, OperationSpan, job_id_for, recorded_spans
+from reactor.domain.loading import reduce_load
+from reactor.domain.merge import DEFAULT_MAX_REWIND
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.reduction import (
     Head,
@@ -105,7 +107,11 @@ class JobApplier:
         on_commit: Callable[[dict[str, Any]], None] | None = None,
         fast_path: bool = True,
         read_ready_on_commit: bool = False,
+        max_rewind: int = DEFAULT_MAX_REWIND,
     ):
+        # A load that would rewind more local operations than this fails
+        # (ExcessiveReshuffleError) instead of rewriting a long tail.
+        self.max_rewind = max_rewind
         self.verifier = verifier
         # In-process commit hook (the local path to wake reactions; NOTIFY
         # from this process is filtered out on the listening side).
@@ -215,9 +221,11 @@ class JobApplier:
 
     def _fast_path_for(self, job: PlannedJob) -> bool:
         # UNDO, REDO and PRUNE read the lane's past operations, and an action
-        # naming its model version is checked against the header: under the lock.
+        # naming its model version is checked against the header: under the
+        # lock, as is a load, which may merge with the lane's log.
         return (
             self.fast_path
+            and job.load is None
             and job.scope != "document"
             and not any(
                 a.type in HISTORY_ACTIONS or action_version(a.context) is not None
@@ -281,7 +289,14 @@ class JobApplier:
             assert row is not None
             if row["status"] is not None:
                 return await _outcome_from_ledger(conn, job.index, row)
-            reduced = await self._apply_locked(conn, job, job_id, row)
+            if job.load is not None:
+                loaded = await self._apply_load(conn, job, job_id, row)
+                if loaded is None:  # every operation is here already, in this order
+                    await JobLedger.record(conn, job_id, "applied", [], None, self.identity)
+                    return JobOutcome(index=job.index, ok=True)
+                reduced = loaded
+            else:
+                reduced = await self._apply_locked(conn, job, job_id, row)
             positions = await self._write(conn, job, job_id, reduced)
             if positions is None:  # checked under this lock: cannot happen
                 raise RuntimeError(f"job {job_id}: the write's guard failed under the lock")
@@ -342,6 +357,38 @@ class JobApplier:
             )
         version = row["model_version"]
         return await self._reduce(conn, job, job_id, head, model, history, version)
+
+    async def _apply_load(
+        self, conn: asyncpg.Connection, job: PlannedJob, job_id: str, row: asyncpg.Record
+    ) -> Reduced | None:
+        """A load (reactor/domain/merge.py) under the lane lock: the lane's
+        whole log, as a merge places operations among all of it."""
+        model: DocumentModel | None = None
+        if row["document_type"] is not None:
+            if row["deleted"]:
+                raise JobRejected("DocumentDeleted", f"document {job.document_id!r} is deleted")
+            model = model_for(self.registry, row["document_type"])
+        elif job.scope != "document":
+            raise JobRejected("DocumentNotFound", f"document {job.document_id!r} does not exist")
+        head = await self._load_head(conn, job, model, row["revision"], row["hash"])
+        log = await OperationStore.load_range(
+            conn, job.document_id, job.scope, job.branch, 0, head.revision
+        )
+        reduced = reduce_load(
+            job,
+            job_id,
+            log,
+            head,
+            model,
+            registry=self.registry,
+            keyframe_interval=self.keyframe_interval,
+            verifier=self.verifier,
+            max_rewind=self.max_rewind,
+        )
+        if reduced is not None:
+            for change in reduced.header_changes:
+                await write_header_change(conn, job.document_id, job.branch, change)
+        return reduced
 
     async def _reduce(
         self,
@@ -452,6 +499,8 @@ async def _outcome_from_ledger(
 ) -> JobOutcome:
     if row["status"] == "applied":
         spans = recorded_spans(row["coordinates"])
+        if not spans:  # a load that found every operation here already
+            return JobOutcome(index=index, ok=True)
         last = spans[-1]
         pos = await OperationStore.position_of(
             conn, last.document_id, last.scope, last.branch, last.last_index

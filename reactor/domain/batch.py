@@ -34,6 +34,7 @@ from reactor.domain.limits import (
     too_big,
 )
 from reactor.domain.model import ModelRegistry, validate_with
+from reactor.domain.sync import LoadSpec
 from reactor.domain.upgrades import latest_version
 
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -82,6 +83,8 @@ class PlannedJob(BaseModel):
     deps: list[int]
     after: int | None
     actions: list[Action]
+    # Set for a load (operations another reactor produced): reactor/domain/merge.py.
+    load: LoadSpec | None = None
 
 
 class PlanEntry(BaseModel):

@@ -54,6 +54,7 @@ from typing import Any, Protocol
 from reactor.domain.actions import Action
 from reactor.domain.lane_reducer import LaneReducer
 from reactor.domain.model import DocumentModel
+from reactor.domain.sync import is_merged_copy
 from reactor.domain.upgrades import UPGRADE_ACTION
 
 HISTORY_ACTIONS = frozenset({"UNDO", "REDO", "PRUNE"})
@@ -94,7 +95,9 @@ def effective_indexes(log: Sequence[Logged], revision: int) -> list[int]:
     return kept
 
 
-def state_at(model: DocumentModel, scope: str, log: Sequence[Logged], revision: int) -> LaneReducer:
+def state_at(
+    model: DocumentModel | None, scope: str, log: Sequence[Logged], revision: int
+) -> LaneReducer:
     """The lane's state after its first `revision` operations."""
     lane = LaneReducer.initial(model, scope)
     for i in effective_indexes(log, revision):
@@ -108,6 +111,8 @@ def undo_target(log: Sequence[Logged], revision: int) -> int | None:
     while i >= 0:
         if log[i].action.type == UPGRADE_ACTION:
             return None  # an upgrade is undone by no UNDO: the header keeps its version
+        if log[i].skip > 0 and is_merged_copy(log[i].action):
+            return None  # a merge's first operation: undoing it would undo the merge
         if log[i].action.type != "NOOP":
             return i
         i -= 1 + log[i].skip
@@ -119,6 +124,8 @@ def redo_source(log: Sequence[Logged], revision: int) -> int | None:
     redone = 0
     for i in range(revision - 1, -1, -1):
         op = log[i]
+        if is_merged_copy(op.action):
+            return None  # a merge ends what can be redone, as a new action does
         if is_undo(op):
             if redone == 0:
                 return int(op.action.input["undone"])

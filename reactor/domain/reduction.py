@@ -155,7 +155,7 @@ def initial_head(model: DocumentModel | None, scope: str) -> Head:
         initial = initial_document_state()
         return Head(0, state_hash(initial), initial)
     assert model is not None
-    state, digest = _initial(model, scope)
+    state, digest = initial_scope_state(model, scope)
     return Head(0, digest, state)
 
 
@@ -347,7 +347,7 @@ class Reduction:
                 document_version(state),
             )
             for scope in ("global", "local"):
-                initial, digest = _initial(model, scope)
+                initial, digest = initial_scope_state(model, scope)
                 yield ScopeCreated(scope, initial, digest)
         elif action.type == UPGRADE_ACTION:
             assert self._model is not None  # checked before reducing
@@ -408,7 +408,7 @@ def reduce_job(
     return reduction.result()
 
 
-def _initial(model: DocumentModel, scope: str) -> tuple[dict[str, Any], str]:
+def initial_scope_state(model: DocumentModel, scope: str) -> tuple[dict[str, Any], str]:
     """A scope's initial state and its hash: model code, so a failure fails the job."""
     try:
         initial = model.initial_state(scope)

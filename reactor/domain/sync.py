@@ -88,3 +88,35 @@ def origin_of_job(job_id: str | None) -> str | None:
 
 def is_merged_copy(action: Action) -> bool:
     return bool(action.context) and MERGED_MARK in (action.context or {})
+
+
+class LoadedOp(BaseModel):
+    """A load job's operation besides its action (which travels in the job's
+    `actions`, at the same position)."""
+
+    id: str
+    index: int
+    skip: int = 0
+    hash: str
+    dead: list[str] = Field(default_factory=list)
+
+
+class LoadSpec(BaseModel):
+    """What makes a planned job a load: the sender's positions and hashes."""
+
+    after: OperationRef | None = None
+    ops: list[LoadedOp]
+
+    def operations(self, actions: list[Action]) -> list[SyncOperation]:
+        return [
+            SyncOperation(
+                id=op.id,
+                index=op.index,
+                skip=op.skip,
+                timestamp=action.timestamp,
+                hash=op.hash,
+                action=action,
+                dead=op.dead,
+            )
+            for op, action in zip(self.ops, actions, strict=True)
+        ]

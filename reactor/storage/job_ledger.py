@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from reactor.domain.actions import Action
 from reactor.domain.batch import BatchPlan, PlanEntry, PlannedJob
 from reactor.domain.errors import ValidationError
+from reactor.domain.sync import LoadSpec
 from reactor.storage.database import Database
 
 # Actions go to and come from PostgreSQL as JSON text, parsed and written by
@@ -20,13 +21,14 @@ _ACTIONS = TypeAdapter(list[Action])
 
 INSERT_JOBS = """
 INSERT INTO reactor_batch_jobs
-    (batch_id, idx, key, document_id, document_type, scope, branch, deps, after_idx, actions)
+    (batch_id, idx, key, document_id, document_type, scope, branch, deps, after_idx, actions,
+     load)
 SELECT $1, j.idx, j.key, j.document_id, j.document_type, j.scope, j.branch,
        (SELECT coalesce(array_agg(x::int), '{}') FROM jsonb_array_elements_text(j.deps::jsonb) x),
-       j.after_idx, j.actions::jsonb
+       j.after_idx, j.actions::jsonb, j.load::jsonb
 FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::int[], $10::text[])
-     AS j(idx, key, document_id, document_type, scope, branch, deps, after_idx, actions)
+            $8::text[], $9::int[], $10::text[], $11::text[])
+     AS j(idx, key, document_id, document_type, scope, branch, deps, after_idx, actions, load)
 """
 
 
@@ -53,7 +55,7 @@ class BatchRows:
     def of(cls, plan: BatchPlan, digest: str) -> BatchRows:
         """One row per job, every action serialized: call it with the
         collector paused, as `Submission.of` is."""
-        cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
+        cols: tuple[list[Any], ...] = tuple([] for _ in range(10))
         for j in plan.jobs:
             row = (
                 j.index,
@@ -65,6 +67,7 @@ class BatchRows:
                 json.dumps(j.deps),
                 j.after,
                 _ACTIONS.dump_json(j.actions).decode(),
+                None if j.load is None else j.load.model_dump_json(),
             )
             for col, v in zip(cols, row, strict=True):
                 col.append(v)
@@ -103,7 +106,7 @@ class JobLedger:
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT idx, key, document_id, document_type, scope, branch, deps, after_idx, "
-                "actions::text AS actions FROM reactor_batch_jobs "
+                "actions::text AS actions, load::text AS load FROM reactor_batch_jobs "
                 "WHERE batch_id = $1 AND idx = ANY($2) "
                 "ORDER BY idx",
                 batch_id,
@@ -120,6 +123,7 @@ class JobLedger:
                 deps=list(r["deps"]),
                 after=r["after_idx"],
                 actions=_ACTIONS.validate_json(r["actions"]),
+                load=None if r["load"] is None else LoadSpec.model_validate_json(r["load"]),
             )
             for r in rows
         ]
