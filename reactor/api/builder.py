@@ -178,6 +178,15 @@ class ReactorBuilder:
         self._worker.keyframe_interval = keyframe_interval
         return self
 
+    def with_max_rewind(self, operations: int) -> ReactorBuilder:
+        """How many local operations a load may rewind to merge (default
+        1,000); a larger merge fails with ExcessiveReshuffleError and writes
+        nothing (reactor/domain/merge.py)."""
+        if operations < 0:
+            raise ValueError("max_rewind must be >= 0")
+        self._worker.max_rewind = operations
+        return self
+
     def with_migration_strategy(self, strategy: str) -> ReactorBuilder:
         if strategy not in ("auto", "none"):
             raise ValueError(f"migration strategy must be 'auto' or 'none', not {strategy!r}")

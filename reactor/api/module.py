@@ -22,6 +22,7 @@ from reactor.application.job_tracker import JobTracker
 from reactor.application.read_models import ReadModelCoordinator
 from reactor.application.subscriptions import SubscriptionManager
 from reactor.application.write_cache import WriteCache
+from reactor.domain.merge import DEFAULT_MAX_REWIND
 from reactor.domain.model import ModelRegistry
 from reactor.domain.signing import SignatureVerifier, verification_fingerprint
 from reactor.observability.worker import ActivityAttributesInterceptor, TracedJobApplier
@@ -52,6 +53,8 @@ class WorkerConfig:
     max_parallel_jobs: int = 8
     keyframe_interval: int = 100
     notify: bool = True
+    # A load rewinding more local operations fails (ExcessiveReshuffleError).
+    max_rewind: int = DEFAULT_MAX_REWIND
     graceful_shutdown: timedelta = timedelta(seconds=30)
 
 
@@ -224,6 +227,7 @@ class ReactorModule:
             self.registry,
             cache=self.write_cache,
             keyframe_interval=cfg.keyframe_interval,
+            max_rewind=cfg.max_rewind,
             notify_channel=channel_name() if cfg.notify else None,
             instance_id=self.listener.instance_id if self.listener is not None else None,
             verifier=self.signature_verifier,
