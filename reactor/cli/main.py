@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from reactor.cli import codec as codec_cli
 from reactor.cli import serve as serve_cli
+from reactor.cli import sync as sync_cli
 from reactor.cli import upgrade as upgrade_cli
 from reactor.cli import verify as verify_cli
 from reactor.cli.arguments import (
@@ -123,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
     verify_cli.register(sub)
     serve_cli.register(sub)
     upgrade_cli.register(sub)
+    sync_cli.register(sub)
 
     read_models = sub.add_parser("read-models", help="read models; `read-models unblock NAME`")
     read_models.add_argument("action", nargs="?", choices=["list", "unblock"], default="list")

@@ -30,6 +30,7 @@ from reactor.runtime.connection_errors import explain
 from reactor.runtime.settings import Settings, postgres_tls_described, postgres_tls_from_env
 from reactor.runtime.temporal import TemporalConnectionError, connect
 from reactor.storage.migrate import available, pending
+from reactor.storage.sync_channels import Channel, stored_channels
 from reactor.storage.tls import DatabaseTLSError
 
 # Temporal keeps a poller listed for a few minutes after its last poll; a
@@ -103,6 +104,7 @@ async def check_database(url: str, *, timeout: float = 5.0) -> list[Check]:
         todo = await pending(conn)
         # The blocking columns come with a migration: only once it ran.
         read_models = None if todo else await read_model_states(conn)
+        channels = [] if todo else await stored_channels(conn)
     finally:
         await conn.close()
     checks = [Check("database", True, f"{redact(url)} (PostgreSQL {version}; TLS: {tls or 'off'})")]
@@ -119,6 +121,7 @@ async def check_database(url: str, *, timeout: float = 5.0) -> list[Check]:
         checks.append(Check("migrations", True, f"all {len(available())} applied"))
     if read_models is not None:
         checks.append(check_read_models(read_models))
+    checks.extend(check_sync_channel(c) for c in channels)
     return checks
 
 
@@ -136,6 +139,28 @@ def check_read_models(states: list[ReadModelState]) -> Check:
         ),
         "its jobs end WRITE_READY until it indexes them: fix the read model, restart the "
         "workers, then " + ", ".join(f"`reactor read-models unblock {s.name}`" for s in blocked),
+    )
+
+
+def check_sync_channel(channel: Channel) -> Check:
+    """One line per channel: a failing one is retrying with backoff, and
+    blocks nothing else, but the documents it carries are not converging."""
+    name = f"sync {channel.name}"
+    moved = f"{channel.pulled} pulled, {channel.pushed} pushed"
+    where = f"{redact(channel.url)} ({channel.filter})"
+    if channel.status != "FAILED":
+        return Check(name, True, f"{where}: {channel.status}, {moved}")
+    since = (
+        f"last success {channel.last_success_at:%Y-%m-%d %H:%M:%S %Z}"
+        if channel.last_success_at
+        else "never succeeded"
+    )
+    return Check(
+        name,
+        False,
+        f"{where}: FAILED {channel.attempts}× in a row ({since}; {moved}): {channel.last_error}",
+        f"check the remote (is it up, does it accept the channel's token?); "
+        f"`reactor sync status {channel.name}`",
     )
 
 

@@ -277,7 +277,7 @@ class PostgresChannelStore:
         return None if row is None else _channel(row)
 
     async def list(self) -> builtins.list[Channel]:
-        return [_channel(r) for r in await self._db.pool.fetch(_LIST)]
+        return await stored_channels(self._db.pool)
 
     async def remove(self, name: str) -> bool:
         return bool(await self._db.pool.execute(_REMOVE, name) == "DELETE 1")
@@ -300,6 +300,12 @@ class PostgresChannelStore:
     async def failed(self, name: str, error: str) -> int:
         attempts = await self._db.pool.fetchval(_FAILED, name, _error_text(error))
         return int(attempts or 0)
+
+
+async def stored_channels(conn: asyncpg.Connection | asyncpg.Pool) -> list[Channel]:
+    """Every channel, by name, over a connection of any kind (`reactor
+    doctor` has one of its own)."""
+    return [_channel(r) for r in await conn.fetch(_LIST)]
 
 
 def _config(channel: Channel) -> tuple[str, str, str | None, str | None, str | None]:
@@ -452,5 +458,6 @@ __all__ = [
     "check_channel",
     "check_url",
     "default_name",
+    "stored_channels",
     "workflow_id",
 ]
