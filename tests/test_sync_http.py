@@ -9,25 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
+from reactor.api.builder import ReactorBuilder
 from reactor.api.http import JwtHandler
 from reactor.api.http.routes_events import event_id
 from reactor.api.reactor import Reactor
 from reactor.api.remote import RemoteReactor, RemoteRejectedError, RemoteUnavailableError
+from reactor.domain.actions import Action
 from reactor.domain.document import Operation
 from reactor.domain.jobs import JobStatus
-from reactor.domain.sync import LoadRequest
+from reactor.domain.sync import LoadRequest, OperationRef, SyncOperation
+from reactor.domain.workflow_io import BatchConfig
+from reactor.models import BUILTIN_MODELS
 from reactor.runtime.embedded import free_port
+from reactor.runtime.stack import create_database
 from reactor.storage.identity import reactor_id
 from reactor.storage.operation_index import OperationIndex
 from reactor.storage.operation_store import Position
+from reactor.storage.sync_source import SyncSource
+from tests.conftest import Stack
 from tests.support.http_api import DRIVE, TODO, add, create, served, todo_job
 
 SECRET = "a-test-secret-of-at-least-32-bytes!!"
@@ -77,6 +86,11 @@ async def remote_of(
         yield remote
     finally:
         await remote.aclose()
+
+
+async def position_of(reactor: Reactor, doc: str, index: int) -> Position:
+    rows = await OperationIndex(reactor.db).read(Position(), 10_000)
+    return next(p for p, op in rows if op.document_id == doc and op.index == index)
 
 
 def token(**claims: Any) -> str:
@@ -147,9 +161,13 @@ async def test_type_and_document_filters_and_dead_annotations(reactor: Reactor) 
     await run(reactor, todo_job("t1", add("1"), add("2"), key="adds"))
     await run(reactor, todo_job("t1", UNDO, key="undo"))
     await run(reactor, create("t2"))
+    head = await OperationIndex(reactor.db).head()
     async with served(reactor) as api:
         drives = await page(api, type=DRIVE)
         assert shape(drives["loads"]) == [("d1", "document", [0], None)]
+        # The page read the whole log: it ends at the head, past the todo
+        # lists' operations its filter left out.
+        assert drives["more"] is False and drives["next"] == event_id(head)
         assert drives["loads"][0]["document_type"] == DRIVE
         one = await page(api, document="t1")
         assert shape(one["loads"]) == [
@@ -163,7 +181,14 @@ async def test_type_and_document_filters_and_dead_annotations(reactor: Reactor) 
         assert undo["skip"] == 1
         assert undo["dead"] == [log[1].action.id]
         assert [o["dead"] for o in one["loads"][1]["operations"][:2]] == [[], []]
-        assert shape((await page(api, document="nothing-here"))["loads"]) == []
+        nothing = await page(api, document="nothing-here")
+        assert nothing["loads"] == [] and nothing["next"] == event_id(head)
+        # A page cut at its limit ends at its last operation.
+        cut = await page(api, type=DRIVE, limit=1)
+        assert shape(cut["loads"]) == [("d1", "document", [0], None)] and cut["more"] is True
+        assert cut["next"] == event_id(await position_of(reactor, "d1", 0))
+        rest = await page(api, type=DRIVE, limit=1, after=cut["next"])
+        assert rest == {**rest, "loads": [], "more": False, "next": event_id(head)}
         todos = await page(api, type=TODO)
         assert {load["document_id"] for load in todos["loads"]} == {"t1", "t2"}
 
@@ -339,3 +364,83 @@ async def test_remote_reactor_reads_pages_and_waits_for_the_remotes_events(
             await closed.wait_for_event(Position(), 5)
     finally:
         await closed.aclose()
+
+
+@asynccontextmanager
+async def other_reactor(stack: Stack) -> AsyncIterator[Reactor]:
+    """A second reactor with a database, task queue and worker of its own."""
+    url = await create_database(stack.database_url, "t_")
+    module = await (
+        ReactorBuilder()
+        .with_document_models(BUILTIN_MODELS)
+        .with_database(url)
+        .with_temporal(stack.temporal_address, task_queue="tq-" + uuid.uuid4().hex[:10])
+        .with_batch_config(BatchConfig(heartbeat_timeout_s=5))
+        .build_module()
+    )
+    try:
+        async with module.create_worker():
+            yield module.reactor
+    finally:
+        await module.close()
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_page_loaded_into_another_reactor_over_http_lands_verbatim(
+    reactor: Reactor, stack: Stack
+) -> None:
+    await run(reactor, create("s"))
+    await run(reactor, todo_job("s", add("1"), add("2"), key="adds"))
+    source_id = await reactor_id(reactor.db)
+    source_log = await lane(reactor, "s")
+    async with other_reactor(stack) as target, served(target) as api, remote_of(api) as remote:
+        target_id = await remote.identity()
+        assert target_id != source_id
+        sent = await SyncSource(reactor.db).read_page(Position(), 500, peer=target_id)
+        jobs = await remote.load(source_id, sent.loads)
+        assert [j.key for j in jobs] == ["load-0", "load-1"]
+        assert all(j.status is JobStatus.READ_READY for j in jobs), jobs
+        assert all(j.id.startswith(f"sync.{source_id}.") for j in jobs)
+        assert [(o.id, o.index, o.hash) for o in await lane(target, "s")] == [
+            (o.id, o.index, o.hash) for o in source_log
+        ]
+        # Loading the same page again writes nothing and succeeds.
+        again = await remote.load(source_id, sent.loads)
+        assert all(j.status is JobStatus.READ_READY for j in again), again
+        assert len(await lane(target, "s")) == len(source_log)
+        # The target does not serve the source its own operations back.
+        back = await remote.operations(Position(), peer=source_id)
+        assert back.loads == [] and back.next == await OperationIndex(target.db).head()
+        assert len((await remote.operations(Position(), peer="someone-else")).loads) == 2
+
+        # A load whose hash is not what the operation reduces to here fails
+        # its job; the answer is still 200, with the job's error.
+        head = source_log[-1]
+        forged = LoadRequest(
+            document_id="s",
+            after=OperationRef(id=head.id, action_id=head.action.id, index=1, hash=head.hash),
+            operations=[
+                SyncOperation(
+                    id="forged-op",
+                    index=2,
+                    timestamp=head.timestamp,
+                    hash="not-the-hash",
+                    action=Action(
+                        type="ADD_TODO_ITEM",
+                        input={"id": "3", "text": "tea"},
+                        timestamp=head.timestamp,
+                    ),
+                )
+            ],
+        )
+        # An operation that contradicts itself is refused outright, naming it.
+        askew = forged.model_copy(deep=True)
+        askew.operations[0].timestamp = head.timestamp + timedelta(seconds=1)
+        with pytest.raises(RemoteRejectedError) as refused:
+            await remote.load(source_id, [askew])
+        assert refused.value.status == 422
+        assert refused.value.field is not None and refused.value.field.startswith("loads[0]")
+        failed = await remote.load(source_id, [forged])
+        assert [j.status for j in failed] == [JobStatus.FAILED], failed
+        assert failed[0].error is not None and failed[0].error.type == "HashMismatchError"
+        assert len(await lane(target, "s")) == len(source_log)

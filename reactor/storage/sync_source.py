@@ -33,8 +33,9 @@ from reactor.storage.operation_store import OperationStore, Position, row_to_ope
 MAX_PAGE = 1000
 
 # The visibility rule of `OperationStore.read_visible`, with each
-# operation's document type and the page's filters.
-READ_PAGE = """
+# operation's document type and the page's filters. One document's page
+# reads through that document's rows, not the whole log's.
+_PAGE = """
 SELECT o.tx_id::text::bigint AS tx, o.ordinal, o.id, o.document_id, o.scope, o.branch,
        o.idx, o.skip, o.ts, o.hash, o.action, o.job_id, d.document_type
 FROM reactor_operations o
@@ -42,10 +43,20 @@ LEFT JOIN reactor_documents d ON d.id = o.document_id
 WHERE (o.tx_id, o.ordinal) > ($1::text::xid8, $2)
   AND o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
   AND ($4::text IS NULL OR d.document_type = $4)
-  AND ($5::text IS NULL OR o.document_id = $5)
-  AND ($6::text[] IS NULL OR d.document_type = ANY($6))
+  AND ($5::text[] IS NULL OR d.document_type = ANY($5))
+  {document}
 ORDER BY o.tx_id, o.ordinal
 LIMIT $3
+"""
+READ_PAGE = _PAGE.format(document="")
+READ_DOCUMENT_PAGE = _PAGE.format(document="AND o.document_id = $6")
+
+# The last visible operation: a page that read everything up to it, its
+# filters leaving the rest out, ends there (same snapshot as the page).
+READ_HEAD = """
+SELECT tx_id::text::bigint AS tx, ordinal FROM reactor_operations
+WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx_id DESC, ordinal DESC LIMIT 1
 """
 
 # The operation before each run, in its lane: the peer must hold it.
@@ -65,8 +76,10 @@ Lane = tuple[str, str, str]  # (document_id, scope, branch)
 
 @dataclass
 class SyncPage:
-    """`next`: the position of the last operation read (served or not);
-    `more`: the read was cut at its limit."""
+    """`next`: where the next page starts. A page cut at its limit (`more`)
+    ends at the last operation it read, served or not; any other page read
+    everything visible, so it ends at the log's visible head even when its
+    filters left the last operations out."""
 
     loads: list[LoadRequest]
     next: Position
@@ -102,33 +115,34 @@ class SyncSource:
         """`allowed_types`: the document types the reader may see (None: all)."""
         limit = max(1, min(limit, MAX_PAGE))
         types = None if allowed_types is None else sorted(allowed_types)
+        params: list[object] = [str(after.tx_id), after.ordinal, limit, document_type, types]
+        if document_id is not None:
+            params.append(document_id)
         async with self.db.pool.acquire() as conn:
-            rows = await conn.fetch(
-                READ_PAGE,
-                str(after.tx_id),
-                after.ordinal,
-                limit,
-                document_type,
-                document_id,
-                types,
-            )
-            if not rows:
-                return SyncPage(loads=[], next=after, more=False)
-            kept = [
-                (op, r["document_type"])
-                for r in rows
-                if not echoed(op := row_to_operation(r), peer)
-            ]
-            loads = _runs(kept)
-            await _link(conn, loads)
-            await _annotate_dead(conn, loads)
-        last = rows[-1]
-        return SyncPage(
-            loads=loads,
-            next=Position(last["tx"], last["ordinal"]),
-            more=len(rows) == limit,
-            read=len(rows),
-        )
+            # Read only, so it takes no xid of its own (see `read_visible`);
+            # repeatable read, so every statement sees the page's snapshot.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = await conn.fetch(
+                    READ_PAGE if document_id is None else READ_DOCUMENT_PAGE, *params
+                )
+                more = len(rows) == limit
+                kept = [
+                    (op, r["document_type"])
+                    for r in rows
+                    if not echoed(op := row_to_operation(r), peer)
+                ]
+                loads = _runs(kept)
+                await _link(conn, loads)
+                await _annotate_dead(conn, loads)
+                if more:
+                    last = rows[-1]
+                    end = Position(last["tx"], last["ordinal"])
+                else:
+                    head = await conn.fetchrow(READ_HEAD)
+                    end = (
+                        after if head is None else max(after, Position(head["tx"], head["ordinal"]))
+                    )
+        return SyncPage(loads=loads, next=end, more=more, read=len(rows))
 
 
 def _runs(ops: Sequence[tuple[Operation, str | None]]) -> list[LoadRequest]:
