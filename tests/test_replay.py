@@ -1,7 +1,7 @@
 """Workflows that are running when new code is deployed go on with it: every
 recorded history (tests/histories/, one per path of the workflows) and the
-histories of batches run now replay against today's BatchWorkflow and
-ReactionWorkflow without a nondeterminism error.
+histories of batches run now replay against today's BatchWorkflow,
+ReactionWorkflow and SyncWorkflow without a nondeterminism error.
 
 A failing replay means the change breaks running workflows: their next task
 fails on every worker with the new code. Keep the commands the workflow
@@ -52,6 +52,13 @@ RECORDED: dict[str, dict[EventType.ValueType, int]] = {
         REGULAR: 2,
         E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: 1,
         E.EVENT_TYPE_TIMER_STARTED: 1,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: 1,
+    },
+    "sync-backoff-wake-continue-as-new": {
+        REGULAR: 5,  # four rounds and a wait
+        E.EVENT_TYPE_TIMER_STARTED: 1,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: 1,
+        E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED: 1,
         E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: 1,
     },
 }

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from activities.batch import BatchActivities
 from activities.reactions import ReactionActivities
+from activities.sync import SyncActivities
 from reactor.api.reactor import Reactor
 from reactor.application.change_feed import ChangeFeed
 from reactor.application.events import EventBus
@@ -40,6 +41,7 @@ from reactor.storage.stores import Stores
 from reactor.storage.sync_channels import Channel, ChannelStore, PostgresChannelStore
 from workflows.batch import BatchWorkflow
 from workflows.reaction import ReactionWorkflow
+from workflows.sync import SyncWorkflow
 
 if TYPE_CHECKING:
     from reactor.api.http.auth import JwtHandler
@@ -248,8 +250,16 @@ class ReactorModule:
             if cfg.notify and read_models is not None
             else None,
         )
-        workflows: list[type] = [BatchWorkflow]
-        activities: list[Callable[..., Any]] = [acts.apply_jobs, acts.load_plan]
+        # Every worker hosts the sync channels' workflows: a channel added
+        # from the command line runs on whichever worker polls its queue.
+        sync = SyncActivities(self)
+        workflows: list[type] = [BatchWorkflow, SyncWorkflow]
+        activities: list[Callable[..., Any]] = [
+            acts.apply_jobs,
+            acts.load_plan,
+            sync.sync_round,
+            sync.wait_for_changes,
+        ]
         if drainer is not None:
             workflows.append(ReactionWorkflow)
             activities.append(ReactionActivities(drainer).drain_reaction)

@@ -24,6 +24,10 @@ class ReactorEventTypes(StrEnum):
     JOB_WRITE_READY = "JOB_WRITE_READY"
     JOB_READ_READY = "JOB_READ_READY"
     JOB_FAILED = "JOB_FAILED"
+    # A sync channel's round (workflows/sync.py): started, then ended.
+    SYNC_PENDING = "SYNC_PENDING"
+    SYNC_SUCCEEDED = "SYNC_SUCCEEDED"
+    SYNC_FAILED = "SYNC_FAILED"
 
 
 STATUS_EVENT = {
@@ -43,6 +47,16 @@ class JobEvent(BaseModel):
     status: JobStatus
     error: JobError | None = None
     operations: list[Operation] = Field(default_factory=list)
+
+
+class SyncEvent(BaseModel):
+    """One round of a sync channel: the operations it moved so far (all of
+    them once it ended), and why it failed."""
+
+    channel: str
+    pulled: int = 0
+    pushed: int = 0
+    error: str | None = None
 
 
 Handler = Callable[[str, Any], None | Awaitable[None]]

@@ -8,8 +8,8 @@ replay test then guards the new code):
 
 The normal suite does not collect this file (its name is not test_*.py).
 Each function runs one of the workflows' paths on the test stack (real
-PostgreSQL, real Temporal server; only the two recordings that need a chunk
-or a drain to fail a given way replace that one activity) and writes the
+PostgreSQL, real Temporal server; only the recordings that need a chunk, a
+drain or a sync round to end a given way replace those activities) and writes the
 closed run's history to tests/histories/<name>.json."""
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ from reactor.domain.workflow_io import BatchConfig, ReactionInput
 from tests.conftest import wait_until
 from tests.support.batches import add_item, create_list, inline_with_failures, many_actions, stored
 from tests.support.stub_worker import apply_jobs_worker
+from tests.support.sync_stubs import IDLE, ScriptedSync, failed, moved, start, sync_worker
 from workflows.reaction import TASK_TIMEOUT, ReactionWorkflow
+from workflows.sync import SyncWorkflow
 
 HISTORIES = Path(__file__).parent
 
@@ -198,3 +200,37 @@ async def test_record_a_reaction_until_it_continues_as_new(reactor: Reactor) -> 
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED in kinds
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED in kinds
     write("reaction-wake-continue-as-new", history)
+
+
+async def test_record_a_sync_channel_until_it_continues_as_new(reactor: Reactor) -> None:
+    """A failed round and its backoff, a round that moved operations and the
+    one after it at once, an idle round's wait ended by a wake signal, then
+    continue-as-new after the run's last round."""
+    client = reactor.client
+    task_queue = reactor.config.task_queue
+    stubs = ScriptedSync([failed(), moved(3, 2), IDLE, moved(1, 0)])
+    async with sync_worker(client, task_queue, stubs):
+        handle = await start(
+            client, task_queue, max_rounds=4, initial_backoff_s=0.05, poll_interval_s=3600
+        )
+        run_id = handle.result_run_id
+        assert run_id is not None
+
+        async def waiting() -> bool:
+            return stubs.waits >= 1
+
+        await wait_until(waiting, 60, "the channel's wait")
+        await handle.signal(SyncWorkflow.wake)
+        first_run = client.get_workflow_handle(handle.id, run_id=run_id)
+
+        async def continued() -> bool:
+            status = (await first_run.describe()).status
+            return status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+        await wait_until(continued, 60, "the channel to continue as new")
+        history = await first_run.fetch_history()
+        await client.get_workflow_handle(handle.id).terminate("recorded")
+    kinds = [e.event_type for e in history.events]
+    assert kinds.count(EventType.EVENT_TYPE_TIMER_STARTED) == 1
+    assert kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED) == 1
+    write("sync-backoff-wake-continue-as-new", history)

@@ -10,8 +10,9 @@ from temporalio.worker import Replayer, WorkflowReplayResult
 
 from workflows.batch import BatchWorkflow
 from workflows.reaction import ReactionWorkflow
+from workflows.sync import SyncWorkflow
 
-WORKFLOWS: Sequence[type] = (BatchWorkflow, ReactionWorkflow)
+WORKFLOWS: Sequence[type] = (BatchWorkflow, ReactionWorkflow, SyncWorkflow)
 
 
 async def replayed(
