@@ -248,6 +248,9 @@ async def test_the_openapi_document_and_the_docs_are_served(reactor: Reactor) ->
             "/v1/documents/{document_id}/parents",
             "/v1/documents/{document_id}/operations",
             "/v1/types",
+            "/v1/sync/identity",
+            "/v1/sync/operations",
+            "/v1/sync/load",
             "/healthz",
         }
         body = document["paths"]["/v1/batches"]["post"]["requestBody"]
