@@ -37,7 +37,8 @@ PAGE = 500
 # Pages one round moves each way: then it ends, reporting `more`, and the
 # workflow starts the next at once (a round stays short, its progress shown).
 PAGES_PER_ROUND = 8
-# Heartbeats of a round and a wait (the workflow's heartbeat timeout is 30 s).
+# Heartbeats of a round and a wait, well within their heartbeat timeouts
+# (workflows/sync.py: 30 s for a round, 10 s for a wait).
 HEARTBEAT_S = 5.0
 # Jobs that end a load written: READ_READY, or WRITE_READY when a read model
 # holds them back (written all the same; the read model is not the sender's).
@@ -187,8 +188,9 @@ class SyncActivities:
     async def wait_for_changes(self, inp: WaitInput) -> WaitResult:
         """Until the remote's event stream shows an event after the pull
         cursor, or a local operation the remote lacks follows the push
-        cursor, or `timeout_s` passed. A remote that cannot be reached
-        leaves the local side and the timeout: the round after says why."""
+        cursor, or `timeout_s` passed, or the worker stops. A remote that
+        cannot be reached leaves the local side and the timeout: the round
+        after says why."""
         channel = await self.channels.get(inp.name)
         if channel is None:
             return WaitResult(changed=True)  # the round ends the workflow
@@ -200,6 +202,7 @@ class SyncActivities:
             waits = [
                 group.create_task(self._remote_event(channel, remote, inp.timeout_s)),
                 group.create_task(self._local_operation(channel, inp.timeout_s)),
+                group.create_task(_worker_stopping()),
             ]
             changed = False
             for done in asyncio.as_completed(waits):
@@ -244,6 +247,13 @@ class SyncActivities:
         except (Overflowed, FeedClosed):
             return True  # many commits, or the process stopping: a round decides
         return False
+
+
+async def _worker_stopping() -> bool:
+    """A stopping worker ends its waits at once instead of holding its
+    shutdown for the poll interval; the next round runs on any worker."""
+    await activity.wait_for_worker_shutdown()
+    return True
 
 
 def _check_written(jobs: list[JobInfo], what: str) -> None:

@@ -48,6 +48,9 @@ ROUND_RETRY = RetryPolicy(
 )
 # A failed wait only means the next round comes sooner.
 WAIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
+# Heartbeats reach the server at most every 80% of this: a wait cancelled by
+# a wake learns it (and lets its HTTP stream go) within that.
+WAIT_HEARTBEAT = timedelta(seconds=10)
 # The wait's own timeout beyond its poll interval.
 WAIT_MARGIN = timedelta(seconds=60)
 ERROR_SHOWN = 200  # characters of the last error in the current details
@@ -149,7 +152,7 @@ class SyncWorkflow:
             SyncActivities.wait_for_changes,
             WaitInput(name=inp.name, timeout_s=inp.poll_interval_s),
             start_to_close_timeout=timedelta(seconds=inp.poll_interval_s) + WAIT_MARGIN,
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=WAIT_HEARTBEAT,
             retry_policy=WAIT_RETRY,
             cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
             summary=f"wait for changes on channel {inp.name}",
