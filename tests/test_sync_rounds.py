@@ -1,6 +1,7 @@
 """A sync channel's workflow with its real rounds, between reactors that
 each have their own database, task queue, worker and HTTP API: what is
-written on either side reaches the other through one channel, and a channel
+written on either side reaches the other through one channel (a local
+commit or the remote's event stream ending its wait), and a channel
 whose remote is down fails its rounds visibly (row, status query, events)
 and backs off."""
 
@@ -9,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from reactor.application.events import ReactorEventTypes, SyncEvent
-from reactor.domain.channel_status import ChannelState
+from reactor.domain.channel_status import ChannelPhase, ChannelState, SyncInput
 from reactor.runtime.embedded import free_port
 from reactor.storage.sync_channels import Channel
 from tests.conftest import Stack, wait_until
 from tests.support.peers import Peer, open_peers
-from workflows.sync import SyncWorkflow, start_channel
+from workflows.sync import SyncWorkflow, channel_workflow_id, start_channel
 
 TODO = "powerhouse/todo-list"
 
@@ -51,9 +52,19 @@ async def test_writes_on_either_side_reach_the_other_through_one_channel(stack: 
     async with open_peers(stack, "a", "b") as (a, b):
         events = recorded(a)
         await a.module.channel_store.add(Channel.declare(b.url, name="to-b"))
-        handle = await start_channel(a.module.client, "to-b", a.task_queue)
+        # No poll within the test: only the wakes can move what follows.
+        handle = await a.module.client.start_workflow(
+            SyncWorkflow.run,
+            SyncInput(name="to-b", poll_interval_s=3600),
+            id=channel_workflow_id("to-b"),
+            task_queue=a.task_queue,
+        )
 
-        # Written on A, after the channel started: the round pushes it.
+        async def waiting() -> bool:
+            return (await handle.query(SyncWorkflow.status)).phase == ChannelPhase.WAITING
+
+        # Written on A while the channel waits: the commit wakes it, it pushes.
+        await wait_until(waiting, 60, "the channel to wait")
         doc_a = await written(a, "x", "y")
 
         async def on_b() -> bool:
@@ -62,6 +73,7 @@ async def test_writes_on_either_side_reach_the_other_through_one_channel(stack: 
         await wait_until(on_b, 60, "A's document on B")
 
         # Written on B: B's event stream wakes A's channel, which pulls it.
+        await wait_until(waiting, 60, "the channel to wait again")
         doc_b = await written(b, "z")
 
         async def on_a() -> bool:
