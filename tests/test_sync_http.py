@@ -240,6 +240,13 @@ async def test_operations_a_peer_sent_are_not_served_back_to_it_but_merged_copie
 
 
 async def test_refused_input_names_its_field(reactor: Reactor) -> None:
+    unstorable = {
+        "id": "op",
+        "index": 0,
+        "timestamp": "2026-01-01T00:00:00Z",
+        "hash": "h",
+        "action": {"type": "ADD_TODO_ITEM", "input": {"id": "1", "text": "nul\x00"}},
+    }
     async with served(reactor) as api:
         for params, status, field in (
             ({"after": "abc"}, 400, "after"),
@@ -260,6 +267,15 @@ async def test_refused_input_names_its_field(reactor: Reactor) -> None:
             (
                 {"origin": "peerx", "loads": [{"document_id": "d", "operations": []}]},
                 "loads[0].operations",
+            ),
+            # Text PostgreSQL cannot store, wherever it is.
+            (
+                {"origin": "peerx", "loads": [{"document_id": "a\x00b", "operations": []}]},
+                "loads[0].document_id",
+            ),
+            (
+                {"origin": "peerx", "loads": [{"document_id": "d", "operations": [unstorable]}]},
+                "loads[0].operations[0].action.input.text",
             ),
         ):
             answer = await api.post("/v1/sync/load", json=body)

@@ -21,6 +21,7 @@ from reactor.api.http.routes_events import event_id, parse_event_id
 from reactor.api.http.schema import request_body
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobInfo, JobStatus
+from reactor.domain.limits import MAX_DEPTH, find_unstorable
 from reactor.domain.sync import ORIGIN_RE, LoadRequest
 from reactor.storage.identity import reactor_id
 from reactor.storage.operation_store import Position
@@ -32,6 +33,9 @@ DEFAULT_PAGE = 500
 DEFAULT_WAIT_S = 30.0
 MAX_WAIT_S = 300.0
 FINAL = (JobStatus.READ_READY, JobStatus.FAILED)
+# Levels of a load body above an action's input (body.loads[i].operations[j]
+# .action.input): the input's own depth is the reactor's to bound.
+LOAD_DEPTH = MAX_DEPTH + 6
 
 
 class Identity(BaseModel):
@@ -130,7 +134,15 @@ async def sync_load(
     ),
 ) -> LoadAnswer:
     reactor = reactor_of(request)
-    body = validated(LoadBody, await read_json_object(request, reactor.config.limits))
+    raw = await read_json_object(request, reactor.config.limits)
+    # Text PostgreSQL cannot store (NUL, lone surrogates) is refused here,
+    # naming where it is, before any of it reaches a query.
+    unstorable = find_unstorable(raw, max_depth=LOAD_DEPTH)
+    if unstorable is not None:
+        where, problem = unstorable
+        field = where.lstrip(".") or "body"
+        raise ApiError(422, "validation", f"{field}: {problem}", field=field)
+    body = validated(LoadBody, raw)
     await authorize_loads(reactor, principal, body.loads)
     jobs: list[JobInfo] = []
     if body.loads:
