@@ -3,8 +3,9 @@ database, task queue, in-process worker and HTTP API, on the test's stack."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from reactor.api.module import ReactorModule
 from reactor.api.reactor import Reactor
 from reactor.domain.workflow_io import BatchConfig
 from reactor.models import BUILTIN_MODELS
+from reactor.runtime import stack as services
 from reactor.runtime.stack import create_database
 from reactor.storage.identity import reactor_id
 from reactor.storage.operation_store import Position
@@ -32,6 +34,17 @@ class Peer:
     url: str
     reactor_id: str
     worker: Any
+    server: ApiServer
+
+    async def drop_link(self) -> None:
+        """Stops this peer's HTTP API: the other side cannot reach it."""
+        await self.server.stop()
+
+    async def restore_link(self) -> None:
+        """Serves the HTTP API again, on the same address."""
+        port = int(self.url.rsplit(":", 1)[1])
+        self.server = ApiServer(create_app(self.reactor), port=port)
+        await self.server.start()
 
     async def operations(self, document_id: str) -> dict[str, list[dict[str, Any]]]:
         """Per scope: the operations' (id, action id, index, skip, hash)."""
@@ -53,7 +66,11 @@ async def open_peers(
     stack: Any,
     *names: str,
     configure: Callable[[ReactorBuilder], ReactorBuilder] | None = None,
+    processes: Collection[str] = (),
 ) -> AsyncIterator[list[Peer]]:
+    """Peers named in `processes` run their worker as a process of its own
+    (`python worker.py`: `Peer.worker` is its Popen, `respawn` replaces it);
+    the others in this process."""
     async with AsyncExitStack() as exits:
         peers = []
         for name in names:
@@ -70,12 +87,15 @@ async def open_peers(
                 builder = configure(builder)
             module = await builder.build_module()
             exits.push_async_callback(module.close)
-            worker = module.create_worker()
-            await worker.__aenter__()
-            exits.push_async_callback(worker.__aexit__, None, None, None)
+            worker: Any
+            if name in processes:
+                worker = await _spawn(stack, database_url, task_queue, name)
+            else:
+                worker = module.create_worker()
+                await worker.__aenter__()
+                exits.push_async_callback(worker.__aexit__, None, None, None)
             server = ApiServer(create_app(module.reactor))
             await server.start()
-            exits.push_async_callback(server.stop)
             peers.append(
                 Peer(
                     name,
@@ -86,9 +106,45 @@ async def open_peers(
                     server.url,
                     await reactor_id(module.database),
                     worker,
+                    server,
                 )
             )
+            exits.push_async_callback(_stop_server, peers[-1])
+            if name in processes:
+                exits.callback(_stop_worker, peers[-1])
         yield peers
+
+
+async def _spawn(
+    stack: Any, database_url: str, task_queue: str, name: str
+) -> subprocess.Popen[bytes]:
+    env = services.worker_env(
+        database_url, stack.temporal_address, task_queue, home=stack.folder / "home"
+    )
+    log = stack.folder / f"worker-{task_queue}.log"
+    proc = services.spawn_worker(env, log, cwd=stack.folder)
+    await services.wait_polling(log, 120, proc)
+    return proc
+
+
+async def _stop_server(peer: Peer) -> None:
+    await peer.server.stop()
+
+
+def _stop_worker(peer: Peer) -> None:
+    _stop(peer.worker)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(30)
+
+
+async def respawn(stack: Any, peer: Peer) -> None:
+    """A new worker process for `peer`, after its last was killed."""
+    _stop(peer.worker)
+    peer.worker = await _spawn(stack, peer.database_url, peer.task_queue, peer.name)
 
 
 async def exchange(sender: Peer, receiver: Peer, after: Position) -> tuple[Position, int]:
