@@ -145,6 +145,27 @@ async def test_wake_ends_a_wait_for_changes(client: Client, task_queue: str) -> 
     assert E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED not in kinds[signaled:cancelled]
 
 
+async def test_wake_ends_a_backoff(client: Client, task_queue: str) -> None:
+    stubs = ScriptedSync([failed(), moved()])
+    async with sync_worker(client, task_queue, stubs):
+        handle = await start(client, task_queue, initial_backoff_s=3600, poll_interval_s=3600)
+
+        async def backing_off() -> bool:
+            return (await status(handle)).phase == ChannelPhase.BACKING_OFF
+
+        await wait_until(backing_off, 30, "the backoff after a failed round")
+        await handle.signal(SyncWorkflow.wake)
+        await wait_until(_waits(stubs, 1), 30, "the round after the wake, then a wait")
+        seen = await status(handle)
+        await handle.terminate("test over")
+    history = await handle.fetch_history()
+    kinds = [e.event_type for e in history.events]
+    # The hour-long backoff timer was cancelled by the signal, not fired.
+    assert kinds.count(E.EVENT_TYPE_TIMER_CANCELED) == 1
+    assert E.EVENT_TYPE_TIMER_FIRED not in kinds
+    assert stubs.rounds >= 2 and seen.state == ChannelState.SUCCEEDED
+
+
 async def test_continue_as_new_keeps_counters_and_backoff(client: Client, task_queue: str) -> None:
     stubs = ScriptedSync([failed(), failed(), moved(1, 2), moved(1, 2), moved(1, 2)])
     async with sync_worker(client, task_queue, stubs):

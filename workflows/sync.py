@@ -15,6 +15,8 @@ and current details show why. Histories stay short with continue-as-new.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -101,7 +103,7 @@ class SyncWorkflow:
             if not result.ok:
                 status.phase = ChannelPhase.BACKING_OFF
                 self._show_details()
-                await workflow.sleep(timedelta(seconds=status.backoff_s))
+                await self._back_off(status.backoff_s)
             elif not result.moved:
                 status.phase = ChannelPhase.WAITING
                 self._show_details()
@@ -142,6 +144,14 @@ class SyncWorkflow:
             status.backoff_s = backoff_after(
                 status.attempts, inp.initial_backoff_s, inp.max_backoff_s
             )
+
+    async def _back_off(self, seconds: float) -> None:
+        """Until the backoff passed, or a wake signal (an operator who fixed
+        the remote need not wait out a minute)."""
+        if self._woken:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(lambda: self._woken, timeout=timedelta(seconds=seconds))
 
     async def _wait(self, inp: SyncInput) -> None:
         """Until the wait activity sees a change or times out, or a wake

@@ -62,7 +62,7 @@ from reactor.domain.jobs import (
     workflow_id_for,
 )
 from reactor.domain.limits import Limits
-from reactor.domain.load_plan import plan_loads
+from reactor.domain.load_plan import check_load_ids, plan_loads
 from reactor.domain.model import ModelRegistry
 from reactor.domain.sync import LoadRequest, OperationRef, SyncOperation
 from reactor.domain.workflow_io import BatchConfig, BatchSummary, JobView
@@ -344,6 +344,7 @@ class Reactor:
         the field, and nothing starts."""
         self._check_open()
         parsed = [_load_request(load, f"loads[{i}]") for i, load in enumerate(loads)]
+        check_load_ids(parsed)  # before the ids reach a query
         with self._started.submitting():
             async with self._preparing:
                 self._check_open()

@@ -30,6 +30,13 @@ from reactor.domain.upgrades import UPGRADE_ACTION
 _STORED_BASE = frozenset(BASE_ACTIONS) | {UPGRADE_ACTION}
 
 
+def check_load_ids(loads: Sequence[LoadRequest]) -> None:
+    """Document ids PostgreSQL can store and compare: checked before the
+    planner's lookup of the documents sends them to a query."""
+    for i, load in enumerate(loads):
+        check_text(load.document_id, job=None, field=f"loads[{i}].document_id")
+
+
 def plan_loads(
     loads: Sequence[LoadRequest],
     registry: ModelRegistry,
