@@ -99,6 +99,7 @@ class ReactorBuilder:
                 WorkerConfig(
                     notify=settings.notify,
                     graceful_shutdown=timedelta(seconds=drain_period(settings.shutdown_grace_s)),
+                    max_rewind=settings.sync_max_rewind,
                 )
             )
         )

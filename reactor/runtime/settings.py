@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.domain.errors import ReactorError
 from reactor.domain.limits import Limits
+from reactor.domain.merge import DEFAULT_MAX_REWIND
 from reactor.domain.model import DocumentModel
 from reactor.domain.signing import parse_public_key
 from reactor.runtime.codec import PayloadKeys
@@ -103,6 +104,8 @@ class Settings(BaseModel):
     api_auth: ApiAuth = Field(default_factory=ApiAuth, exclude=True)
     # REACTOR_API_EVENTS_MAX_QUEUED; None: the event stream's default.
     api_events_max_queued: int | None = Field(default=None, exclude=True)
+    # REACTOR_SYNC_MAX_REWIND: local operations a load may rewind to merge.
+    sync_max_rewind: int = Field(default=DEFAULT_MAX_REWIND, exclude=True)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -125,6 +128,7 @@ class Settings(BaseModel):
                 "gc_thresholds": gc_thresholds_from_env(),
                 "api_auth": api_auth_from_env(),
                 "api_events_max_queued": api_events_max_queued_from_env(),
+                "sync_max_rewind": sync_max_rewind_from_env(),
             }
         )
 
@@ -263,6 +267,17 @@ def api_events_max_queued_from_env() -> int | None:
         raise ReactorError(
             f"REACTOR_API_EVENTS_MAX_QUEUED={text!r}: expected a positive whole number"
         )
+    return int(text)
+
+
+def sync_max_rewind_from_env() -> int:
+    """REACTOR_SYNC_MAX_REWIND: how many local operations a load may rewind
+    to merge before it fails with ExcessiveReshuffleError."""
+    text = os.environ.get("REACTOR_SYNC_MAX_REWIND", "").strip()
+    if not text:
+        return DEFAULT_MAX_REWIND
+    if not text.isdigit():
+        raise ReactorError(f"REACTOR_SYNC_MAX_REWIND={text!r}: expected a whole number")
     return int(text)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reactor.api.builder import ReactorBuilder
 from reactor.domain.errors import ReactorError
 from reactor.domain.limits import Limits
 from reactor.domain.signing import Ed25519Signer
@@ -51,6 +52,7 @@ def test_unset_variables_give_the_documented_defaults() -> None:
     assert settings.trusted_keys is None and settings.limits == Limits()
     assert settings.shutdown_grace_s == DEFAULT_GRACE_S
     assert settings.gc_thresholds == WORKER_THRESHOLDS
+    assert settings.sync_max_rewind == 1000
 
 
 def test_every_worker_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,6 +68,7 @@ def test_every_worker_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REACTOR_MAX_JOBS_PER_BATCH", "7")
     monkeypatch.setenv("REACTOR_SHUTDOWN_GRACE_S", "12")
     monkeypatch.setenv("REACTOR_GC_THRESHOLDS", "default")
+    monkeypatch.setenv("REACTOR_SYNC_MAX_REWIND", "50")
     settings = Settings.from_env()
     assert (settings.namespace, settings.task_queue) == ("prod", "writes")
     assert settings.models == ("pkg.one", "pkg.two")
@@ -76,6 +79,16 @@ def test_every_worker_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.limits.max_jobs_per_batch == 7
     assert settings.shutdown_grace_s == 12
     assert settings.gc_thresholds is None
+    assert settings.sync_max_rewind == 50
+    plain = settings.model_copy(update={"models": (), "processors": (), "read_models": ()})
+    assert ReactorBuilder.from_settings(plain)._worker.max_rewind == 50
+
+
+@pytest.mark.parametrize("bad", ["many", "-1", "1.5"])
+def test_a_bad_sync_max_rewind_is_named(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("REACTOR_SYNC_MAX_REWIND", bad)
+    with pytest.raises(ReactorError, match="REACTOR_SYNC_MAX_REWIND"):
+        Settings.from_env()
 
 
 @pytest.mark.parametrize("bad", ["soon", "0", "-1"])
