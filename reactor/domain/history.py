@@ -40,6 +40,11 @@ collapse it only into a LOAD_STATE of a state after it.
 SET_NAME changes the header, not the scope's state: undoing or redoing it
 changes no state and leaves the name as it is.
 
+A merge of another reactor's operations (reactor/domain/merge.py) is a
+barrier too: UNDO does not undo a merge's first operation (it would bring
+back the local order the merge replaced), and REDO does not reach across
+any merged operation.
+
 The write path reads the lane's whole log for a job with UNDO, REDO or
 PRUNE (under the lane lock, so the result is the same on a retry); replay
 and verification read it from index 0 only for a lane with a skip.
