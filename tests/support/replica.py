@@ -21,6 +21,7 @@ from reactor.domain.loading import reduce_load
 from reactor.domain.merge import DEFAULT_MAX_REWIND, dead_covered
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.reduction import Head, initial_head, needs_history, reduce_job
+from reactor.domain.signing import SignatureVerifier, Signer, sign_action
 from reactor.domain.sync import LoadedOp, LoadSpec, OperationRef, SyncOperation
 
 DOCUMENT_TYPE = "test/entries"
@@ -55,9 +56,18 @@ REGISTRY = ModelRegistry([ENTRIES])
 class Replica:
     """One reactor's `global` lane of one document (order-sensitive state)."""
 
-    def __init__(self, name: str, *, max_rewind: int = DEFAULT_MAX_REWIND):
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_rewind: int = DEFAULT_MAX_REWIND,
+        verifier: SignatureVerifier | None = None,
+        signer: Signer | None = None,
+    ):
         self.name = name
         self.max_rewind = max_rewind
+        self.verifier = verifier  # checks what it loads (and writes)
+        self.signer = signer  # signs what it writes
         self.log: list[Operation] = []
         self.head: Head = initial_head(ENTRIES, "global")
         self.received_from: dict[str, str] = {}  # op id -> peer it came from verbatim
@@ -70,6 +80,8 @@ class Replica:
         """One local job of one action; False when the reducer refuses it
         (nothing to undo or redo)."""
         action = Action(id=action_id, type=action_type, input=data, timestamp=at)
+        if self.signer is not None:
+            action = sign_action(self.signer, action, "doc", self.head.hash)
         job = self._job([action])
         try:
             reduced = reduce_job(
@@ -138,6 +150,7 @@ class Replica:
             ENTRIES,
             registry=REGISTRY,
             keyframe_interval=10_000,
+            verifier=self.verifier,
             max_rewind=self.max_rewind,
         )
         if reduced is None:

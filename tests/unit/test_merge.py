@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from reactor.domain.history import undo_target
 from reactor.domain.rejection import JobRejected
+from reactor.domain.signing import Ed25519Signer, Ed25519Verifier
 from reactor.domain.sync import MERGED_MARK, OperationRef
 from tests.support.replica import Replica, at, quiesce, sync
 
@@ -128,6 +129,31 @@ def test_an_undo_does_not_reach_across_a_merge() -> None:
     # The next would undo the merge's first operation: refused.
     assert undo_target(b.log, len(b.log)) is None
     assert not undo(b, 6, 2)
+
+
+def test_signatures_are_checked_against_the_senders_chain() -> None:
+    signer = Ed25519Signer()
+    a = Replica("a", signer=signer)
+    b = Replica("b", verifier=Ed25519Verifier({signer.public_key()}))
+    append(a, "x0", 0)
+    append(a, "x1", 1)
+    assert undo(a, 2, 1)
+    assert sync(a, b) == 3  # the UNDO's NOOP is checked as the UNDO that was signed
+    append(a, "x2", 3)
+    (after, ops), *_ = a.outgoing("b")
+    action = ops[0].action
+    forged = action.model_copy(update={"input": {"value": "forged"}})
+    with pytest.raises(JobRejected) as err:
+        b.load("a", after, [ops[0].model_copy(update={"action": forged})])
+    assert err.value.error_type == "SignatureError"
+    unsigned = Replica("u")
+    unsigned.write("APPEND", {"value": "u"}, at(5), "u-1")
+    (after, ops), *_ = unsigned.outgoing("b")
+    fresh = Replica("c", verifier=Ed25519Verifier({signer.public_key()}))
+    with pytest.raises(JobRejected) as err:
+        fresh.load("u", after, ops)
+    assert err.value.error_type == "SignatureError"
+    assert fresh.log == []
 
 
 # -- property: any interleaving converges -------------------------------------
