@@ -57,11 +57,15 @@ def plan_loads(
         )
     types = dict(existing)
     last_in_lane: dict[tuple[str, str], int] = {}
+    # Operation ids are unique in a reactor's log: one id twice in a load,
+    # or in two lanes, is not a sender's log (a row would refuse it later).
+    lane_of_op: dict[str, tuple[str, str, str]] = {}
     jobs: list[PlannedJob] = []
     total = 0
     for i, load in enumerate(loads):
         where = f"loads[{i}]"
         document_type, size = _check_load(load, where, registry, types, limits)
+        _check_ids(load, where, lane_of_op)
         total += size
         if total > limits.max_request_bytes:
             raise ValidationError(
@@ -216,6 +220,23 @@ def _check_load(
     if registry.find(document_type) is None:
         raise ValidationError(registry.unknown(document_type), field=f"{where}.document_type")
     return document_type, size
+
+
+def _check_ids(load: LoadRequest, where: str, lane_of_op: dict[str, tuple[str, str, str]]) -> None:
+    lane = (load.document_id, load.scope, load.branch)
+    here: set[str] = set()
+    for k, op in enumerate(load.operations):
+        if op.id in here:
+            raise ValidationError(
+                f"operation id {op.id[:80]!r} appears twice in this load",
+                field=f"{where}.operations[{k}].id",
+            )
+        here.add(op.id)
+        if lane_of_op.setdefault(op.id, lane) != lane:
+            raise ValidationError(
+                f"operation id {op.id[:80]!r} is in another load's lane too",
+                field=f"{where}.operations[{k}].id",
+            )
 
 
 def _check_action(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from reactor.domain.actions import SCOPES
 from reactor.domain.document import Operation
 from reactor.domain.merge import dead_covered
 from reactor.domain.sync import (
@@ -72,6 +73,7 @@ JOIN reactor_operations o
 LANE_END = 2**31 - 1
 
 Lane = tuple[str, str, str]  # (document_id, scope, branch)
+DOCUMENT = "document"
 
 
 @dataclass
@@ -147,11 +149,21 @@ class SyncSource:
 
 def _runs(ops: Sequence[tuple[Operation, str | None]]) -> list[LoadRequest]:
     """Consecutive indexes of a lane make one run, in the order each run's
-    first operation was read."""
+    first operation was read. A document's runs also keep the log's order
+    across its document scope and its other scopes (a run ends where the
+    other side wrote): the receiver loads them in that order, so a write
+    lands before the DELETE_DOCUMENT that followed it, not after."""
     loads: list[LoadRequest] = []
     open_runs: dict[Lane, LoadRequest] = {}
+    last_scope: dict[tuple[str, str], str] = {}
     for op, document_type in ops:
         lane = (op.document_id, op.scope, op.branch)
+        document = (op.document_id, op.branch)
+        previous = last_scope.get(document)
+        last_scope[document] = op.scope
+        if previous is not None and previous != op.scope and DOCUMENT in (previous, op.scope):
+            for scope in SCOPES:
+                open_runs.pop((op.document_id, scope, op.branch), None)
         run = open_runs.get(lane)
         wire = SyncOperation(
             id=op.id,

@@ -1,0 +1,198 @@
+"""Sync under inputs and histories that stress it: documents deleted or
+created on both sides, loads retried after their cause is gone, and bad
+input over HTTP and from Python, which must name its field and write
+nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from reactor.domain.errors import ValidationError
+from reactor.domain.sync import LoadRequest
+from reactor.storage.operation_store import Position
+from reactor.storage.sync_source import SyncSource
+from tests.conftest import Stack
+from tests.support.peers import Peer, exchange, open_peers
+from tests.support.rows import row_counts
+
+TODO = "powerhouse/todo-list"
+
+
+def add(item: str) -> dict[str, Any]:
+    return {"type": "ADD_TODO_ITEM", "input": {"id": item, "text": item}}
+
+
+async def ready(peer: Peer, info: Any) -> None:
+    done = await peer.reactor.wait_for_job(info.id, timeout=60)
+    assert done.status == "READ_READY", done
+
+
+async def created(peer: Peer, document_id: str | None = None) -> str:
+    info = await peer.reactor.create(TODO, document_id=document_id)
+    await ready(peer, info)
+    return info.document_id
+
+
+async def page_of(peer: Peer) -> list[LoadRequest]:
+    return (await SyncSource(peer.module.database).read_page(Position(), 1000)).loads
+
+
+async def header(peer: Peer, doc: str) -> dict[str, Any]:
+    async with peer.module.database.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM reactor_documents WHERE id = $1", doc)
+    assert row is not None
+    return dict(row)
+
+
+async def test_a_document_deleted_after_its_writes_reaches_a_peer_whole(stack: Stack) -> None:
+    # One page holds the create, a write and the delete: loaded in the
+    # order of the log, the write lands before the delete.
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        await ready(a, await a.reactor.execute(doc, "main", [add("x")]))
+        delete = {"type": "DELETE_DOCUMENT", "input": {}}
+        await ready(a, await a.reactor.execute(doc, "main", [delete], scope="document"))
+        _, sent = await exchange(a, b, Position())
+        assert sent == 3
+        assert await a.operations(doc) == await b.operations(doc)
+        assert (await header(b, doc))["deleted"] is True
+
+
+async def test_a_write_concurrent_with_a_delete_does_not_block_the_channel(stack: Stack) -> None:
+    # a deletes while b writes: neither side may refuse the other's
+    # operations for good, or every later operation of the channel waits.
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        pos_ab, _ = await exchange(a, b, Position())
+        delete = {"type": "DELETE_DOCUMENT", "input": {}}
+        await ready(a, await a.reactor.execute(doc, "main", [delete], scope="document"))
+        await ready(b, await b.reactor.execute(doc, "main", [add("late")]))
+        pos_ba = Position()
+        for _ in range(2):
+            pos_ab, _ = await exchange(a, b, pos_ab)
+            pos_ba, _ = await exchange(b, a, pos_ba)
+        held_a = {op["action_id"] for ops in (await a.operations(doc)).values() for op in ops}
+        held_b = {op["action_id"] for ops in (await b.operations(doc)).values() for op in ops}
+        assert held_a == held_b
+        assert (await header(a, doc))["deleted"] and (await header(b, doc))["deleted"]
+
+
+async def test_one_document_id_created_on_both_sides_converges(stack: Stack) -> None:
+    # Two reactors may create a document under the same id (ids chosen by
+    # the client): the second create must not fail every load of the lane.
+    async with open_peers(stack, "a", "b") as (a, b):
+        await created(a, "shared-doc")
+        await created(b, "shared-doc")
+        await ready(a, await a.reactor.execute("shared-doc", "main", [add("a")]))
+        await ready(b, await b.reactor.execute("shared-doc", "main", [add("b")]))
+        pos_ab, pos_ba = Position(), Position()
+        for _ in range(2):
+            pos_ab, _ = await exchange(a, b, pos_ab)
+            pos_ba, _ = await exchange(b, a, pos_ba)
+        doc_a = await a.reactor.get("shared-doc")
+        doc_b = await b.reactor.get("shared-doc")
+        assert doc_a.state == doc_b.state
+
+
+async def test_a_load_retried_once_its_cause_is_gone_is_applied(stack: Stack) -> None:
+    # A load batch's id is a digest of what it carries: the same page sent
+    # again after a failure whose cause is gone must not find the old
+    # failure, or a channel whose page failed once never moves again.
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        await ready(a, await a.reactor.execute(doc, "main", [add("x")]))
+        create, write = await page_of(a)
+        assert create.scope == "document" and write.scope == "global"
+        first = await b.reactor.load_batch([write], origin=a.reactor_id)
+        (info,) = first.jobs.values()
+        failed = await b.reactor.wait_for_job(info.id, timeout=60)
+        assert failed.status == "FAILED"  # the document is not here yet
+        second = await b.reactor.load_batch([create], origin=a.reactor_id)
+        await ready(b, second.jobs["load-0"])
+        again = await b.reactor.load_batch([write], origin=a.reactor_id)
+        await ready(b, again.jobs["load-0"])
+        assert await a.operations(doc) == await b.operations(doc)
+
+
+async def test_duplicated_operation_ids_in_a_load_are_refused_naming_the_field(
+    stack: Stack,
+) -> None:
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        for item in ("x", "y"):
+            await ready(a, await a.reactor.execute(doc, "main", [add(item)]))
+        create, write = await page_of(a)
+        first, second = write.operations
+        twice = write.model_copy(
+            update={"operations": [first, second.model_copy(update={"id": first.id})]}
+        )
+        before = await row_counts(b.database_url)
+        with pytest.raises(ValidationError) as err:
+            await b.reactor.load_batch([create, twice], origin=a.reactor_id)
+        assert err.value.field == "loads[1].operations[1].id"
+        assert await row_counts(b.database_url) == before
+
+
+async def test_bad_load_bodies_over_http_name_their_field_and_write_nothing(
+    stack: Stack,
+) -> None:
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        await ready(a, await a.reactor.execute(doc, "main", [add("x")]))
+        create, write = await page_of(a)
+        good = write.model_dump(mode="json")
+        op = good["operations"][0]
+
+        def load(**changes: Any) -> dict[str, Any]:
+            return {"origin": "peer-a", "loads": [{**good, **changes}]}
+
+        def with_op(**changes: Any) -> dict[str, Any]:
+            return load(operations=[{**op, **changes}])
+
+        ghost = {"id": "p", "action_id": "p", "index": 0, "hash": "h"}
+        deep: Any = "x"
+        for _ in range(200):
+            deep = {"d": deep}
+        cases: list[tuple[Any, int, str]] = [
+            ([], 422, "body"),
+            ({"origin": "peer-a", "loads": "x"}, 422, "loads"),
+            ({"origin": "peer-a", "loads": [{}]}, 422, "loads[0].document_id"),
+            ({"origin": 5, "loads": []}, 422, "origin"),
+            (load(operations={}), 422, "loads[0].operations"),
+            (with_op(index=-1), 422, "loads[0].operations[0].index"),
+            (with_op(skip=-1), 422, "loads[0].operations[0].skip"),
+            (with_op(skip=5), 422, "loads[0].operations[0].skip"),
+            (with_op(index="one"), 422, "loads[0].operations[0].index"),
+            (with_op(timestamp="yesterday"), 422, "loads[0].operations[0].timestamp"),
+            (with_op(action={**op["action"], "scope": "local"}), 422, "loads[0].operations[0]"),
+            (load(scope="nowhere"), 422, "loads[0].scope"),
+            (load(document_type="acme/none"), 422, "loads[0].document_type"),
+            (load(after={**ghost, "index": -1}), 422, "loads[0].after.index"),
+            (load(after=ghost), 422, "loads[0].after.index"),  # the operations start at 0
+            (with_op(index=3), 422, "loads[0].after"),
+            (with_op(action={**op["action"], "input": deep}), 422, "loads[0].operations[0]"),
+            (with_op(dead=["a\x00b"]), 422, "loads[0].operations[0].dead[0]"),
+            (with_op(dead="x"), 422, "loads[0].operations[0].dead"),
+        ]
+        before = await row_counts(b.database_url)
+        async with httpx.AsyncClient(base_url=b.url, timeout=60) as api:
+            for body, status, field in cases:
+                answer = await api.post("/v1/sync/load", json=body)
+                assert answer.status_code == status, (field, answer.text)
+                error = answer.json()["error"]
+                assert (error.get("field") or "").startswith(field), (field, error)
+            for params, field in (
+                ({"after": ""}, "after"),
+                ({"after": "1.-1"}, "after"),
+                ({"limit": "many"}, "limit"),
+                ({"document": "d" * 10_000}, "document"),
+                ({"type": "x" * 10_000}, "type"),
+                ({"peer": "p\x00"}, "peer"),
+            ):
+                answer = await api.get("/v1/sync/operations", params=params)
+                assert 400 <= answer.status_code < 500, (params, answer.text)
+                assert answer.json()["error"].get("field") == field, (params, answer.text)
+        assert await row_counts(b.database_url) == before
