@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from reactor.api.http.server import ApiServer
+from reactor.api.remote import RemoteReactor, RemoteUnavailableError
 from reactor.domain.errors import ValidationError
 from reactor.domain.sync import LoadRequest
 from reactor.storage.operation_store import Position
@@ -196,3 +199,40 @@ async def test_bad_load_bodies_over_http_name_their_field_and_write_nothing(
                 assert 400 <= answer.status_code < 500, (params, answer.text)
                 assert answer.json()["error"].get("field") == field, (params, answer.text)
         assert await row_counts(b.database_url) == before
+
+
+def short_answering_remote() -> FastAPI:
+    """Another program on the remote's address: it answers every load with
+    no jobs, and pages that are not pages."""
+    app = FastAPI()
+
+    @app.post("/v1/sync/load")
+    async def load() -> dict[str, Any]:
+        return {"reactor_id": "other", "jobs": []}
+
+    @app.get("/v1/sync/operations")
+    async def operations() -> dict[str, Any]:
+        return {"reactor_id": "other", "next": "not a position", "more": False, "loads": []}
+
+    @app.get("/v1/sync/identity")
+    async def identity() -> dict[str, Any]:
+        return {"id": "other"}
+
+    return app
+
+
+async def test_a_remote_that_acknowledges_fewer_loads_than_sent_fails_the_call(
+    stack: Stack,
+) -> None:
+    # The push cursor moves only past loads the remote answered with a job.
+    async with open_peers(stack, "a") as (a,), ApiServer(short_answering_remote()) as server:
+        doc = await created(a)
+        loads = await page_of(a)
+        assert loads and loads[0].document_id == doc
+        async with RemoteReactor(server.url) as remote:
+            with pytest.raises(RemoteUnavailableError, match="0 jobs answer 1 loads"):
+                await remote.load(a.reactor_id, loads)
+            with pytest.raises(RemoteUnavailableError, match="cannot read"):
+                await remote.operations(Position())
+            with pytest.raises(RemoteUnavailableError, match="cannot read"):
+                await remote.identity()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 import orjson
+import pydantic
 from pydantic import BaseModel, field_validator
 
 from reactor.domain.errors import ReactorError
@@ -28,6 +29,7 @@ LOAD_WAIT_S = 30.0
 LOAD_MARGIN_S = 10.0
 _POSITION = re.compile(r"([0-9]+)\.([0-9]+)")
 _WAKING_EVENTS = ("operation", "overflow")  # an overflow: many events happened
+_T = TypeVar("_T")
 
 
 class RemoteUnavailableError(ReactorError):
@@ -85,7 +87,7 @@ class RemoteReactor:
 
     async def identity(self) -> str:
         body = await self._call("GET", "/v1/sync/identity")
-        return str(body["reactor_id"])
+        return _answer(lambda: str(body["reactor_id"]), "/identity")
 
     async def operations(
         self,
@@ -100,7 +102,7 @@ class RemoteReactor:
             if value is not None:
                 params[name] = value
         body = await self._call("GET", "/v1/sync/operations", params=params)
-        return OperationsPage.model_validate(body)
+        return _answer(lambda: OperationsPage.model_validate(body), "/operations")
 
     async def load(
         self, origin: str, loads: Sequence[LoadRequest], wait_s: float = LOAD_WAIT_S
@@ -118,7 +120,14 @@ class RemoteReactor:
             headers={"content-type": "application/json"},
             timeout=max(self.timeout, wait_s + LOAD_MARGIN_S),
         )
-        return [JobInfo.model_validate(job) for job in body["jobs"]]
+        jobs = _answer(lambda: [JobInfo.model_validate(job) for job in body["jobs"]], "/load")
+        if len(jobs) != len(loads):
+            # Only a job per load acknowledges it: a cursor must not move
+            # past a load the remote did not say it wrote.
+            raise RemoteUnavailableError(
+                f"{self.url}/v1/sync/load: {len(jobs)} jobs answer {len(loads)} loads"
+            )
+        return jobs
 
     async def wait_for_event(
         self,
@@ -173,6 +182,18 @@ class RemoteReactor:
             return response.json()
         except ValueError as exc:
             raise RemoteUnavailableError(f"{self.url}{path}: the answer is not JSON") from exc
+
+
+def _answer(read: Callable[[], _T], path: str) -> _T:
+    """What `read` makes of an answer, or RemoteUnavailableError when the
+    answer is not what a reactor's API returns (another program, another
+    version): the round fails and says so instead of failing obscurely."""
+    try:
+        return read()
+    except (pydantic.ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise RemoteUnavailableError(
+            f"/v1/sync{path}: an answer this reactor cannot read ({_describe(exc)[:200]})"
+        ) from exc
 
 
 def _describe(exc: Exception) -> str:
