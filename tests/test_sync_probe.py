@@ -11,9 +11,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from reactor.api.builder import ReactorBuilder
+from reactor.api.client import ReactorClientBuilder
 from reactor.api.http.server import ApiServer
 from reactor.api.remote import RemoteReactor, RemoteUnavailableError
 from reactor.domain.errors import ValidationError
+from reactor.domain.signing import Ed25519Signer, Ed25519Verifier
 from reactor.domain.sync import LoadRequest
 from reactor.storage.operation_store import Position
 from reactor.storage.sync_source import SyncSource
@@ -236,3 +239,31 @@ async def test_a_remote_that_acknowledges_fewer_loads_than_sent_fails_the_call(
                 await remote.operations(Position())
             with pytest.raises(RemoteUnavailableError, match="cannot read"):
                 await remote.identity()
+
+
+async def test_signed_writes_merged_on_one_side_load_on_the_other_with_verification(
+    stack: Stack,
+) -> None:
+    # A merge re-appends a signed action after another state than the one
+    # its author signed for: a verifying receiver must still take the
+    # sender's merged copies, or two verifying reactors that both wrote
+    # never converge.
+    signer = Ed25519Signer()
+
+    def verifying(builder: ReactorBuilder) -> ReactorBuilder:
+        return builder.with_signature_verifier(Ed25519Verifier())
+
+    async with open_peers(stack, "a", "b", configure=verifying) as (a, b):
+        clients = {
+            p.name: ReactorClientBuilder().with_reactor_module(p.module).with_signer(signer).build()
+            for p in (a, b)
+        }
+        await clients["a"].create_empty(TODO, document_id="signed")
+        pos_ab, _ = await exchange(a, b, Position())
+        await clients["a"].execute("signed", "main", [add("a")])
+        await clients["b"].execute("signed", "main", [add("b")])
+        pos_ba = Position()
+        for _ in range(2):
+            pos_ab, _ = await exchange(a, b, pos_ab)
+            pos_ba, _ = await exchange(b, a, pos_ba)
+        assert (await a.reactor.get("signed")).state == (await b.reactor.get("signed")).state
