@@ -15,7 +15,9 @@ from reactor.api.builder import ReactorBuilder
 from reactor.api.client import ReactorClientBuilder
 from reactor.api.http.server import ApiServer
 from reactor.api.remote import RemoteReactor, RemoteUnavailableError
+from reactor.domain.actions import Action
 from reactor.domain.errors import ValidationError
+from reactor.domain.lane_reducer import LaneReducer
 from reactor.domain.signing import Ed25519Signer, Ed25519Verifier
 from reactor.domain.sync import LoadRequest
 from reactor.storage.operation_store import Position
@@ -267,3 +269,32 @@ async def test_signed_writes_merged_on_one_side_load_on_the_other_with_verificat
             pos_ab, _ = await exchange(a, b, pos_ab)
             pos_ba, _ = await exchange(b, a, pos_ba)
         assert (await a.reactor.get("signed")).state == (await b.reactor.get("signed")).state
+
+
+async def test_a_sender_claiming_other_indexes_cannot_store_a_skip_past_the_lane_start(
+    stack: Stack,
+) -> None:
+    # `after` names this lane's head by id but claims another index: an
+    # operation appended as sent would keep a skip reaching before index 0
+    # (which `dead_covered` then reads from the end of the log).
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        await ready(a, await a.reactor.execute(doc, "main", [add("x")]))
+        await exchange(a, b, Position())
+        (head,) = (await b.operations(doc))["global"]
+        action = Action(type="ADD_TODO_ITEM", input={"id": "y", "text": "y"}, scope="global")
+        lane = LaneReducer.initial(b.module.registry.get(TODO), "global")
+        forged = {
+            "id": "forged",
+            "index": 6,
+            "skip": 6,
+            "timestamp": action.timestamp,
+            "hash": lane.apply(action),  # the state its skip claims: nothing before it
+            "action": action,
+        }
+        after = {"id": head["id"], "action_id": head["action_id"], "index": 5, "hash": head["hash"]}
+        load = {"document_id": doc, "after": after, "operations": [forged]}
+        info = (await b.reactor.load_batch([load], origin=a.reactor_id)).jobs["load-0"]
+        await b.reactor.wait_for_job(info.id, timeout=60)
+        for op in (await b.operations(doc))["global"]:
+            assert op["skip"] <= op["idx"], op
