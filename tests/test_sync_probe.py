@@ -5,6 +5,7 @@ nothing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -53,6 +54,19 @@ async def header(peer: Peer, doc: str) -> dict[str, Any]:
         row = await conn.fetchrow("SELECT * FROM reactor_documents WHERE id = $1", doc)
     assert row is not None
     return dict(row)
+
+
+async def scope_state(peer: Peer, doc: str, scope: str = "document") -> dict[str, Any]:
+    async with peer.module.database.pool.acquire() as conn:
+        state = await conn.fetchval(
+            "SELECT state::text FROM reactor_document_states WHERE document_id = $1 "
+            "AND scope = $2 AND branch = 'main'",
+            doc,
+            scope,
+        )
+    assert state is not None
+    parsed: dict[str, Any] = json.loads(state)
+    return parsed
 
 
 async def test_a_document_deleted_after_its_writes_reaches_a_peer_whole(stack: Stack) -> None:
@@ -298,3 +312,24 @@ async def test_a_sender_claiming_other_indexes_cannot_store_a_skip_past_the_lane
         await b.reactor.wait_for_job(info.id, timeout=60)
         for op in (await b.operations(doc))["global"]:
             assert op["skip"] <= op["idx"], op
+
+
+async def test_the_same_child_added_on_both_sides_converges(stack: Stack) -> None:
+    # Both reactors add one child to one parent: the merged order holds two
+    # ADD_RELATIONSHIP of that child, and the second must not fail the
+    # lane's every load.
+    async with open_peers(stack, "a", "b") as (a, b):
+        parent = await created(a)
+        child = await created(a)
+        pos_ab, _ = await exchange(a, b, Position())
+        relate = {"type": "ADD_RELATIONSHIP", "input": {"target_id": child}}
+        for peer in (a, b):
+            await ready(
+                peer, await peer.reactor.execute(parent, "main", [relate], scope="document")
+            )
+        pos_ba = Position()
+        for _ in range(2):
+            pos_ab, _ = await exchange(a, b, pos_ab)
+            pos_ba, _ = await exchange(b, a, pos_ba)
+        assert await scope_state(a, parent) == await scope_state(b, parent)
+        assert (await scope_state(a, parent))["children"] == [child]
