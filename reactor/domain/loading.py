@@ -89,7 +89,12 @@ def reduce_load(
             )
             combined.append(LoggedOp(index, 0, planned.action))
     if plan.merged:
-        lane = _state_at(model, scope, log, plan.base)
+        # Nothing rewound: the run starts from the head (past the dead copies
+        # it skips), so no replay.
+        if plan.base == head.revision:
+            lane = LaneReducer(model, scope, head.state, head.validated)
+        else:
+            lane = _state_at(model, scope, log, plan.base)
         first = plan.ops[0]
         plan.ops[0] = Planned(first.id, len(combined) - plan.base, first.action, None)
     else:
