@@ -6,6 +6,7 @@ python bench/latency.py --json | tail -1 > /tmp/latency.json
 python bench/read_cost.py --json | tail -1 > /tmp/read_cost.json
 python bench/write_cost.py --json | tail -1 > /tmp/write_cost.json
 python bench/http_load.py --json | tail -1 > /tmp/http_load.json
+python bench/sync.py --json | tail -1 > /tmp/sync.json
 python bench/_report.py /tmp/throughput.json /tmp/latency.json /tmp/read_cost.json /tmp/write_cost.json
 """
 
@@ -21,6 +22,7 @@ import http_load
 import latency
 import read_cost
 import stress
+import sync
 import throughput
 import write_cost
 from _tables import Table, to_markdown
@@ -32,6 +34,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "read_cost": read_cost.tables,
     "write_cost": write_cost.tables,
     "stress": stress.tables,
+    "sync": sync.tables,
 }
 
 
