@@ -1,9 +1,10 @@
 """The README's performance table from one command: runs the throughput
-benchmark's phases e, b and s and the latency benchmark (each on its own
-stack, one after the other) and prints their headline figures as one table,
-for the terminal and, with --markdown, as the README shows it.
+benchmark's phases e, b and s, the latency benchmark and the sync benchmark
+(each on its own stack, one after the other) and prints their headline
+figures as one table, for the terminal and, with --markdown, as the README
+shows it.
 
-    .venv/bin/python bench/summary.py [--markdown] [--n 200]
+    .venv/bin/python bench/summary.py [--markdown] [--n 200] [--no-sync]
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def run(script: str, *args: str) -> dict[str, Any]:
     return result
 
 
-def summary(throughput: dict[str, Any], latency: dict[str, Any]) -> Table:
+def summary(
+    throughput: dict[str, Any], latency: dict[str, Any], sync: dict[str, Any] | None = None
+) -> Table:
     phases = {p["phase"]: p for p in throughput["phases"]}
     modes = {m["mode"]: m for m in latency["modes_ms"]}
     rows: list[list[Any]] = []
@@ -53,6 +56,21 @@ def summary(throughput: dict[str, Any], latency: dict[str, Any]) -> Table:
     ):
         if phase in phases:
             rows.append([label, f"{phases[phase][key]:,.0f} {unit}"])
+    if sync is not None:
+        lag = sync["lag_ms"]["ab"]
+        rows.append(
+            [
+                "sync lag: READ_READY on one reactor → readable on the other, p50 / p99",
+                f"{lag['p50']:.1f} / {lag['p99']:.1f} ms",
+            ]
+        )
+        push = next(t for t in sync["throughput"] if t["direction"] == "A→B")
+        rows.append(
+            [
+                f"sync of {push['operations']:,} operations to an empty reactor",
+                f"{push['operations_per_s']:,.0f} operations/s",
+            ]
+        )
     machine = throughput["machine"]
     return Table(
         "Performance",
@@ -67,10 +85,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     parser.add_argument("--n", type=int, default=200, help="latency rounds (default 200)")
+    parser.add_argument("--no-sync", action="store_true", help="leave out bench/sync.py")
     args = parser.parse_args()
     throughput = run("throughput.py", "--phases", "ebs", "--floors", "")
     latency = run("latency.py", "--n", str(args.n))
-    table = summary(throughput, latency)
+    sync = None if args.no_sync else run("sync.py", "--rewinds", "0", "--repeats", "1")
+    table = summary(throughput, latency, sync)
     if args.markdown:
         print(to_markdown(table))
     else:
