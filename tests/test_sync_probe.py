@@ -333,3 +333,42 @@ async def test_the_same_child_added_on_both_sides_converges(stack: Stack) -> Non
             pos_ba, _ = await exchange(b, a, pos_ba)
         assert await scope_state(a, parent) == await scope_state(b, parent)
         assert (await scope_state(a, parent))["children"] == [child]
+
+
+async def test_odd_operation_fields_from_python_are_refused_naming_the_field(
+    stack: Stack,
+) -> None:
+    # `dead` kills actions in a merge (dead wins): an operation names at most
+    # the actions its skip leaves out. Indexes are bounded like the log's.
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        await ready(a, await a.reactor.execute(doc, "main", [add("x")]))
+        create, write = await page_of(a)
+        (op,) = write.operations
+        far = {"id": "p", "action_id": "p", "index": 2**31 - 1, "hash": "h"}
+        cases: list[tuple[Any, str]] = [
+            (
+                write.model_copy(update={"operations": [op.model_copy(update={"dead": ["x"]})]}),
+                "dead",
+            ),
+            (
+                {
+                    **write.model_dump(),
+                    "after": far,
+                    "operations": [{**op.model_dump(), "index": 2**31}],
+                },
+                "index",
+            ),
+            (
+                write.model_copy(
+                    update={"operations": [op.model_copy(update={"skip": 0, "dead": ["a\x00"]})]}
+                ),
+                "dead",
+            ),
+        ]
+        before = await row_counts(b.database_url)
+        for bad, field in cases:
+            with pytest.raises(ValidationError) as err:
+                await b.reactor.load_batch([create, bad], origin=a.reactor_id)
+            assert err.value.field == f"loads[1].operations[0].{field}", err.value
+        assert await row_counts(b.database_url) == before

@@ -28,6 +28,8 @@ from reactor.domain.upgrades import UPGRADE_ACTION
 # what it undid, a PRUNE as a LOAD_STATE, an upgrade in a model scope as
 # UPGRADE_DOCUMENT. Their inputs are the reactor's own, checked by replay.
 _STORED_BASE = frozenset(BASE_ACTIONS) | {UPGRADE_ACTION}
+# Operation indexes and skips are PostgreSQL integers.
+MAX_INDEX = 2**31 - 2
 
 
 def check_load_ids(loads: Sequence[LoadRequest]) -> None:
@@ -160,10 +162,16 @@ def _check_load(
                 "contiguous",
                 field=f"{field}.index",
             )
+        if op.index > MAX_INDEX:
+            raise ValidationError(
+                f"index {op.index} is past the largest a lane holds ({MAX_INDEX})",
+                field=f"{field}.index",
+            )
         if op.skip > op.index:
             raise ValidationError(
                 f"skip {op.skip} reaches before the lane's first operation", field=f"{field}.skip"
             )
+        _check_dead(op.dead, op.skip, field)
         action = op.action
         check_text(action.type, job=None, field=f"{field}.action.type")
         check_text(action.id, job=None, field=f"{field}.action.id")
@@ -220,6 +228,24 @@ def _check_load(
     if registry.find(document_type) is None:
         raise ValidationError(registry.unknown(document_type), field=f"{where}.document_type")
     return document_type, size
+
+
+def _check_dead(dead: Sequence[str], skip: int, field: str) -> None:
+    """`dead` names actions among the `skip` operations the operation leaves
+    out, so there are at most `skip` of them: more would let one operation
+    drop actions it never covered (dead wins in a merge)."""
+    if len(dead) > skip:
+        raise ValidationError(
+            f"{len(dead)} dead actions, but the operation leaves out {skip} operations",
+            field=f"{field}.dead",
+        )
+    for j, action_id in enumerate(dead):
+        check_text(action_id, job=None, field=f"{field}.dead[{j}]")
+        if not 0 < len(action_id) <= MAX_NAME_LENGTH:
+            raise ValidationError(
+                f"an action id of {len(action_id)} characters (1 to {MAX_NAME_LENGTH})",
+                field=f"{field}.dead[{j}]",
+            )
 
 
 def _check_ids(load: LoadRequest, where: str, lane_of_op: dict[str, tuple[str, str, str]]) -> None:
