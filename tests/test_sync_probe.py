@@ -372,3 +372,24 @@ async def test_odd_operation_fields_from_python_are_refused_naming_the_field(
                 await b.reactor.load_batch([create, bad], origin=a.reactor_id)
             assert err.value.field == f"loads[1].operations[0].{field}", err.value
         assert await row_counts(b.database_url) == before
+
+
+async def test_a_write_concurrent_with_a_prune_keeps_its_effect(stack: Stack) -> None:
+    # b writes, then a prunes what both held: the write is alive on both
+    # sides after the sync, so the state must show it (placed before the
+    # prune's LOAD_STATE, the state the prune loads erases it).
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        for item in ("w1", "w2"):
+            await ready(a, await a.reactor.execute(doc, "main", [add(item)]))
+        pos_ab, _ = await exchange(a, b, Position())
+        await ready(b, await b.reactor.execute(doc, "main", [add("b")]))
+        prune = {"type": "PRUNE", "input": {"start": 0, "end": 2}}
+        await ready(a, await a.reactor.execute(doc, "main", [prune]))
+        pos_ba = Position()
+        for _ in range(2):
+            pos_ab, _ = await exchange(a, b, pos_ab)
+            pos_ba, _ = await exchange(b, a, pos_ba)
+        items = {p.name: (await scope_state(p, doc, "global"))["items"] for p in (a, b)}
+        assert items["a"] == items["b"]
+        assert [item["id"] for item in items["a"]] == ["w1", "w2", "b"]
