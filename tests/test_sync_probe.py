@@ -24,6 +24,7 @@ from reactor.domain.sync import LoadRequest
 from reactor.storage.operation_store import Position
 from reactor.storage.sync_source import SyncSource
 from tests.conftest import Stack
+from tests.support import versioned_counter as counter
 from tests.support.peers import Peer, exchange, open_peers
 from tests.support.rows import row_counts
 
@@ -393,3 +394,44 @@ async def test_a_write_concurrent_with_a_prune_keeps_its_effect(stack: Stack) ->
         items = {p.name: (await scope_state(p, doc, "global"))["items"] for p in (a, b)}
         assert items["a"] == items["b"]
         assert [item["id"] for item in items["a"]] == ["w1", "w2", "b"]
+
+
+def versioned_counter(builder: ReactorBuilder) -> ReactorBuilder:
+    return builder.with_document_models([counter]).with_upgrade_manifests(
+        [counter.upgrade_manifest]
+    )
+
+
+async def test_one_document_upgraded_on_both_sides_converges(stack: Stack) -> None:
+    # Both reactors upgrade a version-1 document (to 3 and to 2): the merged
+    # document scope holds both UPGRADE_DOCUMENT, its model scopes both
+    # migrations; the lane must still load, with one version on both sides.
+    async with open_peers(stack, "a", "b", configure=versioned_counter) as (a, b):
+        # A document at version 1 can only come from elsewhere (a create
+        # here starts at the latest version): load one.
+        create = Action(
+            type="CREATE_DOCUMENT",
+            input={"document_type": counter.document_type, "model_version": 1},
+            scope="document",
+        )
+        op = {
+            "id": "c-0",
+            "index": 0,
+            "timestamp": create.timestamp,
+            "hash": LaneReducer.initial(None, "document").apply(create),
+            "action": create,
+        }
+        load = {"document_id": "c", "scope": "document", "operations": [op]}
+        await ready(a, (await a.reactor.load_batch([load], origin="elsewhere")).jobs["load-0"])
+        await ready(a, await a.reactor.execute("c", "main", [{"type": "ADD", "input": {"n": 1}}]))
+        pos_ab, _ = await exchange(a, b, Position())
+        for peer, version in ((a, 3), (b, 2)):
+            upgrade = {"type": "UPGRADE_DOCUMENT", "input": {"to_version": version}}
+            await ready(peer, await peer.reactor.execute("c", "main", [upgrade], scope="document"))
+        pos_ba = Position()
+        for _ in range(2):
+            pos_ab, _ = await exchange(a, b, pos_ab)
+            pos_ba, _ = await exchange(b, a, pos_ba)
+        doc_a, doc_b = await a.reactor.get("c"), await b.reactor.get("c")
+        assert doc_a.header.model_version == doc_b.header.model_version
+        assert doc_a.state == doc_b.state
