@@ -372,6 +372,19 @@ async def test_odd_operation_fields_from_python_are_refused_naming_the_field(
             with pytest.raises(ValidationError) as err:
                 await b.reactor.load_batch([create, bad], origin=a.reactor_id)
             assert err.value.field == f"loads[1].operations[0].{field}", err.value
+        # Document-scope inputs are checked like a batch's, not left to the reducer.
+        (made,) = create.operations
+        odd = made.action.model_copy(update={"input": {**made.action.input, "colour": "red"}})
+        with pytest.raises(ValidationError) as err:
+            await b.reactor.load_batch(
+                [
+                    create.model_copy(
+                        update={"operations": [made.model_copy(update={"action": odd})]}
+                    )
+                ],
+                origin=a.reactor_id,
+            )
+        assert err.value.field == "loads[0].operations[0].action.input.colour", err.value
         assert await row_counts(b.database_url) == before
 
 

@@ -20,7 +20,7 @@ from reactor.domain.errors import ValidationError
 from reactor.domain.graph import JobGraph
 from reactor.domain.hashing import canonical_json
 from reactor.domain.limits import DEFAULT_LIMITS, Limits, check_storable, check_text, too_big
-from reactor.domain.model import BASE_ACTIONS, DocumentModel, ModelRegistry
+from reactor.domain.model import BASE_ACTIONS, DocumentModel, ModelRegistry, validate_with
 from reactor.domain.sync import ORIGIN_RE, LoadedOp, LoadRequest, LoadSpec, load_batch_id
 from reactor.domain.upgrades import UPGRADE_ACTION
 
@@ -200,6 +200,12 @@ def _check_load(
                     f"unknown document-scope action type {action.type!r}",
                     field=f"{field}.action.type",
                 )
+            try:
+                validate_with(DOCUMENT_ACTIONS[action.type], action.input)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"{action.type}: {exc.reason}", field=f"{field}.action.{exc.field}"
+                ) from None
             if action.type == "CREATE_DOCUMENT":
                 created = str(action.input.get("document_type", ""))
                 if registry.find(created) is None:
