@@ -448,3 +448,21 @@ async def test_one_document_upgraded_on_both_sides_converges(stack: Stack) -> No
         doc_a, doc_b = await a.reactor.get("c"), await b.reactor.get("c")
         assert doc_a.header.model_version == doc_b.header.model_version
         assert doc_a.state == doc_b.state
+
+
+async def test_a_name_set_and_undone_on_one_side_leaves_both_headers_equal(stack: Stack) -> None:
+    # b names the document; a names it too, then undoes that (the header
+    # keeps a name that was undone). The headers must still end equal.
+    async with open_peers(stack, "a", "b") as (a, b):
+        doc = await created(a)
+        pos_ab, _ = await exchange(a, b, Position())
+        name = {"type": "SET_NAME", "input": {"name": "from b"}}
+        await ready(b, await b.reactor.execute(doc, "main", [name]))
+        name = {"type": "SET_NAME", "input": {"name": "from a"}}
+        await ready(a, await a.reactor.execute(doc, "main", [name]))
+        await ready(a, await a.reactor.execute(doc, "main", [{"type": "UNDO"}]))
+        pos_ba = Position()
+        for _ in range(2):
+            pos_ab, _ = await exchange(a, b, pos_ab)
+            pos_ba, _ = await exchange(b, a, pos_ba)
+        assert (await header(a, doc))["name"] == (await header(b, doc))["name"]
