@@ -311,6 +311,9 @@ async def test_a_sender_claiming_other_indexes_cannot_store_a_skip_past_the_lane
         load = {"document_id": doc, "after": after, "operations": [forged]}
         info = (await b.reactor.load_batch([load], origin=a.reactor_id)).jobs["load-0"]
         await b.reactor.wait_for_job(info.id, timeout=60)
+        async with httpx.AsyncClient(base_url=b.url, timeout=60) as api:
+            served = await api.get("/v1/sync/operations")
+        assert served.status_code == 200, served.text
         for op in (await b.operations(doc))["global"]:
             assert op["skip"] <= op["idx"], op
 

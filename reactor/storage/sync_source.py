@@ -221,5 +221,7 @@ async def _annotate_dead(conn: asyncpg.Connection, loads: Sequence[LoadRequest])
             log = logs.get(lane)
             if log is None:
                 log = logs[lane] = await OperationStore.load_range(conn, *lane, 0, LANE_END)
-            if op.index < len(log) and log[op.index].id == op.id:
+            # A skip reaching before index 0 covers nothing that a peer
+            # could hold (and would index the log from its end).
+            if op.index < len(log) and log[op.index].id == op.id and op.skip <= op.index:
                 op.dead = dead_covered(log, op.index)
