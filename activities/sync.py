@@ -150,7 +150,11 @@ class SyncActivities:
             remote_id = page.reactor_id
             count = sum(len(load.operations) for load in page.loads)
             if page.loads:
-                result = await self.module.reactor.load_batch(page.loads, origin=remote_id)
+                # After failed rounds, a new attempt: the failed batch's
+                # cause (a missing create, a limit) may be gone.
+                result = await self.module.reactor.load_batch(
+                    page.loads, origin=remote_id, attempt=channel.attempts
+                )
                 jobs = await self.module.reactor.wait_for_batch(result.batch_id)
                 _check_written(jobs, "loading the remote's operations here")
             if page.next != after or page.reactor_id != channel.remote_id:
@@ -174,7 +178,7 @@ class SyncActivities:
                 after, PAGE, remote_id, channel.document_type, channel.document_id
             )
             if page.loads:
-                jobs = await remote.load(me, page.loads)
+                jobs = await remote.load(me, page.loads, attempt=channel.attempts)
                 _check_written(jobs, "loading this reactor's operations on the remote")
             if page.next != after:
                 await self.channels.advance_push(channel.name, page.next, page.served)

@@ -122,8 +122,9 @@ async def test_one_document_id_created_on_both_sides_converges(stack: Stack) -> 
 
 async def test_a_load_retried_once_its_cause_is_gone_is_applied(stack: Stack) -> None:
     # A load batch's id is a digest of what it carries: the same page sent
-    # again after a failure whose cause is gone must not find the old
-    # failure, or a channel whose page failed once never moves again.
+    # again is the same batch. A sender retrying after a failure whose cause
+    # may be gone names its attempt (a channel passes its failed rounds in a
+    # row), or a channel whose page failed once would never move again.
     async with open_peers(stack, "a", "b") as (a, b):
         doc = await created(a)
         await ready(a, await a.reactor.execute(doc, "main", [add("x")]))
@@ -135,7 +136,10 @@ async def test_a_load_retried_once_its_cause_is_gone_is_applied(stack: Stack) ->
         assert failed.status == "FAILED"  # the document is not here yet
         second = await b.reactor.load_batch([create], origin=a.reactor_id)
         await ready(b, second.jobs["load-0"])
-        again = await b.reactor.load_batch([write], origin=a.reactor_id)
+        same = await b.reactor.load_batch([write], origin=a.reactor_id)
+        assert same.batch_id == first.batch_id
+        again = await b.reactor.load_batch([write], origin=a.reactor_id, attempt=1)
+        assert again.batch_id != first.batch_id
         await ready(b, again.jobs["load-0"])
         assert await a.operations(doc) == await b.operations(doc)
 

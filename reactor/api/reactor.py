@@ -336,12 +336,18 @@ class Reactor:
         return result.jobs["load-0"]
 
     async def load_batch(
-        self, loads: Sequence[LoadRequest | Mapping[str, Any]], *, origin: str | None = None
+        self,
+        loads: Sequence[LoadRequest | Mapping[str, Any]],
+        *,
+        origin: str | None = None,
+        attempt: int = 0,
     ) -> BatchResult:
         """One load job per request (keys `load-0`, `load-1`, ...), in one
-        batch; jobs on the same document run in the order given. A request
-        the reactor cannot take raises ValidationError naming `loads[i]` and
-        the field, and nothing starts."""
+        batch; jobs on the same document run in the order given. The batch
+        is named by its content: the same loads again are the same batch,
+        unless `attempt` (a retry after a failure) differs. A request the
+        reactor cannot take raises ValidationError naming `loads[i]` and the
+        field, and nothing starts."""
         self._check_open()
         parsed = [_load_request(load, f"loads[{i}]") for i, load in enumerate(loads)]
         check_load_ids(parsed)  # before the ids reach a query
@@ -351,7 +357,12 @@ class Reactor:
                 ids = sorted({load.document_id for load in parsed})
                 existing = await self.document_view.lookup(ids, [])
                 plan = plan_loads(
-                    parsed, self.registry, existing, origin=origin, limits=self.config.limits
+                    parsed,
+                    self.registry,
+                    existing,
+                    origin=origin,
+                    attempt=attempt,
+                    limits=self.config.limits,
                 )
                 annotate_batch(plan)
                 sub = Submission.of(plan, self.config.batch)

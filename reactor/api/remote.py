@@ -105,12 +105,20 @@ class RemoteReactor:
         return _answer(lambda: OperationsPage.model_validate(body), "/operations")
 
     async def load(
-        self, origin: str, loads: Sequence[LoadRequest], wait_s: float = LOAD_WAIT_S
+        self,
+        origin: str,
+        loads: Sequence[LoadRequest],
+        wait_s: float = LOAD_WAIT_S,
+        attempt: int = 0,
     ) -> list[JobInfo]:
         """Each load's job as the remote reports it once finished (or after
-        `wait_s`, as it stands then)."""
+        `wait_s`, as it stands then). `attempt`: a retry after a failure."""
         content = orjson.dumps(
-            {"origin": origin, "loads": [load.model_dump(mode="json") for load in loads]}
+            {
+                "origin": origin,
+                "loads": [load.model_dump(mode="json") for load in loads],
+                "attempt": attempt,
+            }
         )
         body = await self._call(
             "POST",

@@ -365,8 +365,9 @@ class JobApplier:
         whole log, as a merge places operations among all of it."""
         model: DocumentModel | None = None
         if row["document_type"] is not None:
-            if row["deleted"]:
-                raise JobRejected("DocumentDeleted", f"document {job.document_id!r} is deleted")
+            # A document deleted here still takes the other side's writes
+            # (made before it heard of the delete): both hold them, and the
+            # document stays deleted.
             model = model_for(self.registry, row["document_type"])
         elif job.scope != "document":
             raise JobRejected("DocumentNotFound", f"document {job.document_id!r} does not exist")
@@ -386,6 +387,8 @@ class JobApplier:
             max_rewind=self.max_rewind,
         )
         if reduced is not None:
+            if row["deleted"]:
+                reduced.header = None  # the header keeps its deletion
             for change in reduced.header_changes:
                 await write_header_change(conn, job.document_id, job.branch, change)
         return reduced

@@ -82,6 +82,10 @@ def _dump(state: DocumentScopeState) -> dict[str, Any]:
 def reduce_document_scope(state: dict[str, Any], action: Action) -> dict[str, Any]:
     current = DocumentScopeState.model_validate(state)
     kind = action.type
+    if kind == "NOOP":
+        # Not an action users send here: the operation that carries a
+        # merge's skip when nothing else is re-appended (reactor/domain/merge.py).
+        return _dump(current)
     if kind != "CREATE_DOCUMENT" and not current.document_type:
         raise ReducerError(f"{kind}: the document does not exist (no CREATE_DOCUMENT yet)")
     if current.deleted:

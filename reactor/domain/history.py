@@ -25,8 +25,9 @@ Operations are never rewritten; history actions append one operation each.
   `NothingToRedo`.
 - **PRUNE {start, end}** (0 <= start < end <= the lane's revision, else
   `InvalidPruneRange`) appends `LOAD_STATE {"state": <state at revision
-  end>}` with skip = index - start: the range collapses into that one
-  operation in the effective log. Operations from `end` on are left out too,
+  end>}` with skip = index - start (or further back, past operations
+  before `start` that already do not count): the range collapses into that
+  one operation in the effective log. Operations from `end` on are left out too,
   so a PRUNE up to the head keeps the current state. Undoing it leaves the
   LOAD_STATE out, and its skip with it: the state returns to the one
   before the PRUNE.
@@ -64,6 +65,7 @@ from reactor.domain.upgrades import UPGRADE_ACTION
 
 HISTORY_ACTIONS = frozenset({"UNDO", "REDO", "PRUNE"})
 REDO_MARK = "redo_of"
+PRUNED_TO = "pruned_to"  # a PRUNE's LOAD_STATE: the newest timestamp it folds in
 
 
 class Logged(Protocol):
@@ -180,7 +182,19 @@ def history_step(
                 f"{upgraded[-1]} of scope {scope!r} (end must be after it)",
             )
         state = state_at(model, scope, log, end).state()
-        return index - start, _derived(action, "LOAD_STATE", {"state": state}, action.context), None
+        # What the state holds is as old as the newest action it folds in:
+        # a merge places the LOAD_STATE there (reactor/domain/merge.py), so
+        # another reactor's concurrent writes stay after it.
+        covered = [log[i].action.timestamp for i in effective_indexes(log, end)]
+        context = dict(action.context or {})
+        if covered:
+            context[PRUNED_TO] = max(covered).isoformat()
+        # The skip reaches back to just after the newest operation before
+        # `start` that counts: one that already does not count (undone,
+        # rewound by a merge) must not count again through it.
+        before = [i for i in effective_indexes(log, index) if i < start]
+        reach = before[-1] + 1 if before else 0
+        return index - reach, _derived(action, "LOAD_STATE", {"state": state}, context), None
     return 0, action, None
 
 

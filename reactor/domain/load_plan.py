@@ -20,7 +20,7 @@ from reactor.domain.errors import ValidationError
 from reactor.domain.graph import JobGraph
 from reactor.domain.hashing import canonical_json
 from reactor.domain.limits import DEFAULT_LIMITS, Limits, check_storable, check_text, too_big
-from reactor.domain.model import BASE_ACTIONS, DocumentModel, ModelRegistry, validate_with
+from reactor.domain.model import BASE_ACTIONS, DocumentModel, ModelRegistry, NoInput, validate_with
 from reactor.domain.sync import ORIGIN_RE, LoadedOp, LoadRequest, LoadSpec, load_batch_id
 from reactor.domain.upgrades import UPGRADE_ACTION
 
@@ -28,6 +28,8 @@ from reactor.domain.upgrades import UPGRADE_ACTION
 # what it undid, a PRUNE as a LOAD_STATE, an upgrade in a model scope as
 # UPGRADE_DOCUMENT. Their inputs are the reactor's own, checked by replay.
 _STORED_BASE = frozenset(BASE_ACTIONS) | {UPGRADE_ACTION}
+# A sender's retries of one load (its batch id stays within 128 characters).
+MAX_ATTEMPT = 10**9
 # Operation indexes and skips are PostgreSQL integers.
 MAX_INDEX = 2**31 - 2
 
@@ -45,6 +47,7 @@ def plan_loads(
     existing: Mapping[str, ExistingDocument],
     *,
     origin: str | None = None,
+    attempt: int = 0,
     limits: Limits = DEFAULT_LIMITS,
 ) -> BatchPlan:
     if origin is not None and not ORIGIN_RE.match(origin):
@@ -53,6 +56,8 @@ def plan_loads(
         )
     if not loads:
         raise ValidationError("no operations to load", field="loads")
+    if not 0 <= attempt <= MAX_ATTEMPT:
+        raise ValidationError(f"attempt must be 0 to {MAX_ATTEMPT}", field="attempt")
     if len(loads) > limits.max_jobs_per_batch:
         raise ValidationError(
             too_big("the number of loads", len(loads), limits.max_jobs_per_batch), field="loads"
@@ -100,7 +105,7 @@ def plan_loads(
     JobGraph.of(jobs)  # lane order only: no cycle is possible
     body = [load.model_dump(mode="json") for load in loads]
     digest = hashlib.sha256(canonical_json([origin, body]).encode()).hexdigest()[:32]
-    return BatchPlan(batch_id=load_batch_id(origin, digest), jobs=jobs)
+    return BatchPlan(batch_id=load_batch_id(origin, digest, attempt), jobs=jobs)
 
 
 def _check_load(
@@ -195,13 +200,13 @@ def _check_load(
             check_storable(action.context, job=None, field=f"{field}.action.context")
         size += stored
         if load.scope == "document":
-            if action.type not in DOCUMENT_ACTIONS:
+            if action.type not in DOCUMENT_ACTIONS and action.type != "NOOP":
                 raise ValidationError(
                     f"unknown document-scope action type {action.type!r}",
                     field=f"{field}.action.type",
                 )
             try:
-                validate_with(DOCUMENT_ACTIONS[action.type], action.input)
+                validate_with(DOCUMENT_ACTIONS.get(action.type, NoInput), action.input)
             except ValidationError as exc:
                 raise ValidationError(
                     f"{action.type}: {exc.reason}", field=f"{field}.action.{exc.field}"

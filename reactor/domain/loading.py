@@ -15,7 +15,16 @@ from reactor.domain.document_scope import document_version
 from reactor.domain.history import REDO_MARK, LoggedOp, state_at
 from reactor.domain.jobs import OperationSpan
 from reactor.domain.lane_reducer import LaneReducer
-from reactor.domain.merge import DEFAULT_MAX_REWIND, LoadError, LogOp, Planned, plan_load
+from reactor.domain.merge import (
+    DEFAULT_MAX_REWIND,
+    LoadError,
+    LoadPlan,
+    LogOp,
+    Planned,
+    buried,
+    carrier,
+    plan_load,
+)
 from reactor.domain.model import DocumentModel, ModelRegistry
 from reactor.domain.reduction import (
     Head,
@@ -31,6 +40,7 @@ from reactor.domain.reduction import (
 )
 from reactor.domain.rejection import JobRejected
 from reactor.domain.signing import SignatureError, SignatureVerifier
+from reactor.domain.sync import OperationRef, SyncOperation, is_merged_copy
 
 
 def reduce_load(
@@ -52,14 +62,7 @@ def reduce_load(
     scope = job.scope
     incoming = spec.operations(job.actions)
     if verifier is not None:
-        first_hash = spec.after.hash if spec.after is not None else initial_head(model, scope).hash
-        previous = first_hash
-        for k, op in enumerate(incoming):
-            try:
-                verifier.verify(_as_signed(op.action, op.skip), job.document_id, previous)
-            except SignatureError as exc:
-                raise JobRejected("SignatureError", f"operations[{k}] {exc}") from exc
-            previous = op.hash
+        _verify(verifier, job.document_id, incoming, spec.after, model, scope, log)
     try:
         plan = plan_load(
             log, incoming, spec.after, scope=scope, job_id=job_id, max_rewind=max_rewind
@@ -68,24 +71,19 @@ def reduce_load(
         raise JobRejected(exc.error_type, str(exc)) from exc
     if not plan.ops and not plan.dead:
         return None
+    if plan.merged:
+        _leave_out_refused(plan, model, scope, log, head, job_id)
     revision = len(log)
     combined: list[LogOp | LoggedOp] = list(log)
     ops: list[NewOperation] = []
     keyframes: list[tuple[int, str, bytes]] = []
     if plan.dead:
-        # Held, then skipped by the run: reduced from the head so that
-        # replay finds their hashes; one its reducer refuses is not held.
-        lane = LaneReducer(model, scope, head.state, head.validated)
+        # Held, then skipped by the run: NOOPs (merge.buried), so each one's
+        # state, and hash, is the head's.
         for planned in plan.dead:
-            try:
-                lane.reduce(planned.action)
-                digest = lane.digest()
-            except Exception:
-                lane = _state_at(model, scope, combined, len(combined))
-                continue
             index = len(combined)
             ops.append(
-                NewOperation(planned.id, index, planned.action.timestamp, digest, planned.action)
+                NewOperation(planned.id, index, planned.action.timestamp, head.hash, planned.action)
             )
             combined.append(LoggedOp(index, 0, planned.action))
     if plan.merged:
@@ -156,7 +154,8 @@ def reduce_load(
         )
     assert model is not None
     validated = lane.validated
-    names = [o.action.input.get("name") for o in ops if o.action.type == "SET_NAME"]
+    run = {p.id for p in plan.ops}
+    names = [o.action.input.get("name") for o in ops if o.id in run and o.action.type == "SET_NAME"]
     header = HeaderUpdated(last.timestamp, name=str(names[-1]) if names else None)
     children: list[str] | None = None
     if scope == "global" and model.children_of is not None and validated is not None:
@@ -166,6 +165,65 @@ def reduce_load(
             raise JobRejected.of_model(exc, f"{model.document_type} children") from exc
     new_head = Head(revision + len(ops), last.hash, None if validated else lane.state(), validated)
     return Reduced(ops, new_head, state_json, keyframes, model, children, span, header)
+
+
+def _leave_out_refused(
+    plan: LoadPlan,
+    model: DocumentModel | None,
+    scope: str,
+    log: Sequence[LogOp],
+    head: Head,
+    job_id: str,
+) -> None:
+    """Moves the run's actions that the merged order makes invalid to the
+    held dead ones: reduced on a scratch lane from the run's start, each one
+    its reducer refuses is left out (the state stays as before it)."""
+    if plan.base == head.revision:
+        lane = LaneReducer(model, scope, head.state, head.validated)
+    else:
+        lane = _state_at(model, scope, log, plan.base)
+    refused: list[Planned] = []
+    for planned in plan.ops:
+        try:
+            lane.reduce(planned.action)
+        except Exception:
+            refused.append(planned)
+    if not refused:
+        return
+    gone = {p.id for p in refused}
+    plan.dead.extend(Planned(p.id, 0, buried(p.action), None) for p in refused)
+    plan.ops[:] = [p for p in plan.ops if p.id not in gone]
+    if not plan.ops:
+        plan.ops.append(carrier(job_id, scope, max(p.action.timestamp for p in refused)))
+
+
+def _verify(
+    verifier: SignatureVerifier,
+    document_id: str,
+    incoming: Sequence[SyncOperation],
+    after: OperationRef | None,
+    model: DocumentModel | None,
+    scope: str,
+    log: Sequence[LogOp],
+) -> None:
+    """Each operation not held here must carry its author's signature: over
+    the sender's previous state (its chain), or, for a merged copy, which
+    sits after another state than the one its author signed for, over the
+    state its signature names."""
+    held = {op.id for op in log}
+    previous = after.hash if after is not None else initial_head(model, scope).hash
+    for k, op in enumerate(incoming):
+        if op.id not in held:
+            signed_for = previous
+            if is_merged_copy(op.action):
+                signature = (op.action.context or {}).get("signature")
+                if isinstance(signature, dict):
+                    signed_for = str(signature.get("previous_state_hash"))
+            try:
+                verifier.verify(_as_signed(op.action), document_id, signed_for)
+            except SignatureError as exc:
+                raise JobRejected("SignatureError", f"operations[{k}] {exc}") from exc
+        previous = op.hash
 
 
 def _state_at(
@@ -179,7 +237,7 @@ def _state_at(
         ) from exc
 
 
-def _as_signed(action: Action, skip: int) -> Action:
+def _as_signed(action: Action) -> Action:
     """The action as its author signed it: an UNDO is stored as the NOOP it
     became, a REDO as the action it repeated."""
     context = action.context or {}

@@ -27,7 +27,11 @@ Loading a run of the sender's operations:
    (new operation ids, `context.merged`), the first one with `skip`
    covering every local operation after the kept prefix. Incoming actions
    the sender holds dead are appended too, just before the run, which
-   skips them: every write is held on both sides. Stored operations
+   skips them: every write is held on both sides (as a NOOP that keeps
+   the action in its context, so that no state refuses it). An action the merged
+   order makes invalid (its reducer refuses it there: the same child added
+   on both sides, a write after a delete) is held and left out the same
+   way; both sides compute the same order, so both refuse it. Stored operations
    are never rewritten. The create operation never moves. Rewinding more
    than `max_rewind` local operations is `ExcessiveReshuffleError`.
 
@@ -45,11 +49,13 @@ from datetime import datetime
 from typing import Protocol
 
 from reactor.domain.actions import Action
-from reactor.domain.history import effective_indexes
+from reactor.domain.history import PRUNED_TO, effective_indexes
 from reactor.domain.ids import uuid5_text
 from reactor.domain.sync import MERGED_MARK, OperationRef, SyncOperation
 
 DEFAULT_MAX_REWIND = 1000
+# Where a held dead action keeps what it was (see `buried`).
+DEAD_MARK = "dead"
 _COPY_NAMESPACE = bytes.fromhex("3a7c5e2f9b1d4c6e8a0f2b4d6c8e0a1b")
 
 
@@ -115,7 +121,17 @@ class LoadPlan:
 
 
 def sort_key(action: Action, op_id: str) -> tuple[datetime, str, str]:
-    return (action.timestamp, action.id, op_id)
+    """The canonical order. A PRUNE's LOAD_STATE sorts at the newest action
+    it folds in, not at its own time: writes another reactor made in
+    between come after the state it loads, not under it."""
+    at = action.timestamp
+    pruned_to = (action.context or {}).get(PRUNED_TO)
+    if action.type == "LOAD_STATE" and isinstance(pruned_to, str):
+        try:
+            at = min(at, datetime.fromisoformat(pruned_to))
+        except ValueError:
+            pass
+    return (at, action.id, op_id)
 
 
 def alive_actions(log: Sequence[LogOp]) -> dict[str, LogOp]:
@@ -168,6 +184,7 @@ def plan_load(
     appendable = (
         fresh
         and len(fresh) == len(incoming)
+        and incoming[0].index == revision  # the sender's positions are this lane's
         and (after.id if after is not None else None) == head_id
         and not any(op.action.id in held_actions for op in fresh)
     )
@@ -197,13 +214,13 @@ def _merge(
     candidates: dict[str, tuple[Action, str]] = {
         a: (op.action, op.id) for a, op in alive.items() if a not in dead
     }
-    buried: dict[str, tuple[Action, str]] = {}
+    dead_fresh: dict[str, tuple[Action, str]] = {}
     for op in fresh:
         # An action held here is placed already, or dead here (dead wins).
         if op.action.id in held:
             continue
         if op.action.id in dead:
-            buried.setdefault(op.action.id, (op.action, op.id))
+            dead_fresh.setdefault(op.action.id, (op.action, op.id))
         else:
             candidates.setdefault(op.action.id, (op.action, op.id))
     order = sorted(candidates.values(), key=lambda c: sort_key(c[0], c[1]))
@@ -221,8 +238,8 @@ def _merge(
     base = effective[kept - 1] + 1 if kept else 0
     rewound = len(log) - base
     held_dead = [
-        Planned(copy_id(job_id, a.id), 0, _marked(a), None)
-        for a, op_id in sorted(buried.values(), key=lambda c: sort_key(c[0], c[1]))
+        Planned(copy_id(job_id, a.id), 0, buried(a), None)
+        for a, op_id in sorted(dead_fresh.values(), key=lambda c: sort_key(c[0], c[1]))
     ]
     if not tail and rewound == 0 and not held_dead:
         return LoadPlan(merged=True, base=len(log))
@@ -232,21 +249,40 @@ def _merge(
             f"{max_rewind}"
         )
     ops = [Planned(copy_id(job_id, a.id), 0, _marked(a), None) for a, _ in tail]
+    plan = LoadPlan(ops=ops, dead=held_dead, merged=True, rewound=rewound, base=base)
     if not ops:
-        # Only dead actions to leave out: one NOOP carries the skip.
         stamps = [log[i].timestamp for i in range(base, len(log))]
-        stamps += [p.action.timestamp for p in held_dead]
-        newest = max(stamps)
-        noop = Action(
-            id=copy_id(job_id, "noop"),
-            type="NOOP",
-            input={},
-            scope=scope,
-            timestamp=newest,
-            context={MERGED_MARK: True},
+        plan.ops.append(
+            carrier(job_id, scope, max(stamps + [p.action.timestamp for p in held_dead]))
         )
-        ops.append(Planned(noop.id, 0, noop, None))
-    return LoadPlan(ops=ops, dead=held_dead, merged=True, rewound=rewound, base=base)
+    return plan
+
+
+def carrier(job_id: str, scope: str, at: datetime) -> Planned:
+    """A NOOP to carry a merge's skip when nothing else is re-appended (only
+    dead actions to leave out)."""
+    noop = Action(
+        id=copy_id(job_id, "noop"),
+        type="NOOP",
+        input={},
+        scope=scope,
+        timestamp=at,
+        context={MERGED_MARK: True},
+    )
+    return Planned(noop.id, 0, noop, None)
+
+
+def buried(action: Action) -> Action:
+    """How a dead action is held: a NOOP under its id and timestamp, the
+    action itself in its context. Any state takes a NOOP, so the action is
+    held whatever the state where it lands (its own reducer may refuse it
+    there), and replay and verification pass over it."""
+    context = {
+        **(action.context or {}),
+        MERGED_MARK: True,
+        DEAD_MARK: {"type": action.type, "input": action.input},
+    }
+    return action.model_copy(update={"type": "NOOP", "input": {}, "context": context})
 
 
 def _marked(action: Action) -> Action:

@@ -74,8 +74,12 @@ class LoadRequest(BaseModel):
         return self.scope in SCOPES
 
 
-def load_batch_id(origin: str | None, digest: str) -> str:
-    return f"{LOAD_BATCH_PREFIX}{origin or 'local'}.{digest}"
+def load_batch_id(origin: str | None, digest: str, attempt: int = 0) -> str:
+    """A load's batch is named by what it carries, so sending it twice is one
+    batch; a sender that retries after a failure (whose cause may be gone)
+    names its attempt, or it would get the failed batch back."""
+    base = f"{LOAD_BATCH_PREFIX}{origin or 'local'}.{digest}"
+    return base if attempt == 0 else f"{base}.{attempt}"
 
 
 def origin_of_job(job_id: str | None) -> str | None:

@@ -161,6 +161,8 @@ def test_signatures_are_checked_against_the_senders_chain() -> None:
 step = st.one_of(
     st.tuples(st.just("write"), st.sampled_from("ab"), st.integers(0, 40)),
     st.tuples(st.just("undo"), st.sampled_from("ab"), st.integers(0, 40)),
+    st.tuples(st.just("redo"), st.sampled_from("ab"), st.integers(0, 40)),
+    st.tuples(st.just("prune"), st.sampled_from("ab"), st.integers(0, 40)),
     st.tuples(st.just("sync"), st.sampled_from(["ab", "ba"]), st.just(0)),
 )
 
@@ -168,6 +170,9 @@ step = st.one_of(
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, min_size=1, max_size=30))
 def test_random_interleavings_of_two_logs_converge(steps: list[tuple[str, str, int]]) -> None:
+    """Writes (stamped out of order), UNDO, REDO, PRUNE and partial syncs
+    either way, then a full exchange: both sides hold every write, in the
+    same effective order, with the same state and hash."""
     replicas = {"a": Replica("a"), "b": Replica("b")}
     written: set[str] = set()
     clock = 100.0
@@ -180,10 +185,15 @@ def test_random_interleavings_of_two_logs_converge(steps: list[tuple[str, str, i
             r = replicas[who]
             r.write("APPEND", {"value": f"{who}{n}"}, at(stamp), f"{who}-{n}")
             written.add(f"{who}-{n}")
-        elif kind == "undo":
+        elif kind in ("undo", "redo"):
             r = replicas[who]
-            if r.write("UNDO", {}, at(stamp), f"{who}-undo-{n}"):
-                written.add(f"{who}-undo-{n}")
+            if r.write(kind.upper(), {}, at(stamp), f"{who}-{kind}-{n}"):
+                written.add(f"{who}-{kind}-{n}")
+        elif kind == "prune":
+            r = replicas[who]
+            span = {"start": jitter % max(1, len(r.log)), "end": len(r.log)}
+            if r.write("PRUNE", span, at(stamp), f"{who}-prune-{n}"):
+                written.add(f"{who}-prune-{n}")
         else:
             sync(replicas[who[0]], replicas[who[1]])
     a, b = replicas["a"], replicas["b"]

@@ -22,6 +22,7 @@ from reactor.api.http.schema import request_body
 from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobInfo, JobStatus
 from reactor.domain.limits import MAX_DEPTH, find_unstorable
+from reactor.domain.load_plan import MAX_ATTEMPT
 from reactor.domain.sync import ORIGIN_RE, LoadRequest
 from reactor.storage.identity import reactor_id
 from reactor.storage.operation_store import Position
@@ -57,6 +58,12 @@ class LoadBody(BaseModel):
 
     origin: str = Field(pattern=ORIGIN_RE.pattern, description="the sender's reactor id")
     loads: list[LoadRequest]
+    attempt: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_ATTEMPT,
+        description="the sender's retry of these loads after a failure (0: the first)",
+    )
 
 
 class LoadAnswer(BaseModel):
@@ -146,7 +153,7 @@ async def sync_load(
     await authorize_loads(reactor, principal, body.loads)
     jobs: list[JobInfo] = []
     if body.loads:
-        result = await reactor.load_batch(body.loads, origin=body.origin)
+        result = await reactor.load_batch(body.loads, origin=body.origin, attempt=body.attempt)
         jobs = await waited(reactor, list(result.jobs.values()), timeout)
     return LoadAnswer(reactor_id=await reactor_id(reactor.db), jobs=jobs)
 
