@@ -353,7 +353,13 @@ class ReactorBuilder:
         return self
 
     async def build(self) -> Reactor:
-        return (await self.build_module()).reactor
+        """The reactor alone; closing it closes what the module opened for
+        it (the LISTEN connection and the subscriptions) too."""
+        module = await self.build_module()
+        module.reactor.close_with(module.subscription_manager.close)
+        if module.listener is not None:
+            module.reactor.close_with(module.listener.stop)
+        return module.reactor
 
     async def build_module(self) -> ReactorModule:
         """Opens every store and component once: the reactor, its workers

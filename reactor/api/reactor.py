@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -149,6 +149,7 @@ class Reactor:
         # without one costs nothing (the SDK drops the request), but says
         # nothing true either.
         self.eager_start = config.eager_start is True
+        self._close_first: list[Callable[[], Awaitable[None]]] = []
 
     # -- writes ---------------------------------------------------------------
 
@@ -635,7 +636,15 @@ class Reactor:
             )
         return self._shutdown
 
+    def close_with(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Something `close()` closes first: what a builder opened for this
+        reactor alone."""
+        self._close_first.append(close)
+
     async def close(self) -> None:
+        closers, self._close_first = self._close_first, []
+        for close in closers:
+            await close()
         await self._batch_results.close()
         await self.ready_notices.close()
         if self._shutdown is not None and not self._shutdown.completed.done():
