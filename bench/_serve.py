@@ -30,13 +30,19 @@ class Served:
 
 
 @asynccontextmanager
-async def reactor_serve(stack: BenchStack) -> AsyncIterator[Served]:
-    """`reactor serve --port 0` on the bench's database and Temporal, until
-    the block ends (SIGTERM: open requests get their grace, then it exits)."""
-    task_queue = f"{stack.task_queue}-http"
-    log_path = stack.folder / "serve.log"
+async def reactor_serve(
+    stack: BenchStack, database_url: str | None = None, name: str = "http"
+) -> AsyncIterator[Served]:
+    """`reactor serve --port 0` on the bench's Temporal and its database (or
+    `database_url`), on a task queue of its own named `name`, until the
+    block ends (SIGTERM: open requests get their grace, then it exits)."""
+    task_queue = f"{stack.task_queue}-{name}"
+    log_path = stack.folder / f"serve-{name}.log"
     env = services.worker_env(
-        stack.database_url, stack.temporal_address, task_queue, home=stack.folder / "home"
+        database_url or stack.database_url,
+        stack.temporal_address,
+        task_queue,
+        home=stack.folder / "home",
     )
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(

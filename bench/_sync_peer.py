@@ -9,9 +9,6 @@ feed. The channel is stored on A and run by A's worker (`sync-<name>`)."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from _metering import RssSampler
-from _serve import _ready_url
+from _serve import reactor_serve
 from _stack import BenchStack, build_reactor
 
 from reactor.api.reactor import Reactor
@@ -42,7 +39,7 @@ class Remote:
     url: str
     database_url: str
     task_queue: str
-    proc: subprocess.Popen[bytes]
+    pid: int
     reactor: Reactor
     rss: RssSampler
 
@@ -50,32 +47,15 @@ class Remote:
 @asynccontextmanager
 async def served_peer(stack: BenchStack) -> AsyncIterator[Remote]:
     database_url = await services.create_database(stack.server_url, "bench_sync_b_")
-    task_queue = f"{stack.task_queue}-b"
-    log_path = stack.folder / "serve-b.log"
-    env = services.worker_env(
-        database_url, stack.temporal_address, task_queue, home=stack.folder / "home"
-    )
     try:
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "reactor.cli.main", "serve", "--port", "0"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=str(stack.folder),
-                start_new_session=True,  # a Ctrl-C reaches the bench, which stops it
-            )
-        try:
-            url = await _ready_url(proc, log_path)
-            reactor = await build_reactor(database_url, stack.temporal_address, task_queue)
-            rss = RssSampler(proc.pid).start()
+        async with reactor_serve(stack, database_url, "b") as served:
+            reactor = await build_reactor(database_url, stack.temporal_address, served.task_queue)
+            rss = RssSampler(served.pid).start()
             try:
-                yield Remote(url, database_url, task_queue, proc, reactor, rss)
+                yield Remote(served.url, database_url, served.task_queue, served.pid, reactor, rss)
             finally:
                 rss.stop()
                 await reactor.close()
-        finally:
-            await asyncio.to_thread(services.stop_process, proc)
     finally:
         # An embedded server goes with its folder; dropping the database
         # while this process still runs would only make its listeners retry.

@@ -244,7 +244,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
             f"merge cost: rewound {', '.join(map(str, args.rewinds))}, {args.repeats} repeats…"
         )
         merges = await merge_cost(stack.reactor, args.rewinds, args.repeats)
-        b_idle = tree_rss(remote.proc.pid)
+        b_idle = tree_rss(remote.pid)
         a_id, b_id = await reactor_id(stack.reactor.db), await reactor_id(remote.reactor.db)
     return {
         "bench": "sync",

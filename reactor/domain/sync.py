@@ -20,6 +20,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.domain.actions import SCOPES, Action
+from reactor.domain.document import Operation
 
 # Batch ids of loads name the reactor the operations came from, so the log
 # can tell which operations a peer sent (they are never sent back to it):
@@ -55,6 +56,19 @@ class SyncOperation(BaseModel):
     hash: str = Field(min_length=1, max_length=256)
     action: Action
     dead: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, op: Operation, dead: list[str] | None = None) -> SyncOperation:
+        """A stored operation as it is sent."""
+        return cls(
+            id=op.id,
+            index=op.index,
+            skip=op.skip,
+            timestamp=op.timestamp,
+            hash=op.hash,
+            action=op.action,
+            dead=dead or [],
+        )
 
 
 class LoadRequest(BaseModel):

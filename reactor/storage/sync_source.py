@@ -165,14 +165,7 @@ def _runs(ops: Sequence[tuple[Operation, str | None]]) -> list[LoadRequest]:
             for scope in SCOPES:
                 open_runs.pop((op.document_id, scope, op.branch), None)
         run = open_runs.get(lane)
-        wire = SyncOperation(
-            id=op.id,
-            index=op.index,
-            skip=op.skip,
-            timestamp=op.timestamp,
-            hash=op.hash,
-            action=op.action,
-        )
+        wire = SyncOperation.of(op)
         if run is not None and run.operations[-1].index + 1 == op.index:
             run.operations.append(wire)
             continue

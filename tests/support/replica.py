@@ -112,17 +112,7 @@ class Replica:
                     runs.append((self._ref(current[0].index), current))
                     current = []
                 continue
-            current.append(
-                SyncOperation(
-                    id=op.id,
-                    index=op.index,
-                    skip=op.skip,
-                    timestamp=op.timestamp,
-                    hash=op.hash,
-                    action=op.action,
-                    dead=dead_covered(self.log, op.index),
-                )
-            )
+            current.append(SyncOperation.of(op, dead_covered(self.log, op.index)))
         if current:
             runs.append((self._ref(current[0].index), current))
         return runs
