@@ -71,8 +71,19 @@ def reduce_load(
         raise JobRejected(exc.error_type, str(exc)) from exc
     if not plan.ops and not plan.dead:
         return None
+    # The state the merged run starts from: the head when nothing is
+    # rewound, else replayed once, for both passes over the run.
+    base_state: dict[str, Any] | None = None
+    if plan.merged and plan.base != head.revision:
+        base_state = _state_at(model, scope, log, plan.base).state()
+
+    def base_lane() -> LaneReducer:
+        if base_state is None:
+            return LaneReducer(model, scope, head.state, head.validated)
+        return LaneReducer(model, scope, base_state)
+
     if plan.merged:
-        _leave_out_refused(plan, model, scope, log, head, job_id)
+        _leave_out_refused(plan, base_lane(), scope, job_id)
     revision = len(log)
     combined: list[LogOp | LoggedOp] = list(log)
     ops: list[NewOperation] = []
@@ -87,12 +98,7 @@ def reduce_load(
             )
             combined.append(LoggedOp(index, 0, planned.action))
     if plan.merged:
-        # Nothing rewound: the run starts from the head (past the dead copies
-        # it skips), so no replay.
-        if plan.base == head.revision:
-            lane = LaneReducer(model, scope, head.state, head.validated)
-        else:
-            lane = _state_at(model, scope, log, plan.base)
+        lane = base_lane()
         first = plan.ops[0]
         plan.ops[0] = Planned(first.id, len(combined) - plan.base, first.action, None)
     else:
@@ -167,21 +173,10 @@ def reduce_load(
     return Reduced(ops, new_head, state_json, keyframes, model, children, span, header)
 
 
-def _leave_out_refused(
-    plan: LoadPlan,
-    model: DocumentModel | None,
-    scope: str,
-    log: Sequence[LogOp],
-    head: Head,
-    job_id: str,
-) -> None:
+def _leave_out_refused(plan: LoadPlan, lane: LaneReducer, scope: str, job_id: str) -> None:
     """Moves the run's actions that the merged order makes invalid to the
-    held dead ones: reduced on a scratch lane from the run's start, each one
-    its reducer refuses is left out (the state stays as before it)."""
-    if plan.base == head.revision:
-        lane = LaneReducer(model, scope, head.state, head.validated)
-    else:
-        lane = _state_at(model, scope, log, plan.base)
+    held dead ones: reduced on `lane`, a scratch lane at the run's start,
+    each one its reducer refuses is left out (the state stays as before it)."""
     refused: list[Planned] = []
     for planned in plan.ops:
         try:
