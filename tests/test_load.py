@@ -198,6 +198,14 @@ async def test_load_takes_one_lane_and_returns_its_job(stack: Stack) -> None:
         await a.reactor.wait_for_job((await a.reactor.execute(doc, "main", [add("x")])).id)
         (load,) = [load for load in await page_of(a) if load.scope == "global"]
         ops: list[SyncOperation] = load.operations
+        shifted = [ops[0].model_copy(update={"index": 7})]
+        with pytest.raises(ValidationError) as err:
+            await b.reactor.load(doc, "main", shifted, origin=a.reactor_id)  # no `after`
+        assert err.value.field == "after"
+        with pytest.raises(ValidationError) as err:
+            elsewhere = OperationRef(id="o", action_id="a", index=3, hash="h")
+            await b.reactor.load(doc, "main", shifted, after=elsewhere, origin=a.reactor_id)
+        assert err.value.field == "after.index"
         info = await b.reactor.load(doc, "main", ops, after=load.after, origin=a.reactor_id)
         done = await b.reactor.wait_for_job(info.id)
         assert done.status == "READ_READY"

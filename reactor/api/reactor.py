@@ -77,6 +77,7 @@ REQUEST_HASH_MEMO = "request_hash"
 
 ActionLike = Action | ActionSpec | Mapping[str, Any]
 _M = TypeVar("_M", bound=pydantic.BaseModel)
+_ONE_LOAD = "loads[0]."  # how load_batch names the fields of load()'s one request
 
 
 class BatchResult(pydantic.BaseModel):
@@ -333,7 +334,14 @@ class Reactor:
             "after": after,
             "operations": ops,
         }
-        result = await self.load_batch([request], origin=origin)
+        try:
+            result = await self.load_batch([request], origin=origin)
+        except ValidationError as exc:
+            # Named as this call's arguments: `operations[k]…`, `after…`.
+            field = exc.field
+            if field is not None and field.startswith(_ONE_LOAD):
+                field = field[len(_ONE_LOAD) :]
+            raise ValidationError(exc.reason, job=exc.job, field=field) from None
         return result.jobs["load-0"]
 
     async def load_batch(
