@@ -144,15 +144,17 @@ def dead_actions(log: Sequence[LogOp]) -> set[str]:
     return {op.action.id for op in log} - alive.keys()
 
 
-def dead_covered(log: Sequence[LogOp], index: int) -> list[str]:
-    """The action ids the skip of operation `index` leaves out that are not
-    alive in the lane now: what a sender tells a receiver with it."""
+def dead_covered(log: Sequence[LogOp], index: int, dead: set[str] | None = None) -> list[str]:
+    """The action ids the skip of operation `index` leaves out that are dead
+    in the lane now: what a sender tells a receiver with it. `dead`: the
+    lane's `dead_actions`, for a caller annotating several operations."""
     op = log[index]
     if op.skip == 0:
         return []
-    alive = alive_actions(log)
+    if dead is None:
+        dead = dead_actions(log)
     covered = {log[i].action.id for i in range(index - op.skip, index)}
-    return sorted(covered - alive.keys())
+    return sorted(covered & dead)
 
 
 def copy_id(job_id: str, action_id: str) -> str:
@@ -193,21 +195,24 @@ def plan_load(
             ops=[Planned(op.id, op.skip, op.action, op.hash) for op in fresh],
             base=revision,
         )
-    return _merge(log, fresh, incoming, scope=scope, job_id=job_id, max_rewind=max_rewind)
+    return _merge(
+        log, fresh, incoming, held_actions, scope=scope, job_id=job_id, max_rewind=max_rewind
+    )
 
 
 def _merge(
     log: Sequence[LogOp],
     fresh: Sequence[SyncOperation],
     incoming: Sequence[SyncOperation],
+    held: set[str],
     *,
     scope: str,
     job_id: str,
     max_rewind: int,
 ) -> LoadPlan:
+    """`held`: the action ids of every operation in `log`."""
     effective = effective_indexes(log, len(log))
     alive = {log[i].action.id: log[i] for i in effective}
-    held = {op.action.id for op in log}
     dead = held - alive.keys()
     for op in incoming:
         dead.update(op.dead)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reactor.domain.actions import SCOPES, Action
+from reactor.domain.actions import Action
 from reactor.domain.document import Operation
 
 # Batch ids of loads name the reactor the operations came from, so the log
@@ -83,9 +83,6 @@ class LoadRequest(BaseModel):
     document_type: str | None = None
     after: OperationRef | None = None
     operations: list[SyncOperation] = Field(min_length=1)
-
-    def scope_ok(self) -> bool:
-        return self.scope in SCOPES
 
 
 def load_batch_id(origin: str | None, digest: str, attempt: int = 0) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import builtins
 import re
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
+from reactor.domain.channel_status import ChannelState
 from reactor.domain.errors import ValidationError
 from reactor.domain.jobs import MAX_ERROR_MESSAGE
 from reactor.domain.limits import text_problem
@@ -27,7 +28,6 @@ from reactor.storage.operation_store import Position
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_URL = 2048
 MAX_FILTER = 256  # a document type or id, as the wire models bound them
-ChannelState = Literal["PENDING", "SUCCEEDED", "FAILED"]
 
 _COLUMNS = """
 name, url, token, document_type, document_id, remote_id,
@@ -106,7 +106,7 @@ class Channel(BaseModel):
     push: Position = Position()  # this log, acknowledged by the remote up to this
     pulled: int = 0
     pushed: int = 0
-    status: ChannelState = "PENDING"
+    status: ChannelState = ChannelState.PENDING
     attempts: int = 0  # failed rounds in a row
     last_error: str | None = None
     last_success_at: datetime | None = None
@@ -408,7 +408,7 @@ class InMemoryChannelStore:
         self._put(
             old.model_copy(
                 update={
-                    "status": "SUCCEEDED",
+                    "status": ChannelState.SUCCEEDED,
                     "attempts": 0,
                     "last_error": None,
                     "last_success_at": datetime.now(UTC),
@@ -424,7 +424,7 @@ class InMemoryChannelStore:
         new = self._put(
             old.model_copy(
                 update={
-                    "status": "FAILED",
+                    "status": ChannelState.FAILED,
                     "attempts": old.attempts + 1,
                     "last_error": _error_text(error),
                 }

@@ -20,13 +20,13 @@ import asyncpg
 
 from reactor.domain.actions import SCOPES
 from reactor.domain.document import Operation
-from reactor.domain.merge import dead_covered
+from reactor.domain.merge import dead_actions, dead_covered
 from reactor.domain.sync import (
-    LOAD_BATCH_PREFIX,
     LoadRequest,
     OperationRef,
     SyncOperation,
     is_merged_copy,
+    origin_of_job,
 )
 from reactor.storage.database import Database
 from reactor.storage.operation_store import OperationStore, Position, row_to_operation
@@ -95,9 +95,9 @@ class SyncPage:
 
 def echoed(op: Operation, peer: str | None) -> bool:
     """Whether `peer` sent `op` itself (and so must not get it back)."""
-    if peer is None or op.job_id is None:
+    if peer is None:
         return False
-    return op.job_id.startswith(f"{LOAD_BATCH_PREFIX}{peer}.") and not is_merged_copy(op.action)
+    return origin_of_job(op.job_id) == peer and not is_merged_copy(op.action)
 
 
 class SyncSource:
@@ -205,16 +205,17 @@ async def _link(conn: asyncpg.Connection, loads: Sequence[LoadRequest]) -> None:
 async def _annotate_dead(conn: asyncpg.Connection, loads: Sequence[LoadRequest]) -> None:
     """Fills `dead` on operations whose skip leaves others out, from their
     lane's whole log (read once per lane)."""
-    logs: dict[Lane, list[Operation]] = {}
+    logs: dict[Lane, tuple[list[Operation], set[str]]] = {}
     for load in loads:
         lane = (load.document_id, load.scope, load.branch)
         for op in load.operations:
             if op.skip == 0:
                 continue
-            log = logs.get(lane)
-            if log is None:
-                log = logs[lane] = await OperationStore.load_range(conn, *lane, 0, LANE_END)
+            if lane not in logs:
+                lane_log = await OperationStore.load_range(conn, *lane, 0, LANE_END)
+                logs[lane] = lane_log, dead_actions(lane_log)
+            log, dead = logs[lane]
             # A skip reaching before index 0 covers nothing that a peer
             # could hold (and would index the log from its end).
             if op.index < len(log) and log[op.index].id == op.id and op.skip <= op.index:
-                op.dead = dead_covered(log, op.index)
+                op.dead = dead_covered(log, op.index, dead)
