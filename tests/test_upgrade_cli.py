@@ -11,9 +11,11 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from subprocess import Popen
 
 from reactor.api.builder import ReactorBuilder
 from reactor.api.module import ReactorModule
+from reactor.api.reactor import Reactor
 from reactor.domain.jobs import JobStatus
 from reactor.domain.model import DocumentModel
 from reactor.storage.database import Database
@@ -178,7 +180,14 @@ async def test_upgrade_command_survives_a_worker_sigkill_and_completes_once(
             first.kill()
     second = spawn_worker(stack, database_url, task_queue, tmp_path / "w2.log", env)
     try:
-        out, err = await asyncio.wait_for(command.communicate(), 180)
+        try:
+            out, err = await asyncio.wait_for(command.communicate(), 180)
+        except TimeoutError:
+            command.kill()
+            out, err = await command.communicate()
+            raise AssertionError(
+                await _stuck(old, task_queue, tmp_path, out + err, second)
+            ) from None
     finally:
         second.terminate()
         second.wait(30)
@@ -200,3 +209,29 @@ async def test_upgrade_command_survives_a_worker_sigkill_and_completes_once(
         assert (await reader.verify(doc)).ok
     code, out_again, _ = await run_reactor(env, "upgrade", "--type", KIND)
     assert code == 0 and "nothing to upgrade" in out_again
+
+
+async def _stuck(
+    reactor: Reactor, task_queue: str, folder: Path, output: bytes, worker: Popen[bytes]
+) -> str:
+    """What a command that never ended leaves to read: its output, the
+    workers' logs and what each batch workflow of the queue still waits for."""
+    parts = [f"the upgrade command did not end; its output:\n{output.decode()[-3000:]}"]
+    parts.append(f"second worker: {'running' if worker.poll() is None else worker.returncode}")
+    for name in ("w1.log", "w2.log"):
+        text = (folder / name).read_text(errors="replace") if (folder / name).exists() else ""
+        parts.append(f"--- {name}, its end:\n{text[-4000:]}")
+    async for wf in reactor.client.list_workflows(f"TaskQueue = '{task_queue}'"):
+        described = await reactor.client.get_workflow_handle(wf.id, run_id=wf.run_id).describe()
+        raw = described.raw_description
+        pending = [
+            f"{a.activity_type.name} state {a.state} attempt {a.attempt} "
+            f"failure {a.last_failure.message!r}"
+            for a in raw.pending_activities
+        ]
+        task = raw.pending_workflow_task
+        parts.append(
+            f"--- workflow {wf.id}: {wf.status}, pending activities {pending}, "
+            f"workflow task state {task.state} attempt {task.attempt}"
+        )
+    return "\n".join(parts)

@@ -144,7 +144,12 @@ async def submit(reactor: Reactor, request: dict[str, Any], *, wait: bool, as_js
 async def wait_with_progress(
     reactor: Reactor, batch_id: str, total: int, *, quiet: bool = False
 ) -> list[JobInfo]:
+    """The batch's final jobs, with a progress bar on a terminal. The bar's
+    summary queries never hold up the answer: a query waits for a worker
+    to take it, and none may be polling while one restarts."""
     done_task = asyncio.ensure_future(reactor.wait_for_batch(batch_id))
+    if quiet or not err_console.is_terminal:
+        return await done_task
     with Progress(
         TextColumn("[bold]batch {task.fields[batch]}"),
         BarColumn(),
@@ -152,18 +157,20 @@ async def wait_with_progress(
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
         console=err_console,
-        disable=quiet or not err_console.is_terminal,
         transient=True,
     ) as progress:
         task = progress.add_task("", total=total, batch=batch_id[:12], detail="")
         while not done_task.done():
-            try:
-                summary = await reactor.batch_summary(batch_id)
+            query = asyncio.ensure_future(reactor.batch_summary(batch_id))
+            await asyncio.wait({done_task, query}, return_when=asyncio.FIRST_COMPLETED)
+            if not query.done():
+                query.cancel()
+                break
+            if query.exception() is None:  # the first workflow task may not have run yet
+                summary = query.result()
                 finished = summary.counts["READ_READY"] + summary.counts["FAILED"]
                 detail = ", ".join(f"{k.lower()} {v}" for k, v in summary.counts.items() if v)
                 progress.update(task, completed=finished, detail=detail)
-            except Exception:  # the first workflow task may not have run yet
-                pass
             await asyncio.wait({done_task}, timeout=0.2)
     return await done_task
 
