@@ -24,6 +24,8 @@ from reactor.domain.limits import MAX_DEPTH, Limits, too_big
 from reactor.runtime.settings import Settings, limits_from_env, load_settings, model_modules
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
+# How long a progress query still in flight when its batch ended may finish.
+QUERY_GRACE_S = 1.0
 
 console = Console()
 err_console = Console(stderr=True)
@@ -164,7 +166,13 @@ async def wait_with_progress(
             query = asyncio.ensure_future(reactor.batch_summary(batch_id))
             await asyncio.wait({done_task, query}, return_when=asyncio.FIRST_COMPLETED)
             if not query.done():
-                query.cancel()
+                # Answered in moments by a live worker; one cancelled under
+                # it makes its SDK warn that the query had expired.
+                await asyncio.wait({query}, timeout=QUERY_GRACE_S)
+                if query.done():
+                    query.exception()  # read, so that no failure is reported unread
+                else:
+                    query.cancel()
                 break
             if query.exception() is None:  # the first workflow task may not have run yet
                 summary = query.result()
