@@ -116,10 +116,13 @@ def spawn_worker(
     return services.spawn_worker(env, log, cwd=stack.folder)
 
 
-async def wait_polling(log: Path, timeout: float = 60) -> None:
+async def wait_polling(
+    log: Path, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Until the worker logging to `log` polls its task queue (its start-up,
-    imports included, takes seconds on a fresh clone)."""
-    await services.wait_polling(log, timeout)
+    imports included, takes seconds on a fresh clone); with `proc`, its
+    exit first is an error quoting the log."""
+    await services.wait_polling(log, timeout, proc)
 
 
 async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

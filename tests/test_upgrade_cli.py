@@ -180,6 +180,7 @@ async def test_upgrade_command_survives_a_worker_sigkill_and_completes_once(
             first.kill()
     second = spawn_worker(stack, database_url, task_queue, tmp_path / "w2.log", env)
     try:
+        await wait_polling(tmp_path / "w2.log", proc=second)
         try:
             out, err = await asyncio.wait_for(command.communicate(), 180)
         except TimeoutError:
