@@ -20,15 +20,13 @@ import pytest
 from reactor.api.builder import ReactorBuilder
 from reactor.api.module import ReactorModule
 from reactor.api.reactor import Reactor
-from reactor.domain.workflow_io import BatchConfig
-from reactor.models import BUILTIN_MODELS
 from reactor.runtime import stack as services
 from reactor.runtime.embedded import free_port as free_port
 from reactor.runtime.stack import EmbeddedStack, create_database
 from reactor.runtime.stack import with_database as with_database
 from reactor.storage.database import Database
 from tests.support.verify_after import verify_after as verify_after
-from tests.support.workers import worker_module
+from tests.support.workers import suite_builder, worker_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,14 +71,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 async def reactor(stack: Stack, database_url: str, task_queue: str) -> AsyncIterator[Reactor]:
     """A reactor with no worker: tests add one with `in_process_worker`."""
-    r = await (
-        ReactorBuilder()
-        .with_document_models(BUILTIN_MODELS)
-        .with_database(database_url)
-        .with_temporal(stack.temporal_address, task_queue=task_queue)
-        .with_batch_config(BatchConfig(heartbeat_timeout_s=5))
-        .build()
-    )
+    r = await suite_builder(database_url, stack.temporal_address, task_queue).build()
     yield r
     await r.close()
 
@@ -144,13 +135,7 @@ async def module_factory(
     async def make(
         configure: Callable[[ReactorBuilder], ReactorBuilder] | None = None, *, worker: bool = True
     ) -> ReactorModule:
-        builder = (
-            ReactorBuilder()
-            .with_document_models(BUILTIN_MODELS)
-            .with_database(database_url)
-            .with_temporal(stack.temporal_address, task_queue=task_queue)
-            .with_batch_config(BatchConfig(heartbeat_timeout_s=5))
-        )
+        builder = suite_builder(database_url, stack.temporal_address, task_queue)
         module = await (configure(builder) if configure else builder).build_module()
         w = module.create_worker() if worker else None
         if w is not None:

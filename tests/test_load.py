@@ -13,7 +13,7 @@ from reactor.domain.sync import LoadRequest, OperationRef, SyncOperation
 from reactor.storage.operation_store import Position
 from reactor.storage.sync_source import SyncSource
 from tests.conftest import Stack
-from tests.support.peers import Peer, exchange, open_peers
+from tests.support.peers import Peer, exchange, exchange_both_ways, open_peers
 from tests.support.rows import row_counts
 
 TODO = "powerhouse/todo-list"
@@ -77,7 +77,6 @@ async def test_concurrent_writes_on_both_sides_merge_and_converge(stack: Stack) 
     async with open_peers(stack, "a", "b") as (a, b):
         doc = await created(a)
         pos_ab, _ = await exchange(a, b, Position())
-        pos_ba = Position()
         # Interleaved in time, written on each side without the other's.
         for n in range(4):
             for peer in (a, b):
@@ -85,9 +84,7 @@ async def test_concurrent_writes_on_both_sides_merge_and_converge(stack: Stack) 
                 assert (await peer.reactor.wait_for_job(info.id)).status == "READ_READY"
         undo = await b.reactor.execute(doc, "main", [{"type": "UNDO"}])
         assert (await b.reactor.wait_for_job(undo.id)).status == "READ_READY"
-        for _ in range(4):
-            pos_ab, sent_ab = await exchange(a, b, pos_ab)
-            pos_ba, sent_ba = await exchange(b, a, pos_ba)
+        await exchange_both_ways(a, b, pos_ab, rounds=4)
         expected = ["a0", "b0", "a1", "b1", "a2", "b2", "a3"]  # b3 undone
         assert await todo(a, doc) == await todo(b, doc) == expected
         assert await heads(a, doc) == await heads(b, doc)

@@ -19,7 +19,6 @@ import httpx
 import jwt
 import pytest
 
-from reactor.api.builder import ReactorBuilder
 from reactor.api.http import JwtHandler
 from reactor.api.http.routes_events import event_id
 from reactor.api.reactor import Reactor
@@ -28,8 +27,6 @@ from reactor.domain.actions import Action
 from reactor.domain.document import Operation
 from reactor.domain.jobs import JobStatus
 from reactor.domain.sync import LoadRequest, OperationRef, SyncOperation
-from reactor.domain.workflow_io import BatchConfig
-from reactor.models import BUILTIN_MODELS
 from reactor.runtime.embedded import free_port
 from reactor.runtime.stack import create_database
 from reactor.storage.identity import reactor_id
@@ -38,6 +35,7 @@ from reactor.storage.operation_store import Position
 from reactor.storage.sync_source import SyncSource
 from tests.conftest import Stack
 from tests.support.http_api import DRIVE, TODO, add, create, served, todo_job
+from tests.support.workers import suite_builder
 
 SECRET = "a-test-secret-of-at-least-32-bytes!!"
 UNDO = {"type": "UNDO", "input": {}}
@@ -386,14 +384,8 @@ async def test_remote_reactor_reads_pages_and_waits_for_the_remotes_events(
 async def other_reactor(stack: Stack) -> AsyncIterator[Reactor]:
     """A second reactor with a database, task queue and worker of its own."""
     url = await create_database(stack.database_url, "t_")
-    module = await (
-        ReactorBuilder()
-        .with_document_models(BUILTIN_MODELS)
-        .with_database(url)
-        .with_temporal(stack.temporal_address, task_queue="tq-" + uuid.uuid4().hex[:10])
-        .with_batch_config(BatchConfig(heartbeat_timeout_s=5))
-        .build_module()
-    )
+    queue = "tq-" + uuid.uuid4().hex[:10]
+    module = await suite_builder(url, stack.temporal_address, queue).build_module()
     try:
         async with module.create_worker():
             yield module.reactor

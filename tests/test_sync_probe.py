@@ -25,7 +25,7 @@ from reactor.storage.operation_store import Position
 from reactor.storage.sync_source import SyncSource
 from tests.conftest import Stack
 from tests.support import versioned_counter as counter
-from tests.support.peers import Peer, exchange, open_peers
+from tests.support.peers import Peer, exchange, exchange_both_ways, open_peers
 from tests.support.rows import row_counts
 
 TODO = "powerhouse/todo-list"
@@ -93,10 +93,7 @@ async def test_a_write_concurrent_with_a_delete_does_not_block_the_channel(stack
         delete = {"type": "DELETE_DOCUMENT", "input": {}}
         await ready(a, await a.reactor.execute(doc, "main", [delete], scope="document"))
         await ready(b, await b.reactor.execute(doc, "main", [add("late")]))
-        pos_ba = Position()
-        for _ in range(2):
-            pos_ab, _ = await exchange(a, b, pos_ab)
-            pos_ba, _ = await exchange(b, a, pos_ba)
+        await exchange_both_ways(a, b, pos_ab)
         held_a = {op["action_id"] for ops in (await a.operations(doc)).values() for op in ops}
         held_b = {op["action_id"] for ops in (await b.operations(doc)).values() for op in ops}
         assert held_a == held_b
@@ -111,10 +108,7 @@ async def test_one_document_id_created_on_both_sides_converges(stack: Stack) -> 
         await created(b, "shared-doc")
         await ready(a, await a.reactor.execute("shared-doc", "main", [add("a")]))
         await ready(b, await b.reactor.execute("shared-doc", "main", [add("b")]))
-        pos_ab, pos_ba = Position(), Position()
-        for _ in range(2):
-            pos_ab, _ = await exchange(a, b, pos_ab)
-            pos_ba, _ = await exchange(b, a, pos_ba)
+        await exchange_both_ways(a, b, Position())
         doc_a = await a.reactor.get("shared-doc")
         doc_b = await b.reactor.get("shared-doc")
         assert doc_a.state == doc_b.state
@@ -283,10 +277,7 @@ async def test_signed_writes_merged_on_one_side_load_on_the_other_with_verificat
         pos_ab, _ = await exchange(a, b, Position())
         await clients["a"].execute("signed", "main", [add("a")])
         await clients["b"].execute("signed", "main", [add("b")])
-        pos_ba = Position()
-        for _ in range(2):
-            pos_ab, _ = await exchange(a, b, pos_ab)
-            pos_ba, _ = await exchange(b, a, pos_ba)
+        await exchange_both_ways(a, b, pos_ab)
         assert (await a.reactor.get("signed")).state == (await b.reactor.get("signed")).state
 
 
@@ -335,10 +326,7 @@ async def test_the_same_child_added_on_both_sides_converges(stack: Stack) -> Non
             await ready(
                 peer, await peer.reactor.execute(parent, "main", [relate], scope="document")
             )
-        pos_ba = Position()
-        for _ in range(2):
-            pos_ab, _ = await exchange(a, b, pos_ab)
-            pos_ba, _ = await exchange(b, a, pos_ba)
+        await exchange_both_ways(a, b, pos_ab)
         assert await scope_state(a, parent) == await scope_state(b, parent)
         assert (await scope_state(a, parent))["children"] == [child]
 
@@ -407,10 +395,7 @@ async def test_a_write_concurrent_with_a_prune_keeps_its_effect(stack: Stack) ->
         await ready(b, await b.reactor.execute(doc, "main", [add("b")]))
         prune = {"type": "PRUNE", "input": {"start": 0, "end": 2}}
         await ready(a, await a.reactor.execute(doc, "main", [prune]))
-        pos_ba = Position()
-        for _ in range(2):
-            pos_ab, _ = await exchange(a, b, pos_ab)
-            pos_ba, _ = await exchange(b, a, pos_ba)
+        await exchange_both_ways(a, b, pos_ab)
         items = {p.name: (await scope_state(p, doc, "global"))["items"] for p in (a, b)}
         assert items["a"] == items["b"]
         assert [item["id"] for item in items["a"]] == ["w1", "w2", "b"]
@@ -448,10 +433,7 @@ async def test_one_document_upgraded_on_both_sides_converges(stack: Stack) -> No
         for peer, version in ((a, 3), (b, 2)):
             upgrade = {"type": "UPGRADE_DOCUMENT", "input": {"to_version": version}}
             await ready(peer, await peer.reactor.execute("c", "main", [upgrade], scope="document"))
-        pos_ba = Position()
-        for _ in range(2):
-            pos_ab, _ = await exchange(a, b, pos_ab)
-            pos_ba, _ = await exchange(b, a, pos_ba)
+        await exchange_both_ways(a, b, pos_ab)
         doc_a, doc_b = await a.reactor.get("c"), await b.reactor.get("c")
         assert doc_a.header.model_version == doc_b.header.model_version
         assert doc_a.state == doc_b.state
@@ -468,8 +450,5 @@ async def test_a_name_set_and_undone_on_one_side_leaves_both_headers_equal(stack
         name = {"type": "SET_NAME", "input": {"name": "from a"}}
         await ready(a, await a.reactor.execute(doc, "main", [name]))
         await ready(a, await a.reactor.execute(doc, "main", [{"type": "UNDO"}]))
-        pos_ba = Position()
-        for _ in range(2):
-            pos_ab, _ = await exchange(a, b, pos_ab)
-            pos_ba, _ = await exchange(b, a, pos_ba)
+        await exchange_both_ways(a, b, pos_ab)
         assert (await header(a, doc))["name"] == (await header(b, doc))["name"]

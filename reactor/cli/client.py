@@ -169,12 +169,9 @@ async def wait_with_progress(
                 # Answered in moments by a live worker; one cancelled under
                 # it makes its SDK warn that the query had expired.
                 await asyncio.wait({query}, timeout=QUERY_GRACE_S)
-                if query.done():
-                    query.exception()  # read, so that no failure is reported unread
-                else:
-                    query.cancel()
-                break
-            if query.exception() is None:  # the first workflow task may not have run yet
+            if not query.done():
+                query.cancel()
+            elif query.exception() is None:  # the first workflow task may not have run yet
                 summary = query.result()
                 finished = summary.counts["READ_READY"] + summary.counts["FAILED"]
                 detail = ", ".join(f"{k.lower()} {v}" for k, v in summary.counts.items() if v)

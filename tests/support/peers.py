@@ -15,13 +15,12 @@ from reactor.api.http import create_app
 from reactor.api.http.server import ApiServer
 from reactor.api.module import ReactorModule
 from reactor.api.reactor import Reactor
-from reactor.domain.workflow_io import BatchConfig
-from reactor.models import BUILTIN_MODELS
 from reactor.runtime import stack as services
 from reactor.runtime.stack import create_database
 from reactor.storage.identity import reactor_id
 from reactor.storage.operation_store import Position
 from reactor.storage.sync_source import SyncSource
+from tests.support.workers import suite_builder
 
 
 @dataclass
@@ -76,13 +75,7 @@ async def open_peers(
         for name in names:
             database_url = await create_database(stack.database_url, "t_")
             task_queue = f"tq-{name}-{uuid.uuid4().hex[:8]}"
-            builder = (
-                ReactorBuilder()
-                .with_document_models(BUILTIN_MODELS)
-                .with_database(database_url)
-                .with_temporal(stack.temporal_address, task_queue=task_queue)
-                .with_batch_config(BatchConfig(heartbeat_timeout_s=5))
-            )
+            builder = suite_builder(database_url, stack.temporal_address, task_queue)
             if configure is not None:
                 builder = configure(builder)
             module = await builder.build_module()
@@ -165,3 +158,15 @@ async def exchange(sender: Peer, receiver: Peer, after: Position) -> tuple[Posit
         after = page.next
         if not page.more:
             return after, sent
+
+
+async def exchange_both_ways(
+    a: Peer, b: Peer, after_ab: Position, after_ba: Position | None = None, rounds: int = 2
+) -> None:
+    """`rounds` sync rounds without HTTP, each `a` to `b` then `b` to `a`,
+    from the positions given: the second round carries a merge's copies
+    back to the side that sent the first."""
+    after_ba = after_ba or Position()
+    for _ in range(rounds):
+        after_ab, _ = await exchange(a, b, after_ab)
+        after_ba, _ = await exchange(b, a, after_ba)

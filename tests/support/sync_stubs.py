@@ -68,18 +68,13 @@ class ScriptedSync:
 
 @asynccontextmanager
 async def sync_worker(client: Client, task_queue: str, stubs: ScriptedSync) -> AsyncIterator[None]:
-    worker = Worker(
+    async with Worker(
         client,
         task_queue=task_queue,
         workflows=[SyncWorkflow],
         activities=[stubs.sync_round, stubs.wait_for_changes],
-    )
-    task = asyncio.create_task(worker.run())
-    try:
+    ):
         yield
-    finally:
-        await worker.shutdown()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def start(
